@@ -1,0 +1,4 @@
+// The trace file format: pure encode/decode (no I/O). See docs/trace-format.md.
+export * from './format.js';
+export { encodeTraceHeader, encodeTraceBatch, encodeTraceEnd, encodeTraceTruncated } from './encode.js';
+export { decodeTrace } from './decode.js';
