@@ -1,7 +1,7 @@
 // The only module that loads the raw native binding. Everything else imports the
 // typed wrappers below. Each concern keeps to its own section.
 import { createRequire } from 'node:module';
-import { existsSync } from 'node:fs';
+import { existsSync, readFileSync } from 'node:fs';
 import { dirname, join } from 'node:path';
 import { fileURLToPath } from 'node:url';
 
@@ -46,6 +46,202 @@ void raw;
 
 // ---- bpf: object lifecycle, attach, ring buffer, map drain ----------------------------
 
+/** perf_event_attr fields the sampler sets (camelCase of the kernel's names). Exactly one of
+ *  samplePeriod / sampleFreq. sampleType defaults to PERF_SAMPLE_ADDR. */
+export interface PerfEventAttr {
+  type: number;
+  config?: number | bigint;
+  config1?: number | bigint;
+  config2?: number | bigint;
+  samplePeriod?: number | bigint;
+  sampleFreq?: number | bigint;
+  sampleType?: number | bigint;
+  preciseIp?: 0 | 1 | 2 | 3;
+  excludeKernel?: boolean;
+  excludeHv?: boolean;
+  excludeUser?: boolean;
+  excludeIdle?: boolean;
+  inherit?: boolean;
+  wakeupEvents?: number;
+}
+
+/** Where a perf event counts: one event per listed CPU (all tasks unless pid), or one for pid. */
+export interface PerfTarget {
+  cpus?: number[];
+  pid?: number;
+}
+
+export interface BpfProgInfo {
+  id: number;
+  /** Cumulative run time and run count; both stay 0 unless kernel.bpf_stats_enabled=1. */
+  runTimeNs: number;
+  runCnt: number;
+  recursionMisses: number;
+}
+
+export interface DrainedHash {
+  /** count * keySize bytes, entry i at i * keySize. */
+  keys: Uint8Array;
+  values: Uint8Array;
+  count: number;
+  keySize: number;
+  valueSize: number;
+  /** false when the kernel lacked batch ops and get_next_key/lookup/delete was used. */
+  usedBatch: boolean;
+}
+
+export interface RingBufferHandle {
+  /** Batches delivered and records of the wrong size skipped so far. */
+  stats(): { batches: number; malformed: number };
+  close(): void;
+}
+
+/** A libbpf object: open -> setGlobal/setAutoload -> load -> attach -> close. */
+export class BpfObject {
+  // eslint-disable-next-line @typescript-eslint/no-explicit-any
+  readonly #native: any;
+  #closed = false;
+
+  /** Use openBpfObject(). */
+  constructor(path: string, verbose: boolean) {
+    this.#native = new (raw().bpf.BpfObject)(path, verbose);
+  }
+
+  /** Sets a `const volatile` global (tunable) before load; value must fit its C type. */
+  setGlobal(name: string, value: number | bigint): void {
+    this.#native.setGlobal(name, value);
+  }
+  setAutoload(prog: string, on: boolean): void {
+    this.#native.setAutoload(prog, on);
+  }
+  setMapMaxEntries(map: string, maxEntries: number): void {
+    this.#native.setMapMaxEntries(map, maxEntries);
+  }
+  programs(): { name: string; section: string; autoload: boolean }[] {
+    return this.#native.programs();
+  }
+  load(): void {
+    this.#native.load();
+  }
+  /** Attaches at the point named by the program's SEC() (tp_btf, raw_tp, ...). Returns a link id. */
+  attachProgram(prog: string): number {
+    return this.#native.attach(prog);
+  }
+  /** Attaches a SEC("tracepoint") program to category:name (needs tracefs). Returns a link id. */
+  attachTracepoint(prog: string, category: string, name: string): number {
+    return this.#native.attachTracepoint(prog, category, name);
+  }
+  /** perf_event_open for each CPU (or the pid) and attaches prog to each. Returns link ids;
+   *  on any failure, the events opened so far are closed again. */
+  attachPerfEvent(prog: string, attr: PerfEventAttr, target: PerfTarget): number[] {
+    if (typeof target !== 'object' || target === null) throw new TypeError('target: must be an object');
+    return this.#native.attachPerfEvent(prog, attr, target.cpus ?? null, target.pid ?? -1);
+  }
+  detach(link: number): void {
+    this.#native.detach(link);
+  }
+  progInfo(prog: string): BpfProgInfo {
+    return this.#native.progInfo(prog);
+  }
+  /** Consumes a ring buffer map on the Node loop: onBatch gets every record of one wake-up
+   *  concatenated (records of any other size than recordSize are skipped and counted). */
+  ringBuffer(
+    mapName: string,
+    recordSize: number,
+    onBatch: (bytes: Uint8Array) => void,
+    options: { maxBatchBytes?: number } = {},
+  ): RingBufferHandle {
+    const id: number = this.#native.ringStart(mapName, recordSize, onBatch, options.maxBatchBytes);
+    let open = true;
+    return {
+      stats: () => (open ? this.#native.ringStats(id) : { batches: 0, malformed: 0 }),
+      close: () => {
+        if (open && !this.#closed) this.#native.ringClose(id);
+        open = false;
+      },
+    };
+  }
+  /** Moves every entry out of a hash map (bpf_map_lookup_and_delete_batch, with a
+   *  get_next_key fallback; `useBatch: false` forces the fallback). */
+  drainHash(mapName: string, options: { useBatch?: boolean; limit?: number } = {}): DrainedHash {
+    const r = this.#native.drainHash(mapName, options.useBatch ?? true, options.limit);
+    return { ...r, keys: new Uint8Array(r.keys), values: new Uint8Array(r.values) };
+  }
+  /** An array map of u64 values (per-CPU arrays summed over CPUs). */
+  readArray(mapName: string): BigUint64Array {
+    return new BigUint64Array(this.#native.readArray(mapName) as ArrayBuffer);
+  }
+  /** Destroys links, stops ring buffers, closes the object. Idempotent. */
+  close(): void {
+    if (this.#closed) return;
+    this.#closed = true;
+    this.#native.close();
+  }
+}
+
+/** Opens a BPF ELF object. libbpf's log goes to stderr only when verbose. */
+export function openBpfObject(path: string, options: { verbose?: boolean } = {}): BpfObject {
+  if (typeof path !== 'string') throw new TypeError('path: must be a string');
+  return new BpfObject(path, options.verbose ?? false);
+}
+
+/** Parameter count of a kernel function-pointer typedef from BTF (e.g.
+ *  "btf_trace_damon_aggregated", first parameter is the tracepoint's void *), -1 if absent. */
+export function btfFuncProtoArgs(typedefName: string): number {
+  return raw().bpf.btfFuncProtoArgs(typedefName) as number;
+}
+
+/** sizeof of the structs in bpf/sampler.h as the addon was compiled. */
+export function bpfLayouts(): Record<string, number> {
+  return raw().bpf.layouts() as Record<string, number>;
+}
+
+/** Online CPUs from /sys/devices/system/cpu/online ("0-3,6"). */
+export function onlineCpus(): number[] {
+  const text = readFileSync('/sys/devices/system/cpu/online', 'utf8').trim();
+  const cpus: number[] = [];
+  for (const part of text.split(',')) {
+    const [lo, hi] = part.split('-').map((s) => Number.parseInt(s, 10));
+    for (let c = lo; c <= (hi ?? lo); c++) cpus.push(c);
+  }
+  return cpus;
+}
+
 // ---- socket: non-blocking stream sockets (AF_UNIX, AF_VSOCK) --------------------------
 
 // ---- migrate: move_pages, placement queries ------------------------------------------
+
+/** move_pages(2) flags: move pages mapped only by the target process / also shared ones
+ *  (MOVE_ALL needs CAP_SYS_NICE). */
+export const MPOL_MF_MOVE = 1 << 1;
+export const MPOL_MF_MOVE_ALL = 1 << 2;
+
+/** What move_pages returned: `result` > 0 = pages not moved for transient reasons;
+ *  `status[i]` = the node page i is on now, or a negative errno (-ENOENT, -EBUSY, ...). */
+export interface MovePagesResult {
+  result: number;
+  status: Int32Array;
+}
+
+/** The syscall seam: the host agent takes a function of this shape (tests inject faults here). */
+export type MovePagesFn = (
+  pid: number,
+  addresses: Float64Array | BigUint64Array,
+  nodes: Int32Array | null,
+  flags: number,
+) => Promise<MovePagesResult>;
+
+/** move_pages(2) on the libuv thread pool. `nodes` null = query placement only.
+ *  Rejects with a SyscallError (.code ESRCH, EPERM, ...) when the call itself fails. */
+export const movePages: MovePagesFn = (pid, addresses, nodes, flags) =>
+  raw().movePages(pid, addresses, nodes, flags) as Promise<MovePagesResult>;
+
+/** The same call on the calling thread (benchmarks and one-shot tools). */
+export function movePagesSync(
+  pid: number,
+  addresses: Float64Array | BigUint64Array,
+  nodes: Int32Array | null,
+  flags: number,
+): MovePagesResult {
+  return raw().movePagesSync(pid, addresses, nodes, flags) as MovePagesResult;
+}

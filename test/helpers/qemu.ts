@@ -1,0 +1,70 @@
+// Starts a paused q35 QEMU (TCG, no KVM needed) whose RAM is a shared file backend, so the
+// host agent can discover its layout and move its pages. 3 GiB on q35 splits RAM into
+// [0, 2 GiB) and [4 GiB, 5 GiB): two GPA ranges (plus the sub-1 MiB piece below the ROMs).
+import { spawn, spawnSync, type ChildProcess } from 'node:child_process';
+import { existsSync, mkdtempSync, readFileSync, rmSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+
+export interface QemuVm {
+  pid: number;
+  qmpPath: string;
+  pidfile: string;
+  memPath: string;
+  ramBytes: number;
+  dir: string;
+  child: ChildProcess;
+  /** Kills this QEMU (only the one we started) and removes its files. */
+  stop(): Promise<void>;
+}
+
+export function qemuAvailable(): string | undefined {
+  const r = spawnSync('qemu-system-x86_64', ['--version'], { encoding: 'utf8' });
+  return r.status === 0 ? undefined : 'qemu-system-x86_64 not installed (apt-get install qemu-system-x86)';
+}
+
+async function waitFor(cond: () => boolean, timeoutMs: number, what: string): Promise<void> {
+  const deadline = Date.now() + timeoutMs;
+  while (!cond()) {
+    if (Date.now() > deadline) throw new Error(`qemu: ${what} within ${timeoutMs} ms`);
+    await new Promise((r) => setTimeout(r, 50));
+  }
+}
+
+export async function startQemu(options: { ramMiB?: number; name?: string } = {}): Promise<QemuVm> {
+  const ramMiB = options.ramMiB ?? 3072;
+  const dir = mkdtempSync(join(tmpdir(), 'vtier-qemu-'));
+  const memPath = join('/dev/shm', `vtier-test-${process.pid}-${Date.now()}-${options.name ?? 'vm'}`);
+  const qmpPath = join(dir, 'qmp.sock');
+  const pidfile = join(dir, 'qemu.pid');
+  const args = [
+    '-machine', 'q35', '-accel', 'tcg', '-S', '-nographic', '-nodefaults', '-display', 'none',
+    '-m', `${ramMiB}M`,
+    '-object', `memory-backend-file,id=mem0,size=${ramMiB}M,mem-path=${memPath},share=on,prealloc=on`,
+    '-numa', 'node,memdev=mem0',
+    '-qmp', `unix:${qmpPath},server=on,wait=off`,
+    '-pidfile', pidfile,
+  ];
+  const child = spawn('qemu-system-x86_64', args, { stdio: ['ignore', 'ignore', 'pipe'] });
+  let stderr = '';
+  child.stderr?.on('data', (d) => (stderr += d));
+  let exited = false;
+  child.on('exit', () => (exited = true));
+  const stop = async (): Promise<void> => {
+    if (!exited && child.pid) {
+      child.kill('SIGKILL');
+      await waitFor(() => exited, 10_000, 'did not exit').catch(() => {});
+    }
+    rmSync(memPath, { force: true });
+    rmSync(dir, { recursive: true, force: true });
+  };
+  try {
+    await waitFor(() => exited || (existsSync(pidfile) && existsSync(qmpPath) && readFileSync(pidfile, 'utf8').trim() !== ''), 60_000, 'no pidfile/QMP socket');
+    if (exited) throw new Error(`qemu exited: ${stderr.trim()}`);
+  } catch (err) {
+    await stop();
+    throw err;
+  }
+  const pid = Number(readFileSync(pidfile, 'utf8').trim());
+  return { pid, qmpPath, pidfile, memPath, ramBytes: ramMiB * 1024 * 1024, dir, child, stop };
+}
