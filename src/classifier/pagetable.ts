@@ -1,0 +1,158 @@
+// Per-page classifier state: typed arrays indexed by page, allocated per 2 MiB chunk
+// (512 pages) on first touch, so memory follows what is sampled rather than RAM size.
+//
+// Layout: a two-level chunk directory (chunk key = pfn >> 9; 65536-entry Int32Array
+// pages, made on demand) points into three pooled arrays, 4 bytes per tracked page:
+//   counts Uint16 (saturating, decayed sample count), idle Uint8 (epochs since the last
+//   sample, 255 = never), flags Uint8 (tier bit + transient decision marks).
+// A directory entry that is not a chunk index records what is known about a chunk
+// nobody sampled: nothing, "all in DRAM" or "all in CXL" (host placement reports), so a
+// 1 TiB placement report does not allocate 1 TiB worth of state.
+
+export const CHUNK_SHIFT = 9;
+export const PAGES_PER_CHUNK = 1 << CHUNK_SHIFT;
+/** x86-64 physical addresses have at most 52 bits: frames are below 2^40. */
+export const PFN_LIMIT = 2 ** 40;
+export const MAX_COUNT = 0xffff;
+export const IDLE_NEVER = 0xff;
+
+export const FLAG_DRAM = 1;
+export const FLAG_PROMOTE = 2;
+export const FLAG_DEMOTE = 4;
+
+export const DIR_UNKNOWN = 0;
+export const DIR_DRAM = 1;
+export const DIR_CXL = 2;
+const DIR_FIRST_CHUNK = 3;
+const DIR_PAGE_BITS = 16;
+const DIR_PAGE_SIZE = 1 << DIR_PAGE_BITS;
+const DIR_PAGE_MASK = DIR_PAGE_SIZE - 1;
+
+export class PageTable {
+  /** Decayed sample count per tracked page. */
+  counts = new Uint16Array(0);
+  /** Epochs since the page's last sample (saturating; IDLE_NEVER when never sampled). */
+  idle = new Uint8Array(0);
+  flags = new Uint8Array(0);
+  /** Chunk key (pfn >> 9) of each allocated chunk, by chunk index. */
+  chunkKeys = new Float64Array(0);
+  chunkCount = 0;
+  /** Tracked pages per exact count value: threshold choice without a pass over pages. */
+  readonly histogram = new Uint32Array(MAX_COUNT + 1);
+  /** Tracked pages currently in DRAM. */
+  trackedDramPages = 0;
+  /** Keys of chunks known to be all in DRAM but never sampled (not allocated). */
+  readonly untouchedDram = new Set<number>();
+  private readonly dirs: Array<Int32Array | undefined> = [];
+  private capacityChunks = 0;
+
+  constructor(
+    private readonly maxChunks: number,
+    private readonly unknownInDram: boolean,
+  ) {}
+
+  get trackedPages(): number {
+    return this.chunkCount * PAGES_PER_CHUNK;
+  }
+
+  get dramPages(): number {
+    return this.trackedDramPages + this.untouchedDram.size * PAGES_PER_CHUNK;
+  }
+
+  /** Directory state of a chunk: DIR_UNKNOWN/DIR_DRAM/DIR_CXL, or >= 3 when allocated. */
+  entry(chunkKey: number): number {
+    const dir = this.dirs[chunkKey >>> DIR_PAGE_BITS];
+    return dir === undefined ? DIR_UNKNOWN : dir[chunkKey & DIR_PAGE_MASK];
+  }
+
+  /** First page index of an allocated chunk, or -1. */
+  baseOf(chunkKey: number): number {
+    const e = this.entry(chunkKey);
+    return e >= DIR_FIRST_CHUNK ? (e - DIR_FIRST_CHUNK) * PAGES_PER_CHUNK : -1;
+  }
+
+  /** First page index of the chunk, allocating it on first touch. */
+  chunkBase(chunkKey: number): number {
+    const e = this.entry(chunkKey);
+    if (e >= DIR_FIRST_CHUNK) return (e - DIR_FIRST_CHUNK) * PAGES_PER_CHUNK;
+    return this.allocate(chunkKey, e);
+  }
+
+  /** Records an unallocated chunk's tier (whole-chunk placement reports). */
+  setUntouchedTier(chunkKey: number, state: typeof DIR_DRAM | typeof DIR_CXL): void {
+    if (state === DIR_DRAM) this.untouchedDram.add(chunkKey);
+    else this.untouchedDram.delete(chunkKey);
+    this.setEntry(chunkKey, state);
+  }
+
+  /** Bytes held by the pooled per-page arrays (the part that scales with tracked memory). */
+  get pooledBytes(): number {
+    return this.counts.byteLength + this.idle.byteLength + this.flags.byteLength;
+  }
+
+  /** Fixed and per-chunk overhead: directory pages, chunk keys, the histogram. */
+  get overheadBytes(): number {
+    let dirBytes = 0;
+    for (const dir of this.dirs) if (dir) dirBytes += dir.byteLength;
+    return dirBytes + this.chunkKeys.byteLength + this.histogram.byteLength + this.untouchedDram.size * 16;
+  }
+
+  /** Halves every count (Memtis-style cooling); the histogram shifts down with it. */
+  cool(): void {
+    const counts = this.counts;
+    const end = this.trackedPages;
+    for (let p = 0; p < end; p++) counts[p] >>>= 1;
+    const hist = this.histogram;
+    const shifted = new Uint32Array(hist.length);
+    for (let c = 0; c < hist.length; c++) shifted[c >>> 1] += hist[c];
+    hist.set(shifted);
+  }
+
+  private setEntry(chunkKey: number, value: number): void {
+    const hi = chunkKey >>> DIR_PAGE_BITS;
+    let dir = this.dirs[hi];
+    if (dir === undefined) {
+      dir = new Int32Array(DIR_PAGE_SIZE);
+      this.dirs[hi] = dir;
+    }
+    dir[chunkKey & DIR_PAGE_MASK] = value;
+  }
+
+  private allocate(chunkKey: number, state: number): number {
+    if (this.chunkCount === this.capacityChunks) this.grow();
+    const chunk = this.chunkCount++;
+    const base = chunk * PAGES_PER_CHUNK;
+    this.chunkKeys[chunk] = chunkKey;
+    const inDram = state === DIR_DRAM || (state === DIR_UNKNOWN && this.unknownInDram);
+    if (inDram) {
+      this.flags.fill(FLAG_DRAM, base, base + PAGES_PER_CHUNK);
+      this.trackedDramPages += PAGES_PER_CHUNK;
+    }
+    this.idle.fill(IDLE_NEVER, base, base + PAGES_PER_CHUNK);
+    this.histogram[0] += PAGES_PER_CHUNK;
+    this.untouchedDram.delete(chunkKey);
+    this.setEntry(chunkKey, chunk + DIR_FIRST_CHUNK);
+    return base;
+  }
+
+  private grow(): void {
+    // 1.5x growth, capped at the RAM size when known, keeps slack (and the bytes/page
+    // figure) bounded without copying on every chunk.
+    const wanted = Math.max(64, Math.ceil(this.capacityChunks * 1.5));
+    const capacity = Math.max(this.capacityChunks + 1, Math.min(this.maxChunks, wanted));
+    const pages = capacity * PAGES_PER_CHUNK;
+    const counts = new Uint16Array(pages);
+    counts.set(this.counts);
+    const idle = new Uint8Array(pages);
+    idle.set(this.idle);
+    const flags = new Uint8Array(pages);
+    flags.set(this.flags);
+    const chunkKeys = new Float64Array(capacity);
+    chunkKeys.set(this.chunkKeys);
+    this.counts = counts;
+    this.idle = idle;
+    this.flags = flags;
+    this.chunkKeys = chunkKeys;
+    this.capacityChunks = capacity;
+  }
+}

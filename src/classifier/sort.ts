@@ -1,0 +1,24 @@
+// Counting sort on small integer keys: O(n + keys), stable, no comparisons. Candidate
+// lists hold up to millions of page indexes, so Array.prototype.sort is out.
+
+/** Returns the first `n` items ordered by `keys` (ascending, or descending when asked);
+ *  equal keys keep their input order, which keeps decisions deterministic. */
+export function countingSort(
+  items: Int32Array,
+  keys: Uint32Array,
+  n: number,
+  keyLimit: number,
+  descending: boolean,
+): Int32Array {
+  const buckets = new Uint32Array(keyLimit + 1);
+  for (let i = 0; i < n; i++) buckets[descending ? keyLimit - 1 - keys[i] : keys[i]]++;
+  let offset = 0;
+  for (let k = 0; k <= keyLimit; k++) {
+    const size = buckets[k];
+    buckets[k] = offset;
+    offset += size;
+  }
+  const out = new Int32Array(n);
+  for (let i = 0; i < n; i++) out[buckets[descending ? keyLimit - 1 - keys[i] : keys[i]]++] = items[i];
+  return out;
+}
