@@ -1,6 +1,948 @@
-// PLACEHOLDER: owned by the bpf part; replaced when it lands.
+// BPF object lifecycle for the vtier sampler: open, set `const volatile` tunables, pick
+// programs, load, attach (tp_btf / tracepoint / perf_event per CPU), ring buffers driven
+// by uv_poll delivering one batch per wake-up, hash-map batch drain, counter reads.
+// No C++ exceptions: every failure becomes a pending JS error and an early return.
+#include <bpf/bpf.h>
+#include <bpf/btf.h>
+#include <bpf/libbpf.h>
+#include <errno.h>
+#include <linux/perf_event.h>
 #include <napi.h>
+#include <sys/syscall.h>
+#include <unistd.h>
+#include <uv.h>
+
+#include <cmath>
+#include <cstdarg>
+#include <cstdio>
+#include <cstring>
+#include <map>
+#include <string>
+#include <vector>
+
+#include "errors.h"
+#include "sampler.h"
+
+static_assert(sizeof(struct vt_page_key) == 16, "vt_page_key layout");
+static_assert(sizeof(struct vt_page_value) == 16, "vt_page_value layout");
+static_assert(sizeof(struct vt_sample_record) == 32, "vt_sample_record layout");
+static_assert(sizeof(struct vt_damon_record) == 48, "vt_damon_record layout");
+static_assert(offsetof(struct vt_page_value, last_ns) == 8, "vt_page_value.last_ns");
+static_assert(offsetof(struct vt_sample_record, flags) == 28, "vt_sample_record.flags");
+static_assert(offsetof(struct vt_damon_record, kdamond_pid) == 40, "vt_damon_record.kdamond_pid");
+
+#ifndef ENOTSUPP
+#define ENOTSUPP 524
+#endif
 
 namespace vtier {
-void InitBpf(Napi::Env env, Napi::Object exports) {}
+namespace {
+
+// libbpf logs through one global callback; the object being worked on decides.
+bool g_verbose = false;
+
+int LibbpfPrint(enum libbpf_print_level level, const char *fmt, va_list args) {
+  if (!g_verbose) return 0;
+  return vfprintf(stderr, fmt, args);
+}
+
+struct VerboseScope {
+  bool saved;
+  explicit VerboseScope(bool on) : saved(g_verbose) { g_verbose = on; }
+  ~VerboseScope() { g_verbose = saved; }
+};
+
+// Reads a JS number or bigint as an unsigned 64-bit integer. Sets a TypeError naming
+// `field` and returns false on anything else.
+bool ToU64(Napi::Env env, Napi::Value v, const char *field, uint64_t *out) {
+  if (v.IsBigInt()) {
+    bool lossless = false;
+    uint64_t x = v.As<Napi::BigInt>().Uint64Value(&lossless);
+    if (!lossless) {
+      ThrowTypeError(env, field, "must fit in an unsigned 64-bit integer");
+      return false;
+    }
+    *out = x;
+    return true;
+  }
+  if (v.IsNumber()) {
+    double d = v.As<Napi::Number>().DoubleValue();
+    if (!std::isfinite(d) || d < 0 || std::floor(d) != d || d > 9007199254740991.0) {
+      ThrowTypeError(env, field, "must be a non-negative safe integer or a bigint");
+      return false;
+    }
+    *out = static_cast<uint64_t>(d);
+    return true;
+  }
+  ThrowTypeError(env, field, "must be a number or a bigint");
+  return false;
+}
+
+bool ToString(Napi::Env env, Napi::Value v, const char *field, std::string *out) {
+  if (!v.IsString()) {
+    ThrowTypeError(env, field, "must be a string");
+    return false;
+  }
+  *out = v.As<Napi::String>().Utf8Value();
+  if (out->empty()) {
+    ThrowTypeError(env, field, "must not be empty");
+    return false;
+  }
+  return true;
+}
+
+bool ToInt(Napi::Env env, Napi::Value v, const char *field, int64_t lo, int64_t hi, int64_t *out) {
+  if (!v.IsNumber()) {
+    ThrowTypeError(env, field, "must be an integer");
+    return false;
+  }
+  double d = v.As<Napi::Number>().DoubleValue();
+  if (!std::isfinite(d) || std::floor(d) != d || d < static_cast<double>(lo) || d > static_cast<double>(hi)) {
+    ThrowTypeError(env, field, ("must be an integer in [" + std::to_string(lo) + ", " + std::to_string(hi) + "]").c_str());
+    return false;
+  }
+  *out = static_cast<int64_t>(d);
+  return true;
+}
+
+// Optional boolean attribute: absent/undefined keeps the default.
+bool OptBool(Napi::Env env, Napi::Object o, const char *key, const char *field, bool *out) {
+  Napi::Value v = o.Get(key);
+  if (v.IsUndefined()) return true;
+  if (!v.IsBoolean()) {
+    ThrowTypeError(env, field, "must be a boolean");
+    return false;
+  }
+  *out = v.As<Napi::Boolean>().Value();
+  return true;
+}
+
+bool OptU64(Napi::Env env, Napi::Object o, const char *key, const char *field, uint64_t *out) {
+  Napi::Value v = o.Get(key);
+  if (v.IsUndefined()) return true;
+  return ToU64(env, v, field, out);
+}
+
+class BpfObject;
+
+// One ring buffer map consumed on the Node loop.
+struct Ring {
+  BpfObject *owner = nullptr;
+  napi_env env = nullptr;
+  int id = 0;
+  struct ring_buffer *rb = nullptr;
+  uv_poll_t poll{};
+  Napi::FunctionReference callback;
+  Napi::ObjectReference ownerRef;  // the object stays alive while its ring runs
+  std::vector<uint8_t> staging;
+  size_t recordSize = 0;
+  size_t maxBatchBytes = 0;
+  uint64_t malformed = 0;
+  uint64_t batches = 0;
+  bool closing = false;
+  bool envGone = false;
+};
+
+constexpr int kStagingFull = -E2BIG;
+
+class BpfObject : public Napi::ObjectWrap<BpfObject> {
+ public:
+  static Napi::Function Define(Napi::Env env);
+  explicit BpfObject(const Napi::CallbackInfo &info);
+  ~BpfObject() override;
+
+ private:
+  Napi::Value SetGlobal(const Napi::CallbackInfo &info);
+  Napi::Value SetAutoload(const Napi::CallbackInfo &info);
+  Napi::Value SetMapMaxEntries(const Napi::CallbackInfo &info);
+  Napi::Value Load(const Napi::CallbackInfo &info);
+  Napi::Value Programs(const Napi::CallbackInfo &info);
+  Napi::Value Attach(const Napi::CallbackInfo &info);
+  Napi::Value AttachTracepoint(const Napi::CallbackInfo &info);
+  Napi::Value AttachPerfEvent(const Napi::CallbackInfo &info);
+  Napi::Value Detach(const Napi::CallbackInfo &info);
+  Napi::Value ProgInfo(const Napi::CallbackInfo &info);
+  Napi::Value RingStart(const Napi::CallbackInfo &info);
+  Napi::Value RingClose(const Napi::CallbackInfo &info);
+  Napi::Value RingStats(const Napi::CallbackInfo &info);
+  Napi::Value DrainHash(const Napi::CallbackInfo &info);
+  Napi::Value ReadArray(const Napi::CallbackInfo &info);
+  Napi::Value Close(const Napi::CallbackInfo &info);
+
+  bool Alive(Napi::Env env);
+  struct bpf_program *FindProgram(Napi::Env env, Napi::Value name, const char *field);
+  struct bpf_map *FindMap(Napi::Env env, Napi::Value name, const char *field);
+  int AddLink(struct bpf_link *link);
+  void CloseRing(Ring *ring);
+  void CloseAll();
+
+  static void OnPoll(uv_poll_t *handle, int status, int events);
+  static int OnSample(void *ctx, void *data, size_t size);
+  static void OnRingClosed(uv_handle_t *handle);
+  static void EnvCleanup(void *arg);
+
+  struct bpf_object *obj_ = nullptr;
+  napi_env env_ = nullptr;
+  bool verbose_ = false;
+  bool loaded_ = false;
+  bool hookAdded_ = false;
+  int nextId_ = 1;
+  std::map<int, struct bpf_link *> links_;
+  std::map<int, Ring *> rings_;
+};
+
+Napi::Function BpfObject::Define(Napi::Env env) {
+  return DefineClass(env, "BpfObject",
+                     {
+                         InstanceMethod<&BpfObject::SetGlobal>("setGlobal"),
+                         InstanceMethod<&BpfObject::SetAutoload>("setAutoload"),
+                         InstanceMethod<&BpfObject::SetMapMaxEntries>("setMapMaxEntries"),
+                         InstanceMethod<&BpfObject::Load>("load"),
+                         InstanceMethod<&BpfObject::Programs>("programs"),
+                         InstanceMethod<&BpfObject::Attach>("attach"),
+                         InstanceMethod<&BpfObject::AttachTracepoint>("attachTracepoint"),
+                         InstanceMethod<&BpfObject::AttachPerfEvent>("attachPerfEvent"),
+                         InstanceMethod<&BpfObject::Detach>("detach"),
+                         InstanceMethod<&BpfObject::ProgInfo>("progInfo"),
+                         InstanceMethod<&BpfObject::RingStart>("ringStart"),
+                         InstanceMethod<&BpfObject::RingClose>("ringClose"),
+                         InstanceMethod<&BpfObject::RingStats>("ringStats"),
+                         InstanceMethod<&BpfObject::DrainHash>("drainHash"),
+                         InstanceMethod<&BpfObject::ReadArray>("readArray"),
+                         InstanceMethod<&BpfObject::Close>("close"),
+                     });
+}
+
+// new BpfObject(path: string, verbose: boolean)
+BpfObject::BpfObject(const Napi::CallbackInfo &info) : Napi::ObjectWrap<BpfObject>(info) {
+  Napi::Env env = info.Env();
+  env_ = env;
+  std::string path;
+  if (!ToString(env, info[0], "path", &path)) return;
+  if (!info[1].IsUndefined()) {
+    if (!info[1].IsBoolean()) {
+      ThrowTypeError(env, "verbose", "must be a boolean");
+      return;
+    }
+    verbose_ = info[1].As<Napi::Boolean>().Value();
+  }
+  VerboseScope scope(verbose_);
+  struct bpf_object *obj = bpf_object__open_file(path.c_str(), nullptr);
+  if (!obj) {
+    ThrowErrno(env, errno, "bpf_object__open_file", path);
+    return;
+  }
+  obj_ = obj;
+  napi_add_env_cleanup_hook(env, EnvCleanup, this);
+  hookAdded_ = true;
+}
+
+BpfObject::~BpfObject() {
+  CloseAll();
+  if (hookAdded_) napi_remove_env_cleanup_hook(env_, EnvCleanup, this);
+}
+
+void BpfObject::EnvCleanup(void *arg) {
+  // Process exit: detach everything; the loop will not run callbacks any more.
+  auto *self = static_cast<BpfObject *>(arg);
+  for (auto &entry : self->rings_) entry.second->envGone = true;
+  self->CloseAll();
+  self->hookAdded_ = false;
+}
+
+bool BpfObject::Alive(Napi::Env env) {
+  if (obj_) return true;
+  ThrowErrno(env, EBADF, "bpf_object", "object is closed");
+  return false;
+}
+
+struct bpf_program *BpfObject::FindProgram(Napi::Env env, Napi::Value name, const char *field) {
+  std::string s;
+  if (!ToString(env, name, field, &s)) return nullptr;
+  if (!Alive(env)) return nullptr;
+  struct bpf_program *prog = bpf_object__find_program_by_name(obj_, s.c_str());
+  if (!prog) ThrowErrno(env, ENOENT, "bpf_object__find_program_by_name", "no program named " + s);
+  return prog;
+}
+
+struct bpf_map *BpfObject::FindMap(Napi::Env env, Napi::Value name, const char *field) {
+  std::string s;
+  if (!ToString(env, name, field, &s)) return nullptr;
+  if (!Alive(env)) return nullptr;
+  struct bpf_map *map = bpf_object__find_map_by_name(obj_, s.c_str());
+  if (!map) ThrowErrno(env, ENOENT, "bpf_object__find_map_by_name", "no map named " + s);
+  return map;
+}
+
+// setGlobal(name: string, value: number | bigint): writes a `const volatile` variable of
+// .rodata before load, at the offset and size BTF gives for it.
+Napi::Value BpfObject::SetGlobal(const Napi::CallbackInfo &info) {
+  Napi::Env env = info.Env();
+  std::string name;
+  if (!ToString(env, info[0], "name", &name)) return env.Undefined();
+  bool negative = false;
+  uint64_t value = 0;
+  if (info[1].IsNumber() && info[1].As<Napi::Number>().DoubleValue() < 0) {
+    int64_t sv;
+    if (!ToInt(env, info[1], "value", -9007199254740991LL, -1, &sv)) return env.Undefined();
+    negative = true;
+    value = static_cast<uint64_t>(sv);
+  } else if (!ToU64(env, info[1], "value", &value)) {
+    return env.Undefined();
+  }
+  if (!Alive(env)) return env.Undefined();
+  if (loaded_) {
+    ThrowErrno(env, EBUSY, "setGlobal", "object already loaded; tunables are fixed at load");
+    return env.Undefined();
+  }
+  struct bpf_map *rodata = nullptr;
+  struct bpf_map *map;
+  bpf_object__for_each_map(map, obj_) {
+    const char *mname = bpf_map__name(map);
+    size_t len = strlen(mname);
+    if (bpf_map__is_internal(map) && len >= 7 && strcmp(mname + len - 7, ".rodata") == 0) rodata = map;
+  }
+  struct btf *btf = bpf_object__btf(obj_);
+  int sec = btf ? btf__find_by_name_kind(btf, ".rodata", BTF_KIND_DATASEC) : -ENOENT;
+  if (!rodata || sec < 0) {
+    ThrowErrno(env, ENOENT, "setGlobal", "object has no .rodata section (no const volatile globals)");
+    return env.Undefined();
+  }
+  const struct btf_type *t = btf__type_by_id(btf, sec);
+  const struct btf_var_secinfo *vsi = btf_var_secinfos(t);
+  for (int i = 0; i < btf_vlen(t); i++, vsi++) {
+    const struct btf_type *var = btf__type_by_id(btf, vsi->type);
+    if (name != btf__name_by_offset(btf, var->name_off)) continue;
+    size_t size = 0;
+    uint8_t *data = static_cast<uint8_t *>(const_cast<void *>(bpf_map__initial_value(rodata, &size)));
+    if (!data || vsi->offset + vsi->size > size) {
+      ThrowErrno(env, EFAULT, "bpf_map__initial_value", ".rodata image smaller than its BTF");
+      return env.Undefined();
+    }
+    uint32_t width = vsi->size;
+    if (width != 1 && width != 2 && width != 4 && width != 8) {
+      ThrowErrno(env, EINVAL, "setGlobal", name + " is not a 1/2/4/8-byte integer");
+      return env.Undefined();
+    }
+    if (width < 8) {
+      uint64_t limit = 1ULL << (8 * width);
+      int64_t sv = static_cast<int64_t>(value);
+      bool fits = negative ? sv >= -static_cast<int64_t>(limit / 2) : value < limit;
+      if (!fits) {
+        ThrowTypeError(env, "value", (std::string("does not fit in ") + name + " (" + std::to_string(width) + " bytes)").c_str());
+        return env.Undefined();
+      }
+    }
+    memcpy(data + vsi->offset, &value, width);  // little-endian hosts (x86, arm64)
+    return env.Undefined();
+  }
+  ThrowErrno(env, ENOENT, "setGlobal", "no const volatile global named " + name);
+  return env.Undefined();
+}
+
+// setAutoload(prog: string, on: boolean)
+Napi::Value BpfObject::SetAutoload(const Napi::CallbackInfo &info) {
+  Napi::Env env = info.Env();
+  struct bpf_program *prog = FindProgram(env, info[0], "prog");
+  if (!prog) return env.Undefined();
+  if (!info[1].IsBoolean()) {
+    ThrowTypeError(env, "on", "must be a boolean");
+    return env.Undefined();
+  }
+  int err = bpf_program__set_autoload(prog, info[1].As<Napi::Boolean>().Value());
+  if (err) ThrowErrno(env, err, "bpf_program__set_autoload");
+  return env.Undefined();
+}
+
+// setMapMaxEntries(map: string, n: number)
+Napi::Value BpfObject::SetMapMaxEntries(const Napi::CallbackInfo &info) {
+  Napi::Env env = info.Env();
+  struct bpf_map *map = FindMap(env, info[0], "map");
+  if (!map) return env.Undefined();
+  int64_t n;
+  if (!ToInt(env, info[1], "maxEntries", 1, 1LL << 31, &n)) return env.Undefined();
+  int err = bpf_map__set_max_entries(map, static_cast<uint32_t>(n));
+  if (err) ThrowErrno(env, err, "bpf_map__set_max_entries");
+  return env.Undefined();
+}
+
+Napi::Value BpfObject::Load(const Napi::CallbackInfo &info) {
+  Napi::Env env = info.Env();
+  if (!Alive(env)) return env.Undefined();
+  VerboseScope scope(verbose_);
+  int err = bpf_object__load(obj_);
+  if (err) {
+    ThrowErrno(env, err, "bpf_object__load", verbose_ ? "" : "rerun with verbose for the verifier log");
+    return env.Undefined();
+  }
+  loaded_ = true;
+  return env.Undefined();
+}
+
+// programs(): [{name, section, autoload}]
+Napi::Value BpfObject::Programs(const Napi::CallbackInfo &info) {
+  Napi::Env env = info.Env();
+  if (!Alive(env)) return env.Undefined();
+  Napi::Array out = Napi::Array::New(env);
+  struct bpf_program *prog;
+  uint32_t i = 0;
+  bpf_object__for_each_program(prog, obj_) {
+    Napi::Object p = Napi::Object::New(env);
+    p.Set("name", bpf_program__name(prog));
+    p.Set("section", bpf_program__section_name(prog));
+    p.Set("autoload", bpf_program__autoload(prog));
+    out.Set(i++, p);
+  }
+  return out;
+}
+
+int BpfObject::AddLink(struct bpf_link *link) {
+  int id = nextId_++;
+  links_[id] = link;
+  return id;
+}
+
+// attach(prog): the attach point named by the SEC() (tp_btf, raw_tp, tracepoint/...).
+Napi::Value BpfObject::Attach(const Napi::CallbackInfo &info) {
+  Napi::Env env = info.Env();
+  struct bpf_program *prog = FindProgram(env, info[0], "prog");
+  if (!prog) return env.Undefined();
+  VerboseScope scope(verbose_);
+  struct bpf_link *link = bpf_program__attach(prog);
+  if (!link) {
+    ThrowErrno(env, errno, "bpf_program__attach", bpf_program__name(prog));
+    return env.Undefined();
+  }
+  return Napi::Number::New(env, AddLink(link));
+}
+
+// attachTracepoint(prog, category, name): a tracefs tracepoint (needs tracefs mounted).
+Napi::Value BpfObject::AttachTracepoint(const Napi::CallbackInfo &info) {
+  Napi::Env env = info.Env();
+  struct bpf_program *prog = FindProgram(env, info[0], "prog");
+  if (!prog) return env.Undefined();
+  std::string category, name;
+  if (!ToString(env, info[1], "category", &category) || !ToString(env, info[2], "name", &name)) return env.Undefined();
+  VerboseScope scope(verbose_);
+  struct bpf_link *link = bpf_program__attach_tracepoint(prog, category.c_str(), name.c_str());
+  if (!link) {
+    ThrowErrno(env, errno, "bpf_program__attach_tracepoint", category + ":" + name);
+    return env.Undefined();
+  }
+  return Napi::Number::New(env, AddLink(link));
+}
+
+bool ParsePerfAttr(Napi::Env env, Napi::Value v, struct perf_event_attr *attr) {
+  if (!v.IsObject()) {
+    ThrowTypeError(env, "attr", "must be an object");
+    return false;
+  }
+  Napi::Object o = v.As<Napi::Object>();
+  memset(attr, 0, sizeof(*attr));
+  attr->size = sizeof(*attr);
+  int64_t type;
+  if (!ToInt(env, o.Get("type"), "attr.type", 0, 0xffffffffLL, &type)) return false;
+  attr->type = static_cast<uint32_t>(type);
+  uint64_t period = 0, freq = 0, sampleType = PERF_SAMPLE_ADDR, config = 0, config1 = 0, config2 = 0;
+  if (!OptU64(env, o, "config", "attr.config", &config) ||
+      !OptU64(env, o, "config1", "attr.config1", &config1) ||
+      !OptU64(env, o, "config2", "attr.config2", &config2) ||
+      !OptU64(env, o, "samplePeriod", "attr.samplePeriod", &period) ||
+      !OptU64(env, o, "sampleFreq", "attr.sampleFreq", &freq) ||
+      !OptU64(env, o, "sampleType", "attr.sampleType", &sampleType))
+    return false;
+  attr->config = config;
+  attr->config1 = config1;
+  attr->config2 = config2;
+  if ((period == 0) == (freq == 0)) {
+    ThrowTypeError(env, "attr.samplePeriod", "exactly one of samplePeriod and sampleFreq must be a positive integer");
+    return false;
+  }
+  if (freq) {
+    attr->freq = 1;
+    attr->sample_freq = freq;
+  } else {
+    attr->sample_period = period;
+  }
+  attr->sample_type = sampleType;
+  Napi::Value precise = o.Get("preciseIp");
+  if (!precise.IsUndefined()) {
+    int64_t p;
+    if (!ToInt(env, precise, "attr.preciseIp", 0, 3, &p)) return false;
+    attr->precise_ip = static_cast<uint64_t>(p);
+  }
+  Napi::Value wakeup = o.Get("wakeupEvents");
+  if (!wakeup.IsUndefined()) {
+    int64_t w;
+    if (!ToInt(env, wakeup, "attr.wakeupEvents", 0, 0xffffffffLL, &w)) return false;
+    attr->wakeup_events = static_cast<uint32_t>(w);
+  }
+  bool excludeKernel = false, excludeHv = false, excludeUser = false, excludeIdle = false, inherit = false;
+  if (!OptBool(env, o, "excludeKernel", "attr.excludeKernel", &excludeKernel) ||
+      !OptBool(env, o, "excludeHv", "attr.excludeHv", &excludeHv) ||
+      !OptBool(env, o, "excludeUser", "attr.excludeUser", &excludeUser) ||
+      !OptBool(env, o, "excludeIdle", "attr.excludeIdle", &excludeIdle) ||
+      !OptBool(env, o, "inherit", "attr.inherit", &inherit))
+    return false;
+  attr->exclude_kernel = excludeKernel;
+  attr->exclude_hv = excludeHv;
+  attr->exclude_user = excludeUser;
+  attr->exclude_idle = excludeIdle;
+  attr->inherit = inherit;
+  attr->disabled = 1;  // libbpf enables it once the program is attached
+  return true;
+}
+
+// attachPerfEvent(prog, attr, cpus: number[] | null, pid: number): number[] link ids.
+// One perf event per listed CPU (pid -1 = every task), or one for pid on any CPU.
+Napi::Value BpfObject::AttachPerfEvent(const Napi::CallbackInfo &info) {
+  Napi::Env env = info.Env();
+  struct bpf_program *prog = FindProgram(env, info[0], "prog");
+  if (!prog) return env.Undefined();
+  struct perf_event_attr attr;
+  if (!ParsePerfAttr(env, info[1], &attr)) return env.Undefined();
+  std::vector<int> cpus;
+  if (info[2].IsArray()) {
+    Napi::Array arr = info[2].As<Napi::Array>();
+    for (uint32_t i = 0; i < arr.Length(); i++) {
+      int64_t cpu;
+      if (!ToInt(env, arr.Get(i), "target.cpus", 0, 65535, &cpu)) return env.Undefined();
+      cpus.push_back(static_cast<int>(cpu));
+    }
+    if (cpus.empty()) {
+      ThrowTypeError(env, "target.cpus", "must list at least one CPU");
+      return env.Undefined();
+    }
+  } else if (!info[2].IsNull() && !info[2].IsUndefined()) {
+    ThrowTypeError(env, "target.cpus", "must be an array of CPU numbers");
+    return env.Undefined();
+  }
+  int64_t pid = -1;
+  if (!info[3].IsUndefined() && !ToInt(env, info[3], "target.pid", -1, 0x7fffffff, &pid)) return env.Undefined();
+  if (cpus.empty()) {
+    if (pid < 0) {
+      ThrowTypeError(env, "target", "needs cpus or pid");
+      return env.Undefined();
+    }
+    cpus.push_back(-1);
+  }
+  VerboseScope scope(verbose_);
+  std::vector<int> ids;
+  for (int cpu : cpus) {
+    int fd = static_cast<int>(syscall(SYS_perf_event_open, &attr, static_cast<pid_t>(pid), cpu, -1, PERF_FLAG_FD_CLOEXEC));
+    int err = fd < 0 ? errno : 0;
+    struct bpf_link *link = nullptr;
+    if (fd >= 0) {
+      link = bpf_program__attach_perf_event(prog, fd);
+      if (!link) {
+        err = errno;
+        close(fd);
+      }
+    }
+    if (!link) {
+      for (int id : ids) {
+        bpf_link__destroy(links_[id]);
+        links_.erase(id);
+      }
+      ThrowErrno(env, err, fd < 0 ? "perf_event_open" : "bpf_program__attach_perf_event",
+                 "cpu " + std::to_string(cpu) + ", pid " + std::to_string(pid));
+      return env.Undefined();
+    }
+    ids.push_back(AddLink(link));  // the link owns the perf fd and closes it on destroy
+  }
+  Napi::Array out = Napi::Array::New(env, ids.size());
+  for (size_t i = 0; i < ids.size(); i++) out.Set(static_cast<uint32_t>(i), ids[i]);
+  return out;
+}
+
+Napi::Value BpfObject::Detach(const Napi::CallbackInfo &info) {
+  Napi::Env env = info.Env();
+  int64_t id;
+  if (!ToInt(env, info[0], "link", 1, 0x7fffffff, &id)) return env.Undefined();
+  auto it = links_.find(static_cast<int>(id));
+  if (it == links_.end()) {
+    ThrowErrno(env, ENOENT, "bpf_link__destroy", "no such link");
+    return env.Undefined();
+  }
+  int err = bpf_link__destroy(it->second);
+  links_.erase(it);
+  if (err) ThrowErrno(env, err, "bpf_link__destroy");
+  return env.Undefined();
+}
+
+// progInfo(prog): {id, runTimeNs, runCnt, recursionMisses}; run counters need
+// kernel.bpf_stats_enabled=1.
+Napi::Value BpfObject::ProgInfo(const Napi::CallbackInfo &info) {
+  Napi::Env env = info.Env();
+  struct bpf_program *prog = FindProgram(env, info[0], "prog");
+  if (!prog) return env.Undefined();
+  int fd = bpf_program__fd(prog);
+  if (fd < 0) {
+    ThrowErrno(env, EBADF, "bpf_program__fd", "program not loaded");
+    return env.Undefined();
+  }
+  struct bpf_prog_info pinfo;
+  memset(&pinfo, 0, sizeof(pinfo));
+  uint32_t len = sizeof(pinfo);
+  int err = bpf_obj_get_info_by_fd(fd, &pinfo, &len);
+  if (err) {
+    ThrowErrno(env, err, "bpf_obj_get_info_by_fd");
+    return env.Undefined();
+  }
+  Napi::Object out = Napi::Object::New(env);
+  out.Set("id", pinfo.id);
+  out.Set("runTimeNs", Napi::Number::New(env, static_cast<double>(pinfo.run_time_ns)));
+  out.Set("runCnt", Napi::Number::New(env, static_cast<double>(pinfo.run_cnt)));
+  out.Set("recursionMisses", Napi::Number::New(env, static_cast<double>(pinfo.recursion_misses)));
+  return out;
+}
+
+int BpfObject::OnSample(void *ctx, void *data, size_t size) {
+  auto *ring = static_cast<Ring *>(ctx);
+  if (size != ring->recordSize) {
+    ring->malformed++;
+    return 0;
+  }
+  const uint8_t *p = static_cast<const uint8_t *>(data);
+  ring->staging.insert(ring->staging.end(), p, p + size);
+  // libbpf has already consumed this record; stopping here only bounds the batch.
+  return ring->staging.size() >= ring->maxBatchBytes ? kStagingFull : 0;
+}
+
+void BpfObject::OnPoll(uv_poll_t *handle, int status, int events) {
+  auto *ring = static_cast<Ring *>(handle->data);
+  if (ring->closing) return;
+  Napi::Env env(ring->env);
+  Napi::HandleScope scope(env);
+  int err = status < 0 ? status : ring_buffer__consume(ring->rb);
+  if (err < 0 && err != kStagingFull) {
+    Napi::Error e = ErrnoError(env, err, status < 0 ? "uv_poll" : "ring_buffer__consume");
+    napi_fatal_exception(ring->env, e.Value());
+    return;
+  }
+  if (ring->staging.empty()) return;
+  Napi::ArrayBuffer buf = Napi::ArrayBuffer::New(env, ring->staging.size());
+  memcpy(buf.Data(), ring->staging.data(), ring->staging.size());
+  ring->staging.clear();
+  ring->batches++;
+  Napi::Uint8Array bytes = Napi::Uint8Array::New(env, buf.ByteLength(), buf, 0);
+  ring->callback.MakeCallback(env.Global(), {bytes});
+  if (env.IsExceptionPending()) {
+    Napi::Error e = env.GetAndClearPendingException();
+    napi_fatal_exception(ring->env, e.Value());
+  }
+}
+
+// ringStart(map, recordSize, onBatch, maxBatchBytes?): ring id. onBatch(Uint8Array) gets
+// every record drained in one wake-up, concatenated.
+Napi::Value BpfObject::RingStart(const Napi::CallbackInfo &info) {
+  Napi::Env env = info.Env();
+  struct bpf_map *map = FindMap(env, info[0], "map");
+  if (!map) return env.Undefined();
+  int64_t recordSize, maxBatch = 4 << 20;
+  if (!ToInt(env, info[1], "recordSize", 1, 1 << 20, &recordSize)) return env.Undefined();
+  if (!info[2].IsFunction()) {
+    ThrowTypeError(env, "onBatch", "must be a function");
+    return env.Undefined();
+  }
+  if (!info[3].IsUndefined() && !ToInt(env, info[3], "maxBatchBytes", recordSize, 1LL << 30, &maxBatch)) return env.Undefined();
+  if (bpf_map__type(map) != BPF_MAP_TYPE_RINGBUF) {
+    ThrowTypeError(env, "map", "is not a ring buffer map");
+    return env.Undefined();
+  }
+  int mapFd = bpf_map__fd(map);
+  if (mapFd < 0) {
+    ThrowErrno(env, EBADF, "bpf_map__fd", "object not loaded");
+    return env.Undefined();
+  }
+  auto *ring = new Ring();
+  ring->owner = this;
+  ring->env = env;
+  ring->recordSize = static_cast<size_t>(recordSize);
+  ring->maxBatchBytes = static_cast<size_t>(maxBatch);
+  ring->staging.reserve(ring->maxBatchBytes + ring->recordSize);
+  ring->rb = ring_buffer__new(mapFd, OnSample, ring, nullptr);
+  if (!ring->rb) {
+    int err = errno;
+    delete ring;
+    ThrowErrno(env, err, "ring_buffer__new");
+    return env.Undefined();
+  }
+  uv_loop_t *loop = nullptr;
+  napi_get_uv_event_loop(env, &loop);
+  int err = uv_poll_init(loop, &ring->poll, ring_buffer__epoll_fd(ring->rb));
+  if (err == 0) {
+    ring->poll.data = ring;
+    err = uv_poll_start(&ring->poll, UV_READABLE, OnPoll);
+    if (err) {
+      ring->closing = true;
+      ring->envGone = true;  // nothing JS-side to release yet
+      uv_close(reinterpret_cast<uv_handle_t *>(&ring->poll), OnRingClosed);
+      ThrowErrno(env, -err, "uv_poll_start");
+      return env.Undefined();
+    }
+  } else {
+    ring_buffer__free(ring->rb);
+    delete ring;
+    ThrowErrno(env, -err, "uv_poll_init");
+    return env.Undefined();
+  }
+  ring->callback = Napi::Persistent(info[2].As<Napi::Function>());
+  ring->ownerRef = Napi::Persistent(Value());
+  ring->id = nextId_++;
+  rings_[ring->id] = ring;
+  return Napi::Number::New(env, ring->id);
+}
+
+void BpfObject::OnRingClosed(uv_handle_t *handle) {
+  auto *ring = static_cast<Ring *>(handle->data);
+  ring_buffer__free(ring->rb);
+  if (ring->envGone) {
+    ring->callback.SuppressDestruct();
+    ring->ownerRef.SuppressDestruct();
+  }
+  delete ring;
+}
+
+void BpfObject::CloseRing(Ring *ring) {
+  if (ring->closing) return;
+  ring->closing = true;
+  uv_poll_stop(&ring->poll);
+  if (!ring->envGone) {
+    // Release the JS references now (we are on the JS thread); the memory goes when
+    // libuv has closed the handle.
+    ring->callback.Reset();
+    ring->ownerRef.Reset();
+  }
+  ring->envGone = true;
+  uv_close(reinterpret_cast<uv_handle_t *>(&ring->poll), OnRingClosed);
+}
+
+Napi::Value BpfObject::RingClose(const Napi::CallbackInfo &info) {
+  Napi::Env env = info.Env();
+  int64_t id;
+  if (!ToInt(env, info[0], "ring", 1, 0x7fffffff, &id)) return env.Undefined();
+  auto it = rings_.find(static_cast<int>(id));
+  if (it == rings_.end()) return env.Undefined();  // closing twice is harmless
+  Ring *ring = it->second;
+  rings_.erase(it);
+  CloseRing(ring);
+  return env.Undefined();
+}
+
+// ringStats(ring): {batches, malformed}
+Napi::Value BpfObject::RingStats(const Napi::CallbackInfo &info) {
+  Napi::Env env = info.Env();
+  int64_t id;
+  if (!ToInt(env, info[0], "ring", 1, 0x7fffffff, &id)) return env.Undefined();
+  auto it = rings_.find(static_cast<int>(id));
+  if (it == rings_.end()) {
+    ThrowErrno(env, ENOENT, "ringStats", "no such ring");
+    return env.Undefined();
+  }
+  Napi::Object out = Napi::Object::New(env);
+  out.Set("batches", static_cast<double>(it->second->batches));
+  out.Set("malformed", static_cast<double>(it->second->malformed));
+  return out;
+}
+
+// drainHash(map, useBatch: boolean, limit?: number):
+//   {keys: ArrayBuffer, values: ArrayBuffer, count, keySize, valueSize, usedBatch}
+// Every returned entry is deleted from the map. The fallback (get_next_key, lookup,
+// delete) serves kernels without batch ops; it can lose increments that land between
+// lookup and delete.
+Napi::Value BpfObject::DrainHash(const Napi::CallbackInfo &info) {
+  Napi::Env env = info.Env();
+  struct bpf_map *map = FindMap(env, info[0], "map");
+  if (!map) return env.Undefined();
+  if (!info[1].IsBoolean()) {
+    ThrowTypeError(env, "useBatch", "must be a boolean");
+    return env.Undefined();
+  }
+  bool useBatch = info[1].As<Napi::Boolean>().Value();
+  enum bpf_map_type type = bpf_map__type(map);
+  if (type != BPF_MAP_TYPE_HASH && type != BPF_MAP_TYPE_LRU_HASH) {
+    ThrowTypeError(env, "map", "is not a (non per-CPU) hash map");
+    return env.Undefined();
+  }
+  int fd = bpf_map__fd(map);
+  if (fd < 0) {
+    ThrowErrno(env, EBADF, "bpf_map__fd", "object not loaded");
+    return env.Undefined();
+  }
+  size_t keySize = bpf_map__key_size(map), valueSize = bpf_map__value_size(map);
+  int64_t limit = bpf_map__max_entries(map);
+  if (!info[2].IsUndefined() && !ToInt(env, info[2], "limit", 1, limit, &limit)) return env.Undefined();
+  std::vector<uint8_t> keys(keySize * limit), values(valueSize * limit);
+  size_t count = 0;
+  bool usedBatch = false;
+  if (useBatch) {
+    std::vector<uint8_t> inBatch(std::max<size_t>(keySize, 8)), outBatch(std::max<size_t>(keySize, 8));
+    bool first = true;
+    LIBBPF_OPTS(bpf_map_batch_opts, opts);
+    while (count < static_cast<size_t>(limit)) {
+      uint32_t n = static_cast<uint32_t>(limit - count);
+      int err = bpf_map_lookup_and_delete_batch(fd, first ? nullptr : inBatch.data(), outBatch.data(),
+                                                keys.data() + count * keySize, values.data() + count * valueSize, &n, &opts);
+      err = err < 0 ? -errno : 0;
+      if (err && first && (err == -EINVAL || err == -ENOTSUPP || err == -EOPNOTSUPP)) break;  // fall back
+      usedBatch = true;
+      count += n;
+      if (err == -ENOENT || err == -ENOSPC) break;  // end of map / a bucket larger than what is left
+      if (err) {
+        ThrowErrno(env, err, "bpf_map_lookup_and_delete_batch");
+        return env.Undefined();
+      }
+      first = false;
+      inBatch = outBatch;
+    }
+  }
+  if (!usedBatch) {
+    std::vector<uint8_t> prev(keySize);
+    bool havePrev = false;
+    size_t listed = 0;
+    while (listed < static_cast<size_t>(limit)) {
+      uint8_t *next = keys.data() + listed * keySize;
+      if (bpf_map_get_next_key(fd, havePrev ? prev.data() : nullptr, next) < 0) {
+        if (errno == ENOENT) break;
+        ThrowErrno(env, errno, "bpf_map_get_next_key");
+        return env.Undefined();
+      }
+      memcpy(prev.data(), next, keySize);
+      havePrev = true;
+      listed++;
+    }
+    for (size_t i = 0; i < listed; i++) {
+      uint8_t *key = keys.data() + i * keySize;
+      if (bpf_map_lookup_elem(fd, key, values.data() + count * valueSize) < 0) continue;  // evicted meanwhile
+      bpf_map_delete_elem(fd, key);
+      if (count != i) memmove(keys.data() + count * keySize, key, keySize);
+      count++;
+    }
+  }
+  Napi::ArrayBuffer k = Napi::ArrayBuffer::New(env, count * keySize);
+  Napi::ArrayBuffer v = Napi::ArrayBuffer::New(env, count * valueSize);
+  if (count) {
+    memcpy(k.Data(), keys.data(), count * keySize);
+    memcpy(v.Data(), values.data(), count * valueSize);
+  }
+  Napi::Object out = Napi::Object::New(env);
+  out.Set("keys", k);
+  out.Set("values", v);
+  out.Set("count", static_cast<double>(count));
+  out.Set("keySize", static_cast<double>(keySize));
+  out.Set("valueSize", static_cast<double>(valueSize));
+  out.Set("usedBatch", usedBatch);
+  return out;
+}
+
+// readArray(map): ArrayBuffer of u64 per index, per-CPU arrays summed over CPUs.
+Napi::Value BpfObject::ReadArray(const Napi::CallbackInfo &info) {
+  Napi::Env env = info.Env();
+  struct bpf_map *map = FindMap(env, info[0], "map");
+  if (!map) return env.Undefined();
+  enum bpf_map_type type = bpf_map__type(map);
+  bool percpu = type == BPF_MAP_TYPE_PERCPU_ARRAY;
+  if ((type != BPF_MAP_TYPE_ARRAY && !percpu) || bpf_map__value_size(map) != 8) {
+    ThrowTypeError(env, "map", "is not an array of 8-byte values");
+    return env.Undefined();
+  }
+  int fd = bpf_map__fd(map);
+  if (fd < 0) {
+    ThrowErrno(env, EBADF, "bpf_map__fd", "object not loaded");
+    return env.Undefined();
+  }
+  int ncpus = percpu ? libbpf_num_possible_cpus() : 1;
+  if (ncpus < 0) {
+    ThrowErrno(env, ncpus, "libbpf_num_possible_cpus");
+    return env.Undefined();
+  }
+  uint32_t n = bpf_map__max_entries(map);
+  Napi::ArrayBuffer out = Napi::ArrayBuffer::New(env, n * 8);
+  auto *sums = static_cast<uint64_t *>(out.Data());
+  std::vector<uint64_t> vals(ncpus);
+  for (uint32_t i = 0; i < n; i++) {
+    if (bpf_map_lookup_elem(fd, &i, vals.data()) < 0) {
+      ThrowErrno(env, errno, "bpf_map_lookup_elem");
+      return env.Undefined();
+    }
+    uint64_t sum = 0;
+    for (int c = 0; c < ncpus; c++) sum += vals[c];
+    sums[i] = sum;
+  }
+  return out;
+}
+
+void BpfObject::CloseAll() {
+  for (auto &entry : rings_) CloseRing(entry.second);
+  rings_.clear();
+  for (auto &entry : links_) bpf_link__destroy(entry.second);
+  links_.clear();
+  if (obj_) bpf_object__close(obj_);
+  obj_ = nullptr;
+}
+
+Napi::Value BpfObject::Close(const Napi::CallbackInfo &info) {
+  CloseAll();
+  if (hookAdded_) {
+    napi_remove_env_cleanup_hook(env_, EnvCleanup, this);
+    hookAdded_ = false;
+  }
+  return info.Env().Undefined();
+}
+
+// btfFuncProtoArgs(typedefName): parameter count of a function-pointer typedef in the
+// running kernel's BTF (e.g. btf_trace_damon_aggregated), or -1 when absent.
+Napi::Value BtfFuncProtoArgs(const Napi::CallbackInfo &info) {
+  Napi::Env env = info.Env();
+  std::string name;
+  if (!ToString(env, info[0], "name", &name)) return env.Undefined();
+  struct btf *btf = btf__load_vmlinux_btf();
+  if (!btf) {
+    ThrowErrno(env, errno, "btf__load_vmlinux_btf");
+    return env.Undefined();
+  }
+  int result = -1;
+  int id = btf__find_by_name_kind(btf, name.c_str(), BTF_KIND_TYPEDEF);
+  if (id > 0) {
+    const struct btf_type *t = btf__type_by_id(btf, id);
+    while (t && (btf_is_typedef(t) || btf_is_ptr(t))) t = btf__type_by_id(btf, t->type);
+    if (t && btf_is_func_proto(t)) result = btf_vlen(t);
+  }
+  btf__free(btf);
+  return Napi::Number::New(env, result);
+}
+
+Napi::Value NumPossibleCpus(const Napi::CallbackInfo &info) {
+  int n = libbpf_num_possible_cpus();
+  if (n < 0) {
+    ThrowErrno(info.Env(), n, "libbpf_num_possible_cpus");
+    return info.Env().Undefined();
+  }
+  return Napi::Number::New(info.Env(), n);
+}
+
+// Shared layouts, for the layout test and the TypeScript decoders' self-check.
+Napi::Value Layouts(const Napi::CallbackInfo &info) {
+  Napi::Env env = info.Env();
+  Napi::Object out = Napi::Object::New(env);
+  out.Set("vt_page_key", sizeof(struct vt_page_key));
+  out.Set("vt_page_value", sizeof(struct vt_page_value));
+  out.Set("vt_sample_record", sizeof(struct vt_sample_record));
+  out.Set("vt_damon_record", sizeof(struct vt_damon_record));
+  return out;
+}
+
+}  // namespace
+
+void InitBpf(Napi::Env env, Napi::Object exports) {
+  libbpf_set_print(LibbpfPrint);
+  Napi::Object bpf = Napi::Object::New(env);
+  bpf.Set("BpfObject", BpfObject::Define(env));
+  bpf.Set("btfFuncProtoArgs", Napi::Function::New(env, BtfFuncProtoArgs, "btfFuncProtoArgs"));
+  bpf.Set("numPossibleCpus", Napi::Function::New(env, NumPossibleCpus, "numPossibleCpus"));
+  bpf.Set("layouts", Napi::Function::New(env, Layouts, "layouts"));
+  exports.Set("bpf", bpf);
+}
+
 }  // namespace vtier

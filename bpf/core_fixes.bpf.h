@@ -1,0 +1,38 @@
+/* Kernel-version differences, each resolved with CO-RE at load time. */
+#ifndef VTIER_CORE_FIXES_BPF_H
+#define VTIER_CORE_FIXES_BPF_H
+
+#include <bpf/bpf_core_read.h>
+
+#define VT_PERF_SAMPLE_PHYS_ADDR (1ULL << 19)
+
+/* perf_sample_data.sample_flags (6.1+) says which fields perf_prepare_sample filled; a
+ * field whose bit is clear holds stale stack data. Before 6.1 every requested field was
+ * filled, so the event's attr.sample_type is the authority. phys_addr itself exists
+ * since 4.14; without it there is no physical address at all. */
+static __always_inline __u64 perf_sample_phys_addr(struct bpf_perf_event_data *ctx)
+{
+	struct bpf_perf_event_data_kern *kctx = (void *)ctx;
+	struct perf_sample_data *data;
+	__u64 flags;
+
+	if (!bpf_core_field_exists(struct perf_sample_data, phys_addr))
+		return 0;
+	data = BPF_CORE_READ(kctx, data);
+	if (bpf_core_field_exists(struct perf_sample_data, sample_flags))
+		flags = BPF_CORE_READ(data, sample_flags);
+	else
+		flags = BPF_CORE_READ(kctx, event, attr.sample_type);
+	if (!(flags & VT_PERF_SAMPLE_PHYS_ADDR))
+		return 0;
+	return BPF_CORE_READ(data, phys_addr);
+}
+
+/* damon:damon_aggregated lost its leading `struct damon_target *t` argument in 6.x
+ * (only target_id remains). tp_btf arguments are positional and clang < 15 has no
+ * bpf_core_type_matches, so sampler.bpf.c carries one program per prototype and the
+ * loader autoloads the one matching the running kernel's btf_trace_damon_aggregated. */
+#define VT_DAMON_ARGS_WITH_TARGET 4
+#define VT_DAMON_ARGS_WITHOUT_TARGET 3
+
+#endif
