@@ -7,6 +7,7 @@ import { registerGuest } from './commands/guest.js';
 import { registerClassify } from './commands/classify.js';
 import { registerSim } from './commands/sim.js';
 import { registerHost } from './commands/host.js';
+import { registerReport } from './commands/report.js';
 
 const program = new Command('vtier')
   .description('Guest-side page tracking and hot-page classification for VMs on tiered memory (DRAM + CXL)')
@@ -21,6 +22,7 @@ registerGuest(program);
 registerClassify(program);
 registerSim(program);
 registerHost(program);
+registerReport(program);
 
 program.addHelpText(
   'after',

@@ -1,0 +1,66 @@
+// `vtier report RESULTS_DIR [-o FILE] [--format html|md]`: one self-contained page per campaign.
+import { writeFileSync } from 'node:fs';
+import { join } from 'node:path';
+import type { Command } from 'commander';
+import { action, examples } from '../command.js';
+import { printResult, UserError, type OutputOptions } from '../output.js';
+import { loadResults } from '../../eval/results.js';
+import { buildReport, renderHtml, renderMarkdown } from '../../eval/report.js';
+import '../../eval/sim-import.js';
+
+interface ReportOptions extends OutputOptions {
+  output?: string;
+  format?: string;
+}
+
+export function registerReport(program: Command): void {
+  const cmd = program
+    .command('report')
+    .description('render a results directory as one self-contained HTML page (inline SVG plots) or Markdown tables')
+    .argument('<results-dir>', 'a directory written by a vtier eval campaign (or holding saved `vtier sim --json` output)')
+    .option('-o, --output <file>', 'where to write the report ("-" = stdout; default <results-dir>/report.html or .md)')
+    .option('--format <format>', 'html or md', 'html');
+  action<ReportOptions>(cmd, async (args, options) => {
+    const dir = String(args[0]);
+    const format = options.format ?? 'html';
+    if (format !== 'html' && format !== 'md') throw new UserError(`--format: "${format}" is not html or md`, 'bad-input', 2);
+    let results;
+    try {
+      results = loadResults(dir);
+    } catch (err) {
+      throw new UserError((err as Error).message, 'bad-results');
+    }
+    const model = await buildReport(results, { plots: format === 'html' });
+    const text = format === 'html' ? renderHtml(model) : renderMarkdown(model);
+    const output = options.output ?? join(results.dir, `report.${format}`);
+    if (output === '-' && !options.json) {
+      process.stdout.write(text);
+      return;
+    }
+    try {
+      if (output !== '-') writeFileSync(output, text);
+    } catch (err) {
+      throw new UserError(`cannot write ${output}: ${(err as Error).message}`, 'io');
+    }
+    printResult(
+      options,
+      {
+        output: output === '-' ? null : output,
+        format,
+        complete: model.complete,
+        plots: model.sections.filter((s) => s.svg).map((s) => s.id),
+        sections: model.sections.map((s) => s.id),
+        observations: results.observations.length,
+        warnings: model.warnings,
+      },
+      () =>
+        `${model.complete ? '' : 'note: interrupted run (no DONE marker); the report covers the completed runs\n'}` +
+        `wrote ${output} (${model.sections.length} section(s): ${model.sections.map((s) => s.id).join(', ') || 'summary only'})`,
+    );
+  });
+  examples(cmd, [
+    'vtier report results/overhead-20261122T043100Z -o report.html',
+    'vtier report results/overhead-20261122T043100Z --format md -o -',
+    'mkdir sim1 && vtier sim --workload hotspot --size 10G --dram 2G --policy vtier,autonuma,static --json > sim1/sim.json && vtier report sim1',
+  ]);
+}

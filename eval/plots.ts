@@ -1,0 +1,153 @@
+// Plots for the report: vega-lite specs compiled to vega and rendered to SVG in Node (the
+// headless View with renderer 'none' needs no canvas), so the report page carries its plots
+// inline and never touches the network.
+import * as vega from 'vega';
+import { compile, type TopLevelSpec } from 'vega-lite';
+
+const WIDTH = 560;
+const HEIGHT = 260;
+const FONT = 'system-ui, -apple-system, "Segoe UI", Roboto, sans-serif';
+
+const CONFIG = {
+  font: FONT,
+  axis: { labelFontSize: 11, titleFontSize: 12, gridColor: '#e6e6e6' },
+  legend: { labelFontSize: 11, titleFontSize: 12 },
+  view: { stroke: null },
+};
+
+export interface TimePoint {
+  system: string;
+  metric: string;
+  workload: string;
+  timeS: number;
+  value: number;
+}
+
+export interface IntervalPoint {
+  system: string;
+  workload: string;
+  mean: number;
+  low: number;
+  high: number;
+  n: number;
+}
+
+export interface BarPoint {
+  system: string;
+  group: string;
+  value: number;
+}
+
+export interface SweepPoint {
+  system: string;
+  x: number;
+  value: number;
+}
+
+/** Precision/recall/F1 over time: one line per (system, metric). */
+export function timeSeriesSpec(title: string, points: TimePoint[], yTitle: string): TopLevelSpec {
+  return {
+    $schema: 'https://vega.github.io/schema/vega-lite/v6.json',
+    title,
+    width: WIDTH,
+    height: HEIGHT,
+    config: CONFIG,
+    data: { values: points },
+    mark: { type: 'line', point: points.length <= 60, strokeWidth: 2 },
+    encoding: {
+      x: { field: 'timeS', type: 'quantitative', title: 'time (s)' },
+      y: { field: 'value', type: 'quantitative', title: yTitle, scale: { domain: [0, 1] } },
+      color: { field: 'system', type: 'nominal', title: 'system' },
+      strokeDash: { field: 'metric', type: 'nominal', title: 'metric' },
+      detail: { field: 'metric' },
+    },
+  };
+}
+
+/** Mean with confidence interval per workload and system (slowdown ratios). */
+export function intervalSpec(title: string, points: IntervalPoint[], yTitle: string, reference?: number): TopLevelSpec {
+  const finite = points.filter((p) => Number.isFinite(p.low) && Number.isFinite(p.high));
+  const shared = {
+    x: { field: 'workload', type: 'nominal', title: 'workload', axis: { labelAngle: 0 } },
+    xOffset: { field: 'system', type: 'nominal' },
+    color: { field: 'system', type: 'nominal', title: null },
+  };
+  const layers: Record<string, unknown>[] = [];
+  if (reference !== undefined) {
+    // Its own data and only a y encoding: the reference must not add a category to x.
+    layers.push({ data: { values: [{ ref: reference }] }, mark: { type: 'rule', strokeDash: [4, 4], color: '#888' }, encoding: { y: { field: 'ref', type: 'quantitative' } } });
+  }
+  if (finite.length > 0) {
+    layers.push({
+      transform: [{ filter: 'isValid(datum.low) && isValid(datum.high)' }],
+      mark: { type: 'errorbar', ticks: true, thickness: 1.5 },
+      encoding: { ...shared, y: { field: 'low', type: 'quantitative', title: yTitle, scale: { zero: false } }, y2: { field: 'high' } },
+    });
+  }
+  layers.push({
+    mark: { type: 'point', filled: true, size: 80, opacity: 1 },
+    encoding: {
+      ...shared,
+      y: { field: 'mean', type: 'quantitative', title: yTitle, scale: { zero: false } },
+      tooltip: [{ field: 'system' }, { field: 'mean' }, { field: 'low' }, { field: 'high' }, { field: 'n' }],
+    },
+  });
+  return {
+    $schema: 'https://vega.github.io/schema/vega-lite/v6.json',
+    title,
+    width: WIDTH,
+    height: HEIGHT,
+    config: CONFIG,
+    data: { values: points.map((p) => ({ ...p, low: Number.isFinite(p.low) ? p.low : null, high: Number.isFinite(p.high) ? p.high : null })) },
+    layer: layers,
+  } as unknown as TopLevelSpec;
+}
+
+/** Grouped bars: one bar per system inside each group (workload, or promoted/demoted). */
+export function barSpec(title: string, points: BarPoint[], yTitle: string, groupTitle: string, domain?: [number, number]): TopLevelSpec {
+  return {
+    $schema: 'https://vega.github.io/schema/vega-lite/v6.json',
+    title,
+    width: WIDTH,
+    height: HEIGHT,
+    config: CONFIG,
+    data: { values: points },
+    mark: { type: 'bar' },
+    encoding: {
+      x: { field: 'group', type: 'nominal', title: groupTitle, axis: { labelAngle: 0 } },
+      xOffset: { field: 'system', type: 'nominal' },
+      y: { field: 'value', type: 'quantitative', title: yTitle, ...(domain ? { scale: { domain } } : {}) },
+      color: { field: 'system', type: 'nominal', title: null },
+      tooltip: [{ field: 'system' }, { field: 'group' }, { field: 'value' }],
+    },
+  };
+}
+
+/** A swept parameter (DRAM size) against a metric, one line per system. */
+export function sweepSpec(title: string, points: SweepPoint[], xTitle: string, yTitle: string, domain?: [number, number]): TopLevelSpec {
+  return {
+    $schema: 'https://vega.github.io/schema/vega-lite/v6.json',
+    title,
+    width: WIDTH,
+    height: HEIGHT,
+    config: CONFIG,
+    data: { values: points },
+    mark: { type: 'line', point: true, strokeWidth: 2 },
+    encoding: {
+      x: { field: 'x', type: 'quantitative', title: xTitle },
+      y: { field: 'value', type: 'quantitative', title: yTitle, ...(domain ? { scale: { domain } } : {}) },
+      color: { field: 'system', type: 'nominal', title: null },
+    },
+  };
+}
+
+/** Renders a vega-lite spec to an SVG string (no canvas, no network). */
+export async function renderSvg(spec: TopLevelSpec): Promise<string> {
+  const compiled = compile(spec).spec;
+  const view = new vega.View(vega.parse(compiled), { renderer: 'none', logLevel: vega.Error });
+  try {
+    return await view.toSVG();
+  } finally {
+    view.finalize();
+  }
+}

@@ -1,0 +1,351 @@
+// `vtier report`: turns a results directory into one self-contained HTML page (inline SVG
+// plots, no network) or a Markdown version of the same tables. Every section is derived from
+// the tidy observations, so it appears only when the results hold that kind of data.
+import type { TopLevelSpec } from 'vega-lite';
+import { METRICS, type CommandFacts, type LoadedResults, type Observation } from './results.js';
+import { barSpec, intervalSpec, renderSvg, sweepSpec, timeSeriesSpec, type BarPoint, type IntervalPoint, type SweepPoint, type TimePoint } from './plots.js';
+import { mean, meanInterval } from './stats.js';
+
+export interface Table {
+  columns: string[];
+  rows: string[][];
+}
+
+export interface Section {
+  id: string;
+  title: string;
+  caption: string;
+  table: Table;
+  spec?: TopLevelSpec;
+  svg?: string;
+}
+
+export interface ReportModel {
+  title: string;
+  complete: boolean;
+  campaign: string;
+  command: CommandFacts | null;
+  machine: unknown;
+  warnings: string[];
+  sections: Section[];
+  summary: Table;
+}
+
+const TIME_METRICS = new Set<string>([METRICS.precision, METRICS.recall, METRICS.f1]);
+const GIB = 2 ** 30;
+const MIB = 2 ** 20;
+
+/** Numbers for people and for golden files: 4 significant digits, no locale. */
+export function fmt(value: number): string {
+  if (!Number.isFinite(value)) return '–';
+  if (Number.isInteger(value) && Math.abs(value) < 1e12) return String(value);
+  const abs = Math.abs(value);
+  if (abs !== 0 && (abs >= 1e9 || abs < 1e-4)) return value.toExponential(3);
+  return String(Number(value.toPrecision(4)));
+}
+
+/** Bytes with a binary unit: 2254857830 -> "2.1 GiB". */
+export function fmtBytes(bytes: number): string {
+  if (!Number.isFinite(bytes)) return '–';
+  const units = ['B', 'KiB', 'MiB', 'GiB', 'TiB'];
+  let value = bytes;
+  let unit = 0;
+  while (Math.abs(value) >= 1024 && unit < units.length - 1) {
+    value /= 1024;
+    unit++;
+  }
+  return `${fmt(Number(value.toPrecision(3)))} ${units[unit]}`;
+}
+
+function groupBy<T>(items: readonly T[], key: (item: T) => string): Map<string, T[]> {
+  const groups = new Map<string, T[]>();
+  for (const item of items) {
+    const k = key(item);
+    const list = groups.get(k);
+    if (list) list.push(item);
+    else groups.set(k, [item]);
+  }
+  return groups;
+}
+
+const byText = (a: string, b: string): number => (a < b ? -1 : a > b ? 1 : 0);
+
+function timeSeriesSections(observations: Observation[]): Section[] {
+  const points = observations.filter((o) => o.timeS !== undefined && TIME_METRICS.has(o.metric));
+  const sections: Section[] = [];
+  for (const [workload, list] of [...groupBy(points, (o) => o.workload)].sort((a, b) => byText(a[0], b[0]))) {
+    // Runs of the same series are averaged at equal times.
+    const series: TimePoint[] = [];
+    for (const [, group] of groupBy(list, (o) => `${o.system}\u0000${o.metric}\u0000${o.timeS}`)) {
+      series.push({ system: group[0].system, metric: group[0].metric, workload, timeS: group[0].timeS ?? 0, value: mean(group.map((o) => o.value)) });
+    }
+    series.sort((a, b) => byText(a.system, b.system) || byText(a.metric, b.metric) || a.timeS - b.timeS);
+    const finals = new Map<string, TimePoint>();
+    for (const p of series) finals.set(`${p.system} ${p.metric}`, p);
+    sections.push({
+      id: `accuracy-${workload}`,
+      title: `Hot-set precision and recall over time — ${workload}`,
+      caption: 'Classified hot set against the workload’s true hot set; 1 is perfect.',
+      table: {
+        columns: ['system', 'metric', 'final time (s)', 'final value'],
+        rows: [...finals.values()].map((p) => [p.system, p.metric, fmt(p.timeS), fmt(p.value)]),
+      },
+      spec: timeSeriesSpec(`Precision / recall over time — ${workload}`, series, 'fraction'),
+    });
+  }
+  return sections;
+}
+
+function slowdownSection(observations: Observation[]): Section | null {
+  const rows = observations.filter((o) => o.metric === METRICS.slowdown && o.timeS === undefined && o.param === undefined);
+  if (rows.length === 0) return null;
+  const points: IntervalPoint[] = [];
+  for (const [, group] of groupBy(rows, (o) => `${o.workload}\u0000${o.system}`)) {
+    const ci = meanInterval(group.map((o) => o.value));
+    points.push({ system: group[0].system, workload: group[0].workload, mean: ci.mean, low: ci.low, high: ci.high, n: ci.n });
+  }
+  points.sort((a, b) => byText(a.workload, b.workload) || byText(a.system, b.system));
+  return {
+    id: 'slowdown',
+    title: 'Slowdown per workload',
+    caption: 'Ratio of paired runs (with / without); points are means, bars the 95% t confidence interval; 1 = no slowdown.',
+    table: {
+      columns: ['workload', 'system', 'runs', 'mean slowdown', '95% CI'],
+      rows: points.map((p) => [p.workload, p.system, String(p.n), fmt(p.mean), Number.isFinite(p.low) ? `${fmt(p.low)} – ${fmt(p.high)}` : 'n < 2']),
+    },
+    spec: intervalSpec('Slowdown per workload (95% CI)', points, 'slowdown (ratio)', 1),
+  };
+}
+
+function dramShareSection(observations: Observation[]): Section | null {
+  const rows = observations.filter((o) => o.metric === METRICS.dramServedShare && o.timeS === undefined && o.param === undefined);
+  if (rows.length === 0) return null;
+  const points: BarPoint[] = [];
+  for (const [, group] of groupBy(rows, (o) => `${o.workload}\u0000${o.system}`)) {
+    points.push({ system: group[0].system, group: group[0].workload, value: mean(group.map((o) => o.value)) });
+  }
+  points.sort((a, b) => byText(a.group, b.group) || byText(a.system, b.system));
+  return {
+    id: 'dram-share',
+    title: 'Accesses served from DRAM per policy',
+    caption: 'Share of memory accesses that hit the fast tier; higher is better.',
+    table: { columns: ['workload', 'policy', 'DRAM-served share'], rows: points.map((p) => [p.group, p.system, fmt(p.value)]) },
+    spec: barSpec('DRAM-served share per policy', points, 'share of accesses from DRAM', 'workload', [0, 1]),
+  };
+}
+
+const SWEEP_METRICS = [METRICS.dramServedShare, METRICS.recall, METRICS.precision, METRICS.f1, 'modelled_slowdown'];
+
+/** One section per swept parameter and plotted metric (DRAM size, sampling period, ...). */
+function sweepSections(observations: Observation[]): Section[] {
+  const rows = observations.filter((o) => o.param !== undefined && o.paramValue !== undefined && SWEEP_METRICS.includes(o.metric));
+  const sections: Section[] = [];
+  const byParamMetric = [...groupBy(rows, (o) => `${o.param}\u0000${o.metric}`)].sort((a, b) => byText(a[0], b[0]));
+  for (const [, list] of byParamMetric) {
+    const param = list[0].param ?? '';
+    const metric = list[0].metric;
+    const isDram = param === 'dram_bytes';
+    const xTitle = isDram ? 'DRAM size (GiB)' : param;
+    const workloads = new Set(list.map((o) => o.workload));
+    const points: SweepPoint[] = [];
+    for (const [, group] of groupBy(list, (o) => `${o.workload}\u0000${o.system}\u0000${o.paramValue}`)) {
+      const system = workloads.size > 1 ? `${group[0].system} (${group[0].workload})` : group[0].system;
+      points.push({ system, x: (group[0].paramValue ?? 0) / (isDram ? GIB : 1), value: mean(group.map((o) => o.value)) });
+    }
+    points.sort((a, b) => byText(a.system, b.system) || a.x - b.x);
+    const bounded = metric !== 'modelled_slowdown';
+    sections.push({
+      id: isDram && metric === METRICS.dramServedShare ? 'dram-sensitivity' : `sweep-${param}-${metric}`,
+      title: isDram ? `Sensitivity to DRAM size: ${metric}` : `Sensitivity to ${param}: ${metric}`,
+      caption: isDram && metric === METRICS.dramServedShare
+        ? 'DRAM-served share as the fast tier grows; a good policy approaches the oracle with less DRAM.'
+        : `${metric} as ${param} varies.`,
+      table: { columns: ['system', xTitle, metric], rows: points.map((p) => [p.system, fmt(p.x), fmt(p.value)]) },
+      spec: sweepSpec(isDram ? `DRAM-size sensitivity (${metric})` : `${param} sensitivity (${metric})`, points, xTitle, metric, bounded ? [0, 1] : undefined),
+    });
+  }
+  return sections;
+}
+
+function migrationSection(observations: Observation[]): Section | null {
+  const rows = observations.filter(
+    (o) => (o.metric === METRICS.promotedBytes || o.metric === METRICS.demotedBytes) && o.timeS === undefined && o.param === undefined,
+  );
+  if (rows.length === 0) return null;
+  const workloads = new Set(rows.map((o) => o.workload));
+  const maxBytes = Math.max(...rows.map((o) => o.value));
+  const [scale, unit] = maxBytes >= GIB ? [GIB, 'GiB'] : [MIB, 'MiB'];
+  const points: BarPoint[] = [];
+  for (const [, group] of groupBy(rows, (o) => `${o.workload}\u0000${o.system}\u0000${o.metric}`)) {
+    const direction = group[0].metric === METRICS.promotedBytes ? 'promoted' : 'demoted';
+    points.push({ system: group[0].system, group: workloads.size > 1 ? `${direction} (${group[0].workload})` : direction, value: mean(group.map((o) => o.value)) / scale });
+  }
+  points.sort((a, b) => byText(a.group, b.group) || byText(a.system, b.system));
+  return {
+    id: 'migration',
+    title: 'Migration traffic',
+    caption: `Bytes moved between tiers per run (${unit}); less traffic for the same DRAM share is better.`,
+    table: { columns: ['direction', 'system', `bytes moved (${unit})`], rows: points.map((p) => [p.group, p.system, fmt(p.value)]) },
+    spec: barSpec('Migration traffic', points, unit, 'direction'),
+  };
+}
+
+function summaryTable(observations: Observation[]): Table {
+  const rows: string[][] = [];
+  // Swept observations have their own sections; the summary keeps one row per plain metric.
+  const scalar = observations.filter((o) => o.timeS === undefined && o.param === undefined);
+  const groups = [...groupBy(scalar, (o) => [o.workload, o.system, o.metric, o.unit, o.param ?? '', o.paramValue ?? ''].join('\u0000'))];
+  groups.sort((a, b) => byText(a[0], b[0]));
+  for (const [, group] of groups) {
+    const o = group[0];
+    const ci = meanInterval(group.map((g) => g.value));
+    const show = (v: number): string => (o.unit === 'bytes' ? fmtBytes(v) : fmt(v));
+    rows.push([o.workload, o.system, o.metric, o.unit, String(ci.n), show(ci.mean), Number.isFinite(ci.halfWidth) ? `± ${show(ci.halfWidth)}` : '']);
+  }
+  // Time series: the last point of each series.
+  const series = groupBy(observations.filter((o) => o.timeS !== undefined), (o) => `${o.workload}\u0000${o.system}\u0000${o.metric}`);
+  for (const [, group] of [...series].sort((a, b) => byText(a[0], b[0]))) {
+    const lastTime = Math.max(...group.map((g) => g.timeS ?? 0));
+    const last = group.filter((g) => g.timeS === lastTime);
+    const o = last[0];
+    rows.push([o.workload, o.system, `${o.metric} (final, t=${fmt(lastTime)} s)`, o.unit, String(last.length), fmt(mean(last.map((g) => g.value))), '']);
+  }
+  return { columns: ['workload', 'system', 'metric', 'unit', 'n', 'mean', '95% CI'], rows };
+}
+
+/** Builds the report's content from loaded results; renders the plots to SVG. */
+export async function buildReport(results: LoadedResults, options: { plots?: boolean } = {}): Promise<ReportModel> {
+  const obs = results.observations;
+  const sections: Section[] = [
+    ...timeSeriesSections(obs),
+    slowdownSection(obs),
+    dramShareSection(obs),
+    ...sweepSections(obs),
+    migrationSection(obs),
+  ].filter((s): s is Section => s !== null);
+  if (options.plots !== false) {
+    for (const section of sections) if (section.spec) section.svg = await renderSvg(section.spec);
+  }
+  const campaign = results.command?.campaign ?? 'imported';
+  const warnings = [...results.warnings];
+  if (obs.length === 0) warnings.push('the results hold no observations yet');
+  return {
+    title: `vtier ${campaign} report`,
+    complete: results.complete,
+    campaign,
+    command: results.command,
+    machine: results.machine,
+    warnings,
+    sections,
+    summary: summaryTable(obs),
+  };
+}
+
+function shellQuote(arg: string): string {
+  return /^[A-Za-z0-9_./=:,@%+-]+$/.test(arg) ? arg : `'${arg.replace(/'/g, `'\\''`)}'`;
+}
+
+/** The command line as the user would type it (node and bin path shortened to `vtier`). */
+export function commandLine(command: CommandFacts): string {
+  const argv = [...command.argv];
+  if (argv.length >= 2 && /node$/.test(argv[0]) && /vtier(\.js)?$/.test(argv[1])) argv.splice(0, 2, 'vtier');
+  return argv.map(shellQuote).join(' ');
+}
+
+function factRows(command: CommandFacts | null, machine: unknown): string[][] {
+  const rows: string[][] = [];
+  if (command) {
+    rows.push(['command', commandLine(command)]);
+    rows.push(['started', command.startedAt]);
+    rows.push(['vtier', `${command.vtierVersion}${command.gitCommit ? ` (${command.gitCommit.slice(0, 12)})` : ''}`]);
+    rows.push(['node', command.node]);
+    rows.push(['kernel', command.kernel]);
+    for (const [tool, version] of Object.entries(command.tools).sort()) rows.push([`tool: ${tool}`, version]);
+    for (const [key, value] of Object.entries(command.settings).sort()) rows.push([`setting: ${key}`, typeof value === 'string' ? value : JSON.stringify(value)]);
+  }
+  const basic = (machine as { basic?: Record<string, unknown> } | null)?.basic;
+  if (basic) {
+    for (const key of ['hostname', 'os', 'cpuModel', 'cpuCount', 'memTotalBytes', 'numaNodes']) {
+      if (basic[key] !== undefined && basic[key] !== null) rows.push([`machine: ${key}`, typeof basic[key] === 'string' ? (basic[key] as string) : JSON.stringify(basic[key])]);
+    }
+  }
+  const doctorError = (machine as { doctorError?: string } | null)?.doctorError;
+  if (doctorError) rows.push(['machine: doctor', `unavailable (${doctorError})`]);
+  return rows;
+}
+
+function escapeHtml(text: string): string {
+  return text.replace(/[&<>"']/g, (c) => ({ '&': '&amp;', '<': '&lt;', '>': '&gt;', '"': '&quot;', "'": '&#39;' })[c] ?? c);
+}
+
+function htmlTable(table: Table, className = ''): string {
+  const head = table.columns.map((c) => `<th>${escapeHtml(c)}</th>`).join('');
+  const body = table.rows.map((r) => `<tr>${r.map((c) => `<td>${escapeHtml(c)}</td>`).join('')}</tr>`).join('\n');
+  return `<table${className ? ` class="${className}"` : ''}><thead><tr>${head}</tr></thead><tbody>\n${body}\n</tbody></table>`;
+}
+
+const STYLE = `
+body { font: 15px/1.5 system-ui, -apple-system, "Segoe UI", Roboto, sans-serif; color: #1d1d1f; margin: 0 auto; max-width: 980px; padding: 24px; }
+h1 { font-size: 26px; margin: 0 0 4px; } h2 { font-size: 19px; margin: 32px 0 6px; border-bottom: 1px solid #ddd; padding-bottom: 4px; }
+.sub { color: #555; margin: 0 0 16px; }
+.banner { background: #fff3cd; border: 1px solid #e0b800; padding: 10px 14px; border-radius: 6px; margin: 12px 0; }
+.warn { color: #8a5a00; }
+figure { margin: 8px 0; } figure svg { max-width: 100%; height: auto; }
+figcaption { color: #555; font-size: 13px; }
+table { border-collapse: collapse; margin: 8px 0; font-size: 13px; }
+th, td { border: 1px solid #ddd; padding: 3px 8px; text-align: left; vertical-align: top; }
+th { background: #f5f5f7; } td { font-variant-numeric: tabular-nums; }
+table.facts td:first-child { white-space: nowrap; color: #555; }
+code, pre { font-family: ui-monospace, SFMono-Regular, Menlo, monospace; font-size: 12px; }
+pre { background: #f5f5f7; padding: 8px; overflow-x: auto; max-height: 400px; }
+details { margin: 6px 0; }
+`;
+
+/** One self-contained HTML page: inline CSS and SVG, no scripts, no network. */
+export function renderHtml(model: ReportModel): string {
+  const parts: string[] = [];
+  parts.push('<!DOCTYPE html>', '<html lang="en"><head><meta charset="utf-8">', `<title>${escapeHtml(model.title)}</title>`);
+  parts.push('<meta name="viewport" content="width=device-width, initial-scale=1">', `<style>${STYLE}</style></head><body>`);
+  parts.push(`<h1>${escapeHtml(model.title)}</h1>`);
+  parts.push(`<p class="sub">${model.command ? `<code>${escapeHtml(commandLine(model.command))}</code> · ${escapeHtml(model.command.startedAt)}` : 'imported tool output'}</p>`);
+  if (!model.complete) {
+    parts.push('<div class="banner" id="interrupted"><strong>Interrupted run:</strong> the campaign did not finish (no DONE marker). The numbers below cover only the runs completed before it stopped.</div>');
+  }
+  for (const warning of model.warnings) parts.push(`<p class="warn">⚠ ${escapeHtml(warning)}</p>`);
+  parts.push('<h2 id="summary">Summary</h2>');
+  parts.push(model.summary.rows.length ? htmlTable(model.summary) : '<p>No observations.</p>');
+  for (const section of model.sections) {
+    parts.push(`<h2 id="${escapeHtml(section.id)}">${escapeHtml(section.title)}</h2>`);
+    if (section.svg) parts.push(`<figure class="plot" data-plot="${escapeHtml(section.id)}">${section.svg}<figcaption>${escapeHtml(section.caption)}</figcaption></figure>`);
+    else parts.push(`<p>${escapeHtml(section.caption)}</p>`);
+    parts.push(`<details><summary>data</summary>${htmlTable(section.table)}</details>`);
+  }
+  parts.push('<h2 id="facts">Command and machine</h2>');
+  parts.push(htmlTable({ columns: ['fact', 'value'], rows: factRows(model.command, model.machine) }, 'facts'));
+  const doctor = (model.machine as { doctor?: unknown } | null)?.doctor;
+  if (doctor) parts.push(`<details><summary>vtier doctor --json</summary><pre>${escapeHtml(JSON.stringify(doctor, null, 2))}</pre></details>`);
+  parts.push('</body></html>');
+  return `${parts.join('\n')}\n`;
+}
+
+function mdCell(text: string): string {
+  return text.replace(/\|/g, '\\|').replace(/\n/g, ' ');
+}
+
+function mdTable(table: Table): string {
+  const lines = [`| ${table.columns.map(mdCell).join(' | ')} |`, `|${table.columns.map(() => ' --- ').join('|')}|`];
+  for (const row of table.rows) lines.push(`| ${row.map(mdCell).join(' | ')} |`);
+  return lines.join('\n');
+}
+
+/** The same content as Markdown tables (no plots). */
+export function renderMarkdown(model: ReportModel): string {
+  const out: string[] = [`# ${model.title}`, ''];
+  if (model.command) out.push(`\`${commandLine(model.command)}\``, '');
+  if (!model.complete) out.push('> **Interrupted run:** the campaign did not finish (no DONE marker); the numbers cover only the completed runs.', '');
+  for (const warning of model.warnings) out.push(`> warning: ${warning}`, '');
+  out.push('## Summary', '', model.summary.rows.length ? mdTable(model.summary) : 'No observations.', '');
+  for (const section of model.sections) out.push(`## ${section.title}`, '', section.caption, '', mdTable(section.table), '');
+  out.push('## Command and machine', '', mdTable({ columns: ['fact', 'value'], rows: factRows(model.command, model.machine) }), '');
+  return out.join('\n');
+}

@@ -1,0 +1,134 @@
+// Reads `vtier sim --json` and `vtier sim sweep --json` output saved into a results
+// directory, as tidy observations. Importing this module registers the adapter.
+//
+// The simulator reports per-policy metrics as objects; this adapter maps the metric names
+// the report plots (camelCase or snake_case) and keeps every other finite number as a
+// generic observation so the summary table shows it.
+import { METRICS, registerImportAdapter, type Observation } from './results.js';
+
+type Json = Record<string, unknown>;
+
+const isObject = (v: unknown): v is Json => typeof v === 'object' && v !== null && !Array.isArray(v);
+
+function snake(name: string): string {
+  return name.replace(/([a-z0-9])([A-Z])/g, '$1_$2').replace(/[^A-Za-z0-9_]/g, '_').toLowerCase();
+}
+
+/** Metric name -> [report metric, unit]. */
+const KNOWN: Record<string, [string, string]> = {
+  dram_served_share: [METRICS.dramServedShare, 'fraction'],
+  dram_share: [METRICS.dramServedShare, 'fraction'],
+  dram_hit_share: [METRICS.dramServedShare, 'fraction'],
+  precision: [METRICS.precision, 'fraction'],
+  recall: [METRICS.recall, 'fraction'],
+  f1: [METRICS.f1, 'fraction'],
+  slowdown: ['modelled_slowdown', 'ratio'],
+  modelled_slowdown: ['modelled_slowdown', 'ratio'],
+  promoted_bytes: [METRICS.promotedBytes, 'bytes'],
+  demoted_bytes: [METRICS.demotedBytes, 'bytes'],
+};
+
+function unitFor(name: string): string {
+  if (/bytes$/.test(name)) return 'bytes';
+  if (/pages$/.test(name)) return 'pages';
+  if (/_ms$/.test(name)) return 'ms';
+  if (/_s$/.test(name)) return 's';
+  if (/(share|precision|recall|f1|fraction)$/.test(name)) return 'fraction';
+  if (/count$/.test(name)) return 'count';
+  return '';
+}
+
+function policyName(entry: Json): string | null {
+  for (const key of ['policy', 'name', 'system']) if (typeof entry[key] === 'string') return entry[key] as string;
+  return null;
+}
+
+/** The per-policy metric objects of one sim run, wherever the output nests them. */
+function policyEntries(run: Json): Json[] | null {
+  for (const key of ['results', 'policies', 'runs']) {
+    const list = run[key];
+    if (Array.isArray(list) && list.length > 0 && list.every((e) => isObject(e) && policyName(e) !== null)) return list as Json[];
+  }
+  return null;
+}
+
+function workloadName(run: Json, fallback: string): string {
+  const w = run.workload;
+  if (typeof w === 'string') return w;
+  if (isObject(w) && typeof w.name === 'string') return w.name;
+  if (isObject(run.config)) return workloadName(run.config as Json, fallback);
+  return fallback;
+}
+
+function flattenMetrics(entry: Json): Array<[string, number]> {
+  const out: Array<[string, number]> = [];
+  const source = isObject(entry.metrics) ? { ...entry, ...(entry.metrics as Json) } : entry;
+  for (const [key, value] of Object.entries(source)) {
+    if (typeof value === 'number' && Number.isFinite(value)) out.push([snake(key), value]);
+  }
+  return out;
+}
+
+function timeline(entry: Json): Json[] {
+  for (const key of ['timeline', 'overTime', 'epochs', 'series']) {
+    const list = entry[key];
+    if (Array.isArray(list) && list.every(isObject)) return list as Json[];
+  }
+  return [];
+}
+
+function runObservations(run: Json, fallbackWorkload: string, param?: { name: string; value: number }): Observation[] | null {
+  const entries = policyEntries(run);
+  if (!entries) return null;
+  const workload = workloadName(run, fallbackWorkload);
+  const out: Observation[] = [];
+  for (const entry of entries) {
+    const system = policyName(entry) ?? '?';
+    for (const [name, value] of flattenMetrics(entry)) {
+      const [metric, unit] = KNOWN[name] ?? [name, unitFor(name)];
+      out.push({ system, workload, run: 0, metric, value, unit, ...(param ? { param: param.name, paramValue: param.value } : {}) });
+    }
+    if (param) continue;
+    for (const point of timeline(entry)) {
+      const t = [point.timeS, point.time_s, point.tS, point.seconds].find((v) => typeof v === 'number') as number | undefined;
+      const tMs = [point.timeMs, point.time_ms, point.epochMs].find((v) => typeof v === 'number') as number | undefined;
+      const timeS = t ?? (tMs !== undefined ? tMs / 1000 : undefined);
+      if (timeS === undefined) continue;
+      for (const [name, value] of flattenMetrics(point)) {
+        const known = KNOWN[name];
+        if (!known || (known[0] !== METRICS.precision && known[0] !== METRICS.recall && known[0] !== METRICS.f1)) continue;
+        out.push({ system, workload, run: 0, metric: known[0], value, unit: known[1], timeS });
+      }
+    }
+  }
+  return out;
+}
+
+const SWEEP_PARAMS: Record<string, string> = { dram: 'dram_bytes', dramBytes: 'dram_bytes', dram_bytes: 'dram_bytes', period: 'period', samplePeriod: 'period' };
+
+/** Converts saved sim / sim sweep JSON; null when the data is not sim output. */
+export function simObservations(data: unknown, fileName = 'sim.json'): Observation[] | null {
+  if (!isObject(data)) return null;
+  const fallback = fileName.replace(/\.json$/, '');
+  const direct = runObservations(data, fallback);
+  if (direct) return direct;
+  // A sweep: a list of points, each a sim run plus the swept value.
+  const points = [data.points, data.sweep, data.runs].find((v) => Array.isArray(v)) as unknown[] | undefined;
+  if (!points || !points.every(isObject)) return null;
+  const out: Observation[] = [];
+  for (const point of points as Json[]) {
+    let param: { name: string; value: number } | undefined;
+    for (const [key, name] of Object.entries(SWEEP_PARAMS)) {
+      if (typeof point[key] === 'number') param = { name, value: point[key] as number };
+    }
+    if (!param && typeof data.parameter === 'string' && typeof point.value === 'number') {
+      param = { name: SWEEP_PARAMS[data.parameter] ?? snake(data.parameter), value: point.value };
+    }
+    const run = runObservations(point, workloadName(data, fallback), param);
+    if (!run) return null;
+    out.push(...run);
+  }
+  return out.length > 0 ? out : null;
+}
+
+registerImportAdapter(simObservations);
