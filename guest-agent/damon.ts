@@ -1,0 +1,282 @@
+// DAMON control through /sys/kernel/mm/damon/admin. Two ways to get physical-address
+// access data:
+//  - own:     no kdamond runs: configure one (paddr ops, System RAM regions), every write
+//             journaled so the previous state comes back on exit, signal, error or crash;
+//  - observe: a paddr kdamond already runs (the kernel cannot add a kdamond while one
+//             runs): configure nothing, read its settings, and listen to its
+//             damon:damon_aggregated events filtered by its pid.
+// Every path sits under an injectable sysfs root so the restore logic runs on a fake tree.
+import { existsSync, readdirSync, readFileSync } from 'node:fs';
+import { join } from 'node:path';
+import { gunzipSync } from 'node:zlib';
+import { type PageRuns } from '../src/samples.js';
+import { runsToByteRanges } from './iomem.js';
+import { KernelStateJournal } from './kernel-state.js';
+
+export type DamonMode = 'own' | 'observe';
+
+export interface RunningKdamond {
+  index: number;
+  pid: number;
+  ops: string;
+  sampleUs: number;
+  aggrUs: number;
+}
+
+export interface DamonStatus {
+  available: boolean;
+  paddr: boolean;
+  vaddr: boolean;
+  /** A kdamond runs: the kernel refuses to add or remove kdamonds now. */
+  busy: boolean;
+  /** kdamond directories exist (running or not): configuring our own would replace them. */
+  configured: number;
+  running: RunningKdamond[];
+  detail: string;
+}
+
+export class DamonError extends Error {
+  constructor(
+    message: string,
+    readonly code: 'damon-busy' | 'damon-unavailable' | 'damon-setup' = 'damon-setup',
+  ) {
+    super(message);
+    this.name = 'DamonError';
+  }
+}
+
+export function adminDir(sysRoot = '/sys'): string {
+  return join(sysRoot, 'kernel', 'mm', 'damon', 'admin');
+}
+
+function readTrim(path: string): string | undefined {
+  try {
+    return readFileSync(path, 'utf8').trim();
+  } catch {
+    return undefined;
+  }
+}
+
+function readInt(path: string): number {
+  const text = readTrim(path);
+  const value = text === undefined ? NaN : Number(text);
+  return Number.isFinite(value) ? value : -1;
+}
+
+/** Which DAMON operation sets the kernel has: sysfs lists them only inside a context. */
+function availableOps(admin: string, sysRoot: string): { paddr: boolean; vaddr: boolean; how: string } {
+  const kdamonds = join(admin, 'kdamonds');
+  for (const k of listIndexDirs(kdamonds)) {
+    for (const c of listIndexDirs(join(kdamonds, k, 'contexts'))) {
+      const ops = readTrim(join(kdamonds, k, 'contexts', c, 'avail_operations'));
+      if (ops !== undefined) {
+        const names = ops.split(/\s+/);
+        return { paddr: names.includes('paddr'), vaddr: names.includes('vaddr'), how: 'avail_operations' };
+      }
+    }
+  }
+  // No context to ask: the kernel config tells (only for the real root).
+  if (sysRoot === '/sys') {
+    try {
+      const config = gunzipSync(readFileSync('/proc/config.gz')).toString('utf8');
+      return { paddr: /^CONFIG_DAMON_PADDR=y/m.test(config), vaddr: /^CONFIG_DAMON_VADDR=y/m.test(config), how: '/proc/config.gz' };
+    } catch {
+      /* fall through */
+    }
+  }
+  return { paddr: true, vaddr: true, how: 'assumed (no context to ask)' };
+}
+
+function listIndexDirs(dir: string): string[] {
+  try {
+    return readdirSync(dir)
+      .filter((name) => /^\d+$/.test(name))
+      .sort((a, b) => Number(a) - Number(b));
+  } catch {
+    return [];
+  }
+}
+
+/** What DAMON offers here and who is using it. Reads only. */
+export function damonStatus(sysRoot = '/sys'): DamonStatus {
+  const admin = adminDir(sysRoot);
+  const nrPath = join(admin, 'kdamonds', 'nr_kdamonds');
+  if (!existsSync(nrPath)) {
+    return { available: false, paddr: false, vaddr: false, busy: false, configured: 0, running: [], detail: `no DAMON sysfs interface at ${admin} (kernel without CONFIG_DAMON_SYSFS)` };
+  }
+  const configured = Math.max(0, readInt(nrPath));
+  const running: RunningKdamond[] = [];
+  for (const k of listIndexDirs(join(admin, 'kdamonds'))) {
+    const dir = join(admin, 'kdamonds', k);
+    if (readTrim(join(dir, 'state')) !== 'on') continue;
+    const ctx = join(dir, 'contexts', '0');
+    running.push({
+      index: Number(k),
+      pid: readInt(join(dir, 'pid')),
+      ops: readTrim(join(ctx, 'operations')) ?? '?',
+      sampleUs: readInt(join(ctx, 'monitoring_attrs', 'intervals', 'sample_us')),
+      aggrUs: readInt(join(ctx, 'monitoring_attrs', 'intervals', 'aggr_us')),
+    });
+  }
+  const ops = availableOps(admin, sysRoot);
+  const busy = running.length > 0;
+  const parts = [`ops: ${[ops.paddr && 'paddr', ops.vaddr && 'vaddr'].filter(Boolean).join(', ') || 'none'} (${ops.how})`];
+  if (busy) {
+    parts.push(
+      `running: ${running.map((r) => `kdamond.${r.index} (pid ${r.pid}, ${r.ops}, sample ${r.sampleUs / 1000} ms, aggr ${r.aggrUs / 1000} ms)`).join(', ')}`,
+    );
+  } else if (configured > 0) {
+    parts.push(`${configured} kdamond(s) configured but off`);
+  } else {
+    parts.push('idle');
+  }
+  return { available: true, paddr: ops.paddr, vaddr: ops.vaddr, busy, configured, running, detail: parts.join('; ') };
+}
+
+export function busyMessage(status: DamonStatus): string {
+  const r = status.running[0];
+  return `DAMON busy: kdamond.${r.index} (pid ${r.pid}, ${r.ops}) is running; the kernel cannot add a kdamond while one runs (use --damon-mode observe)`;
+}
+
+export interface DamonOwnOptions {
+  /** Sampling interval (default 5 ms, DAMON's default). */
+  sampleUs?: number;
+  /** Aggregation interval (default 100 ms). */
+  aggrUs?: number;
+  /** Operations update interval (default 1 s). */
+  updateUs?: number;
+  minRegions?: number;
+  maxRegions?: number;
+}
+
+export interface DamonSessionInfo {
+  mode: DamonMode;
+  kdamondIndex: number;
+  kdamondPid: number;
+  ops: string;
+  sampleUs: number;
+  aggrUs: number;
+  updateUs: number;
+  minRegions: number;
+  maxRegions: number;
+  /** Configured target regions, physical byte ranges [start, end). */
+  targetRanges: Array<{ start: number; end: number }>;
+}
+
+export const DAMON_OWN_DEFAULTS = { sampleUs: 5_000, aggrUs: 100_000, updateUs: 1_000_000, minRegions: 10, maxRegions: 1_000 } as const;
+/** DAMON caps regions per target; keep the region list small enough to write quickly. */
+const MAX_TARGET_REGIONS = 256;
+
+function checkedInt(value: number, what: string, min: number, max: number): number {
+  if (!(Number.isSafeInteger(value) && value >= min && value <= max)) throw new TypeError(`${what}: ${value} is not an integer in [${min}, ${max}]`);
+  return value;
+}
+
+/**
+ * Configures and starts our own paddr kdamond over `ramRanges`. Every write goes through
+ * the journal (which the caller restores). Fails with DamonError('damon-busy') when a
+ * kdamond runs, before writing anything.
+ */
+export function startOwnKdamond(journal: KernelStateJournal, ramRanges: PageRuns, options: DamonOwnOptions = {}, sysRoot = '/sys'): DamonSessionInfo {
+  const status = damonStatus(sysRoot);
+  if (!status.available) throw new DamonError(status.detail, 'damon-unavailable');
+  if (status.busy) throw new DamonError(busyMessage(status), 'damon-busy');
+  if (status.configured > 0) {
+    throw new DamonError(
+      `DAMON in use: ${status.configured} kdamond(s) configured (off) by someone else; vtier will not replace them (use --damon-mode observe after they start, or remove them)`,
+      'damon-busy',
+    );
+  }
+  if (!status.paddr) throw new DamonError('DAMON here has no physical-address (paddr) operations (CONFIG_DAMON_PADDR)', 'damon-unavailable');
+  const sampleUs = checkedInt(options.sampleUs ?? DAMON_OWN_DEFAULTS.sampleUs, 'damon sampleUs', 100, 60_000_000);
+  const aggrUs = checkedInt(options.aggrUs ?? DAMON_OWN_DEFAULTS.aggrUs, 'damon aggrUs', sampleUs, 600_000_000);
+  const updateUs = checkedInt(options.updateUs ?? DAMON_OWN_DEFAULTS.updateUs, 'damon updateUs', aggrUs, 3_600_000_000);
+  const minRegions = checkedInt(options.minRegions ?? DAMON_OWN_DEFAULTS.minRegions, 'damon minRegions', 3, 1_000_000);
+  const maxRegions = checkedInt(options.maxRegions ?? DAMON_OWN_DEFAULTS.maxRegions, 'damon maxRegions', minRegions, 1_000_000);
+  const targetRanges = runsToByteRanges(ramRanges);
+  if (targetRanges.length === 0) throw new DamonError('DAMON: no RAM ranges to monitor');
+  if (targetRanges.length > MAX_TARGET_REGIONS) throw new DamonError(`DAMON: ${targetRanges.length} RAM ranges (more than ${MAX_TARGET_REGIONS})`);
+
+  const admin = adminDir(sysRoot);
+  const kdamonds = join(admin, 'kdamonds');
+  const k = join(kdamonds, '0');
+  const ctx = join(k, 'contexts', '0');
+  const target = join(ctx, 'targets', '0');
+  // Order matters: each count creates the directories the next writes go to, and the
+  // journal restores newest-first, so state goes off before the directories are removed.
+  journal.set(join(kdamonds, 'nr_kdamonds'), 1);
+  journal.set(join(k, 'contexts', 'nr_contexts'), 1);
+  journal.set(join(ctx, 'operations'), 'paddr');
+  journal.set(join(ctx, 'monitoring_attrs', 'intervals', 'sample_us'), sampleUs);
+  journal.set(join(ctx, 'monitoring_attrs', 'intervals', 'aggr_us'), aggrUs);
+  journal.set(join(ctx, 'monitoring_attrs', 'intervals', 'update_us'), updateUs);
+  journal.set(join(ctx, 'monitoring_attrs', 'nr_regions', 'min'), minRegions);
+  journal.set(join(ctx, 'monitoring_attrs', 'nr_regions', 'max'), maxRegions);
+  journal.set(join(ctx, 'targets', 'nr_targets'), 1);
+  journal.set(join(target, 'regions', 'nr_regions'), targetRanges.length);
+  targetRanges.forEach((range, i) => {
+    journal.set(join(target, 'regions', String(i), 'start'), range.start);
+    journal.set(join(target, 'regions', String(i), 'end'), range.end);
+  });
+  journal.set(join(k, 'state'), 'on');
+  const pid = readInt(join(k, 'pid'));
+  if (!(pid > 0)) throw new DamonError(`DAMON: kdamond.0 did not start (pid file reads ${pid})`);
+  return { mode: 'own', kdamondIndex: 0, kdamondPid: pid, ops: 'paddr', sampleUs, aggrUs, updateUs, minRegions, maxRegions, targetRanges };
+}
+
+/** Reads a running paddr kdamond's settings. Writes nothing. */
+export function observeKdamond(sysRoot = '/sys', status = damonStatus(sysRoot)): DamonSessionInfo {
+  if (!status.available) throw new DamonError(status.detail, 'damon-unavailable');
+  const running = status.running.find((r) => r.ops === 'paddr');
+  if (!running) {
+    throw new DamonError(
+      status.busy
+        ? `DAMON observe: no running kdamond uses paddr (running: ${status.running.map((r) => `kdamond.${r.index} ${r.ops}`).join(', ')})`
+        : 'DAMON observe: no kdamond is running (use --damon-mode own)',
+      'damon-unavailable',
+    );
+  }
+  const ctx = join(adminDir(sysRoot), 'kdamonds', String(running.index), 'contexts', '0');
+  const targetRanges: Array<{ start: number; end: number }> = [];
+  for (const t of listIndexDirs(join(ctx, 'targets'))) {
+    const regions = join(ctx, 'targets', t, 'regions');
+    for (const r of listIndexDirs(regions)) {
+      const start = readInt(join(regions, r, 'start'));
+      const end = readInt(join(regions, r, 'end'));
+      if (start >= 0 && end > start) targetRanges.push({ start, end });
+    }
+  }
+  return {
+    mode: 'observe',
+    kdamondIndex: running.index,
+    kdamondPid: running.pid,
+    ops: running.ops,
+    sampleUs: running.sampleUs,
+    aggrUs: running.aggrUs,
+    updateUs: readInt(join(ctx, 'monitoring_attrs', 'intervals', 'update_us')),
+    minRegions: readInt(join(ctx, 'monitoring_attrs', 'nr_regions', 'min')),
+    maxRegions: readInt(join(ctx, 'monitoring_attrs', 'nr_regions', 'max')),
+    targetRanges,
+  };
+}
+
+/** Picks the mode for 'auto' or checks a requested one; never writes. */
+export function resolveDamonMode(requested: 'auto' | DamonMode, status: DamonStatus): DamonMode {
+  if (!status.available) throw new DamonError(status.detail, 'damon-unavailable');
+  if (requested === 'own') {
+    if (status.busy) throw new DamonError(busyMessage(status), 'damon-busy');
+    return 'own';
+  }
+  if (requested === 'observe') return 'observe';
+  if (!status.busy && status.configured === 0) return 'own';
+  if (status.running.some((r) => r.ops === 'paddr')) return 'observe';
+  if (status.busy) throw new DamonError(busyMessage(status).replace(' (use --damon-mode observe)', ' and it does not monitor physical addresses'), 'damon-busy');
+  return 'own'; // configured-but-off: startOwnKdamond explains the refusal
+}
+
+/** One line for trace headers and recommendations. */
+export function describeSession(info: DamonSessionInfo): string {
+  const ranges = info.targetRanges.map((r) => `0x${r.start.toString(16)}-0x${r.end.toString(16)}`).join(', ');
+  const who = info.mode === 'own' ? 'our own kdamond' : `someone else's kdamond (observed, not configured by vtier)`;
+  return `DAMON ${info.mode}: ${who} kdamond.${info.kdamondIndex} pid ${info.kdamondPid}, ${info.ops}, sample ${info.sampleUs / 1000} ms, aggr ${info.aggrUs / 1000} ms, regions ${info.minRegions}-${info.maxRegions}, target ${ranges}`;
+}

@@ -1,0 +1,77 @@
+// Real kernel: while a kdamond runs (here: the machine's own, started at boot), own mode
+// must fail with one clear line and write nothing to DAMON's sysfs.
+import { describe, expect, it } from 'vitest';
+import { mkdtempSync, readdirSync, readFileSync, statSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import { adminDir, damonStatus, DamonError, observeKdamond, resolveDamonMode, startOwnKdamond } from '../guest-agent/damon.js';
+import { readSystemRam } from '../guest-agent/iomem.js';
+import { KernelStateJournal } from '../guest-agent/kernel-state.js';
+
+const status = damonStatus();
+const inCi = process.env.CI === 'true';
+const busyHere = status.available && status.busy;
+if (!busyHere) console.log(`[damon-busy] skipped: no running kdamond on this machine (${status.detail})`);
+
+/** Configuration files of DAMON's sysfs tree (statistics and tried regions excluded: they change). */
+function configSnapshot(): Record<string, string> {
+  const out: Record<string, string> = {};
+  const walk = (dir: string) => {
+    for (const name of readdirSync(dir).sort()) {
+      if (name === 'stats' || name === 'tried_regions') continue;
+      const path = join(dir, name);
+      const st = statSync(path);
+      if (st.isDirectory()) walk(path);
+      else if (st.mode & 0o444) {
+        try {
+          out[path] = readFileSync(path, 'utf8').trim();
+        } catch (err) {
+          out[path] = `<${(err as NodeJS.ErrnoException).code}>`;
+        }
+      }
+    }
+  };
+  walk(adminDir());
+  return out;
+}
+
+describe('DAMON busy (real kernel)', () => {
+  it('DAMON sysfs is present on this machine', () => {
+    if (inCi) expect(status.available).toBe(true);
+  });
+
+  it.skipIf(!busyHere && !inCi)('own mode fails with one clear line and writes nothing', async () => {
+    expect(busyHere).toBe(true);
+    const running = status.running[0];
+    const before = configSnapshot();
+    const journal = await KernelStateJournal.open(join(mkdtempSync(join(tmpdir(), 'vtier-j-')), 'journal-busy.json'));
+    let error: unknown;
+    try {
+      startOwnKdamond(journal, readSystemRam());
+    } catch (err) {
+      error = err;
+    } finally {
+      journal.restoreAll();
+    }
+    expect(error).toBeInstanceOf(DamonError);
+    expect((error as DamonError).code).toBe('damon-busy');
+    expect((error as Error).message).toBe(
+      `DAMON busy: kdamond.${running.index} (pid ${running.pid}, ${running.ops}) is running; the kernel cannot add a kdamond while one runs (use --damon-mode observe)`,
+    );
+    expect(journal.entries).toEqual([]);
+    expect(configSnapshot()).toEqual(before);
+    expect(() => resolveDamonMode('own', damonStatus())).toThrow(/^DAMON busy: /);
+  });
+
+  it.skipIf(!busyHere && !inCi)('auto picks observe and reads the running kdamond without writing', () => {
+    const before = configSnapshot();
+    expect(resolveDamonMode('auto', damonStatus())).toBe('observe');
+    const info = observeKdamond();
+    expect(info.mode).toBe('observe');
+    expect(info.kdamondPid).toBe(status.running[0].pid);
+    expect(info.sampleUs).toBeGreaterThan(0);
+    expect(info.aggrUs).toBeGreaterThanOrEqual(info.sampleUs);
+    expect(info.targetRanges.length).toBeGreaterThan(0);
+    expect(configSnapshot()).toEqual(before);
+  });
+});

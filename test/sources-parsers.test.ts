@@ -1,0 +1,213 @@
+// Parsers the sample sources depend on: /proc/iomem, /proc/PID/pagemap, perf sysfs
+// encodings. Property tests for the decoders, real-kernel checks for the readers.
+import { describe, expect, it } from 'vitest';
+import fc from 'fast-check';
+import { mkdtempSync, mkdirSync, readFileSync, writeFileSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import { readSystemRam, systemRamRanges, IomemError } from '../guest-agent/iomem.js';
+import { decodePagemap, decodePagemapEntry, Pagemap, TargetGoneError } from '../guest-agent/pagemap.js';
+import { detectPmu, encodeEvent, perfAttrFor, SourceUnavailableError } from '../guest-agent/perf-attr.js';
+import { totalPages } from '../src/samples.js';
+
+const hex = (n: number) => n.toString(16).padStart(8, '0');
+
+describe('iomem', () => {
+  it('keeps top-level System RAM only, in whole pages', () => {
+    const text = [
+      '00000000-00000fff : Reserved',
+      '00001000-0009fbff : System RAM',
+      '000a0000-000bffff : PCI Bus 0000:00',
+      '00100000-bfffffff : System RAM',
+      '  01000000-01ffffff : Kernel code',
+      '  02000000-020fffff : System RAM',
+      '100000000-63fffffff : System RAM',
+      'fed00000-fed003ff : HPET 0',
+    ].join('\n');
+    const runs = systemRamRanges(text);
+    expect(Array.from(runs.gpaPfn.subarray(0, runs.count))).toEqual([1, 0x100, 0x100000]);
+    // 0x1000..0x9fbff: the partial last page is dropped.
+    expect(Array.from(runs.pages.subarray(0, runs.count))).toEqual([0x9f - 1, 0xbffff - 0xff, 0x540000]);
+  });
+
+  it('reports zeroed (non-root) addresses', () => {
+    expect(() => systemRamRanges('00000000-00000000 : System RAM\n')).toThrow(IomemError);
+  });
+
+  it('reads this machine: sorted, disjoint, non-empty', () => {
+    const runs = readSystemRam();
+    expect(runs.count).toBeGreaterThan(0);
+    for (let i = 1; i < runs.count; i++) expect(runs.gpaPfn[i]).toBeGreaterThanOrEqual(runs.gpaPfn[i - 1] + runs.pages[i - 1]);
+    expect(totalPages(runs)).toBeGreaterThan(1000);
+  });
+
+  it('property: any text never throws anything but IomemError; runs are page-aligned subsets', () => {
+    const line = fc.oneof(
+      fc.tuple(fc.nat({ max: 2 ** 40 }), fc.nat({ max: 2 ** 34 }), fc.boolean()).map(([start, len, nested]) =>
+        `${nested ? '  ' : ''}${start.toString(16)}-${(start + len).toString(16)} : System RAM`,
+      ),
+      fc.string({ maxLength: 60 }),
+    );
+    fc.assert(
+      fc.property(fc.array(line, { maxLength: 40 }), (lines) => {
+        let runs;
+        try {
+          runs = systemRamRanges(lines.join('\n'));
+        } catch (err) {
+          expect(err).toBeInstanceOf(IomemError);
+          return;
+        }
+        // Every page of every run lies inside some top-level System RAM line.
+        const spans = lines
+          .map((l) => /^([0-9a-f]+)-([0-9a-f]+) : System RAM$/.exec(l))
+          .filter((m): m is RegExpExecArray => m !== null)
+          .map((m) => [parseInt(m[1], 16), parseInt(m[2], 16) + 1]);
+        for (let i = 0; i < runs.count; i++) {
+          expect(runs.pages[i]).toBeGreaterThan(0);
+          const start = runs.gpaPfn[i] * 4096;
+          const end = start + runs.pages[i] * 4096;
+          // Merged runs may span several adjacent lines: check both ends are covered.
+          expect(spans.some(([s, e]) => s <= start && start < e)).toBe(true);
+          expect(spans.some(([s, e]) => s < end && end <= e)).toBe(true);
+          if (i > 0) expect(runs.gpaPfn[i]).toBeGreaterThan(runs.gpaPfn[i - 1] + runs.pages[i - 1] - 1);
+        }
+      }),
+      { numRuns: 300 },
+    );
+  });
+});
+
+describe('pagemap', () => {
+  it('decodes present / swapped / absent entries', () => {
+    expect(decodePagemapEntry(0x1234, 0x8000_0000)).toEqual({ present: true, swapped: false, pfn: 0x1234 });
+    expect(decodePagemapEntry(0x1234, 0x8000_0000 | 0x7f_ffff).pfn).toBe(0x7f_ffff * 2 ** 32 + 0x1234);
+    expect(decodePagemapEntry(0x1234, 0x4000_0000).pfn).toBe(-1);
+    expect(decodePagemapEntry(0, 0x8000_0000).pfn).toBe(-1); // present but hidden (non-root)
+    expect(decodePagemapEntry(0x1234, 0).pfn).toBe(-1);
+  });
+
+  it('property: decodePagemap agrees with a BigInt reference on any bytes', () => {
+    fc.assert(
+      fc.property(fc.uint8Array({ maxLength: 200 }), (bytes) => {
+        const out = decodePagemap(bytes);
+        expect(out.length).toBe(Math.floor(bytes.length / 8));
+        const view = new DataView(bytes.buffer, bytes.byteOffset, bytes.byteLength);
+        for (let i = 0; i < out.length; i++) {
+          const word = view.getBigUint64(i * 8, true);
+          const present = (word >> 63n) & 1n;
+          const swapped = (word >> 62n) & 1n;
+          const pfn = word & ((1n << 55n) - 1n);
+          const expected = present && !swapped && pfn !== 0n ? Number(pfn) : -1;
+          expect(out[i]).toBe(expected);
+        }
+      }),
+      { numRuns: 500 },
+    );
+  });
+
+  it('translates our own touched pages (root sees frames) in any order', () => {
+    const pages = 64;
+    const buffer = Buffer.alloc(pages * 4096 + 4096);
+    buffer.fill(7);
+    const pm = Pagemap.open('self');
+    try {
+      // The buffer's address is not visible from JS: translate the process's whole
+      // range from /proc/self/maps heap-ish areas and require frames for many pages.
+      const maps = require_maps();
+      const vpages: number[] = [];
+      for (const [start, end] of maps) for (let v = start; v < end && vpages.length < 20_000; v++) vpages.push(v);
+      const shuffled = [...vpages].reverse();
+      const a = pm.translate(vpages);
+      const b = pm.translate(shuffled);
+      // The process keeps running (GC, allocation) between the two passes: nearly all agree.
+      let present = 0;
+      let agree = 0;
+      for (let i = 0; i < vpages.length; i++) {
+        if (b[vpages.length - 1 - i] === a[i]) agree++;
+        if (a[i] > 0) present++;
+      }
+      expect(agree / vpages.length).toBeGreaterThan(0.95);
+      expect(present).toBeGreaterThan(pages);
+    } finally {
+      pm.close();
+    }
+  });
+
+  it('a process that does not exist is a typed "target gone" error', () => {
+    expect(() => Pagemap.open(2 ** 22 + 12345)).toThrow(TargetGoneError);
+  });
+});
+
+function require_maps(): Array<[number, number]> {
+  return readFileSync('/proc/self/maps', 'utf8')
+    .split('\n')
+    .filter((l) => / rw.p 00000000 00:00 0 /.test(l))
+    .map((l) => l.split(' ')[0].split('-').map((x) => Math.floor(parseInt(x, 16) / 4096)) as [number, number]);
+}
+
+describe('perf attrs', () => {
+  function fakePmu(devices: Record<string, Record<string, string>>): string {
+    const root = mkdtempSync(join(tmpdir(), 'vtier-pmu-'));
+    for (const [device, files] of Object.entries(devices)) {
+      for (const [file, text] of Object.entries(files)) {
+        const path = join(root, 'bus', 'event_source', 'devices', device, file);
+        mkdirSync(join(path, '..'), { recursive: true });
+        writeFileSync(path, `${text}\n`);
+      }
+    }
+    return root;
+  }
+
+  it('this machine has no hardware PMU: pebs and ibs refuse with a clear message', () => {
+    expect(detectPmu().kind).toBe('none');
+    expect(() => perfAttrFor('pebs')).toThrow(
+      "no hardware PMU: the 'cpu' perf PMU is absent (VMs need PEBS virtualization); use --source damon or faults",
+    );
+    expect(() => perfAttrFor('ibs')).toThrow(SourceUnavailableError);
+    expect(() => perfAttrFor('ibs')).toThrow(/ibs_op.*absent.*use --source damon or faults/);
+  });
+
+  it('faults uses the software page-faults event with the data address', () => {
+    const attr = perfAttrFor('faults');
+    expect(attr.type).toBe(1);
+    expect(attr.config).toBe(2n);
+    expect(attr.sampleType & (1 << 3)).toBeTruthy();
+    expect(attr.samplePeriod).toBe(1);
+    expect(() => perfAttrFor('faults', { samplePeriod: 0 })).toThrow(TypeError);
+  });
+
+  it('Intel: mem-loads with ldlat from sysfs formats, phys addr, precise', () => {
+    const root = fakePmu({
+      cpu: {
+        type: '4',
+        'events/mem-loads': 'event=0xcd,umask=0x1,ldlat=3',
+        'format/event': 'config:0-7',
+        'format/umask': 'config:8-15',
+        'format/ldlat': 'config1:0-15',
+      },
+    });
+    expect(detectPmu(root).kind).toBe('intel');
+    const attr = perfAttrFor('pebs', { sysRoot: root, ldlat: 64 });
+    expect(attr.type).toBe(4);
+    expect(attr.config).toBe(0x1cdn);
+    expect(attr.config1).toBe(64n);
+    expect(attr.sampleType & (1 << 19)).toBeTruthy();
+    expect(attr.sampleType & (1 << 3)).toBeTruthy();
+    expect(attr.preciseIp).toBeGreaterThan(0);
+    expect(attr.samplePeriod).toBe(4093);
+  });
+
+  it('AMD: ibs_op type from sysfs, cnt_ctl', () => {
+    const root = fakePmu({ ibs_op: { type: '11', 'format/cnt_ctl': 'config:19' }, cpu: { type: '4' } });
+    expect(detectPmu(root)).toMatchObject({ kind: 'amd-ibs' });
+    const attr = perfAttrFor('ibs', { sysRoot: root });
+    expect(attr.type).toBe(11);
+    expect(attr.config).toBe(1n << 19n);
+    expect(() => perfAttrFor('pebs', { sysRoot: root })).toThrow(/no mem-loads event/);
+  });
+
+  it('encodes scattered format bit ranges like perf', () => {
+    expect(encodeEvent('event=0x1cd', { event: 'config:0-7,32-35' }).config).toBe(0xcdn | (1n << 32n));
+    expect(() => encodeEvent('bogus=1', {})).toThrow(SourceUnavailableError);
+  });
+});
