@@ -209,6 +209,75 @@ export function onlineCpus(): number[] {
 
 // ---- socket: non-blocking stream sockets (AF_UNIX, AF_VSOCK) --------------------------
 
+export type SocketFamily = 'unix' | 'vsock';
+export type SocketAddress = { path: string } | { cid: number; port: number };
+/** VMADDR_CID_ANY / VMADDR_PORT_ANY (listen only). */
+export const VSOCK_ANY = 0xffffffff;
+
+/** Who is on the other end, from the kernel: SO_PEERCRED for unix, the CID for vsock. */
+export interface SocketPeer {
+  pid?: number;
+  uid?: number;
+  gid?: number;
+  cid?: number;
+  port?: number;
+}
+
+export type SocketHandleKind = 'stream' | 'connecting' | 'listen' | 'device';
+
+/** Events a handle delivers: 'data' (one Buffer per wake-up), 'end', 'error', 'writable',
+ *  'connect' (null or the connect error), 'accept' (new fd and its peer). */
+export type SocketEvent =
+  | ['data', Buffer]
+  | ['end']
+  | ['error', SyscallError]
+  | ['writable']
+  | ['connect', SyscallError | null]
+  | ['accept', number, SocketPeer];
+
+/** One non-blocking fd driven by uv_poll on the Node loop. */
+export interface SocketHandle {
+  /** Which wake-ups to deliver: readable (data/accept) and writable (after a short write). */
+  setEvents(readable: boolean, writable: boolean): void;
+  /** Writes what the kernel takes now; returns the bytes written (0 when full). */
+  write(data: Uint8Array): number;
+  /** Half-close (SHUT_WR); no-op for devices. */
+  shutdown(): void;
+  /** Stops polling and closes the fd (idempotent). */
+  close(): void;
+  /** SO_PEERCRED of a connected unix socket; null for vsock and devices. */
+  peerCred(): SocketPeer | null;
+  /** Whether the handle keeps the Node event loop alive. */
+  setRef(ref: boolean): void;
+}
+
+/** Starts a non-blocking connect; `pending` means completion arrives as a 'connect' event.
+ *  Throws TypeError naming the field for a bad address (before any socket is created). */
+export function socketConnect(family: SocketFamily, address: SocketAddress): { fd: number; pending: boolean } {
+  return raw().socketConnect(family, address);
+}
+
+/** socket + bind + listen; returns the listening fd. */
+export function socketListen(family: SocketFamily, address: SocketAddress, backlog = 64): number {
+  return raw().socketListen(family, address, backlog);
+}
+
+/** Opens a character device (a virtio-serial port) read/write, non-blocking. */
+export function socketOpenDevice(path: string): number {
+  return raw().socketOpenDevice(path);
+}
+
+/** Wraps an fd (ownership passes to the handle: close() closes it). */
+export function socketHandle(
+  fd: number,
+  kind: SocketHandleKind,
+  family: SocketFamily,
+  onEvent: (...event: SocketEvent) => void,
+): SocketHandle {
+  return new (raw().SocketHandle)(fd, kind, family, onEvent) as SocketHandle;
+}
+
+
 // ---- migrate: move_pages, placement queries ------------------------------------------
 
 /** move_pages(2) flags: move pages mapped only by the target process / also shared ones
