@@ -68,12 +68,17 @@ export interface TranslateResult {
 export class PageBuffer {
   hva: Float64Array;
   index: Float64Array;
+  gpaPfn: Float64Array;
   node: Int32Array;
   count = 0;
   constructor(capacity = 4096) {
     this.hva = new Float64Array(capacity);
     this.index = new Float64Array(capacity);
+    this.gpaPfn = new Float64Array(capacity);
     this.node = new Int32Array(capacity);
+  }
+  clear(): void {
+    this.count = 0;
   }
   ensure(capacity: number): void {
     if (capacity <= this.hva.length) return;
@@ -81,12 +86,15 @@ export class PageBuffer {
     while (size < capacity) size *= 2;
     const hva = new Float64Array(size);
     const index = new Float64Array(size);
+    const gpaPfn = new Float64Array(size);
     const node = new Int32Array(size);
     hva.set(this.hva.subarray(0, this.count));
     index.set(this.index.subarray(0, this.count));
+    gpaPfn.set(this.gpaPfn.subarray(0, this.count));
     node.set(this.node.subarray(0, this.count));
     this.hva = hva;
     this.index = index;
+    this.gpaPfn = gpaPfn;
     this.node = node;
   }
 }
@@ -132,6 +140,7 @@ export function translateRuns(t: TranslationTable, runs: PageRuns, targetNode: n
     const hva = out.hva;
     const index = out.index;
     const node = out.node;
+    const gpa = out.gpaPfn;
     let o = out.count;
     cursor = pfn;
     while (cursor < end) {
@@ -141,6 +150,7 @@ export function translateRuns(t: TranslationTable, runs: PageRuns, targetNode: n
       for (let p = cursor; p < stop; p++, o++) {
         hva[o] = hvaBase + p * PAGE_BYTES;
         index[o] = indexBase + p;
+        gpa[o] = p;
         node[o] = targetNode;
       }
       cursor = stop;
@@ -161,4 +171,23 @@ export function allPages(t: TranslationTable): Float64Array {
     for (let p = 0; p < n; p++) hva[first + p] = base + p * PAGE_BYTES;
   }
   return hva;
+}
+
+/** The QEMU translator: guest RAM ranges -> QEMU's mapping of the backend. */
+export class RangeTranslator {
+  readonly table: TranslationTable;
+  private all?: Float64Array;
+  constructor(ranges: RamRange[]) {
+    this.table = buildTable(ranges);
+  }
+  get totalPages(): number {
+    return this.table.totalPages;
+  }
+  translate(runs: PageRuns, targetNode: number, out: PageBuffer, maxPages = Infinity): TranslateResult {
+    return translateRuns(this.table, runs, targetNode, out, maxPages);
+  }
+  allPages(): Float64Array {
+    this.all ??= allPages(this.table);
+    return this.all;
+  }
 }

@@ -32,7 +32,9 @@ struct MoveRequest {
   int err = 0;
 
   void Run() {
-    status.assign(pages.size(), 0);
+    // Pages the kernel does not reach (a positive return stops early) keep -EAGAIN, so
+    // they are never mistaken for "on node 0".
+    status.assign(pages.size(), query ? 0 : -EAGAIN);
     long rc = syscall(SYS_move_pages, pid, static_cast<unsigned long>(pages.size()), pages.data(),
                       query ? nullptr : nodes.data(), status.data(), flags);
     if (rc < 0) {
