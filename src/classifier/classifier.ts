@@ -614,11 +614,14 @@ export class Classifier {
       if (mostlyHot && dramPages < PAGES_PER_CHUNK) {
         promoteItems[promoteCount] = chunk;
         promoteKeys[promoteCount++] = hot;
-      } else if (dramPages > 0) {
-        const eligible = hot < (this.hugeHotFraction / 2) * sampled || sampled === 0 || recent === 0;
+      }
+      if (dramPages > 0) {
+        // Every chunk holding DRAM is listed so a budget cut can always be met; a chunk
+        // being promoted sorts last and is never eligible for a demotion to make room.
+        const eligible = !mostlyHot && (hot < (this.hugeHotFraction / 2) * sampled || sampled === 0 || recent === 0);
         if (eligible) eligibleCount++;
         demoteItems[demoteCount] = chunk;
-        demoteKeys[demoteCount++] = eligible ? hot : PAGES_PER_CHUNK + 1 + hot;
+        demoteKeys[demoteCount++] = eligible ? hot : mostlyHot ? 2 * PAGES_PER_CHUNK + 1 : PAGES_PER_CHUNK + 1 + hot;
       }
     }
     const promoteOrder = countingSort(promoteItems, promoteKeys, promoteCount, PAGES_PER_CHUNK + 1, true);
@@ -631,6 +634,7 @@ export class Classifier {
     let dram = table.dramPages;
     const marked = this.markedChunks;
 
+    const demoted = new Uint8Array(chunks);
     const markChunk = (chunk: number, mark: number, inTier: boolean): void => {
       const base = chunk * PAGES_PER_CHUNK;
       for (let p = base; p < base + PAGES_PER_CHUNK; p++) if (((flags[p] & FLAG_DRAM) !== 0) === inTier) flags[p] |= mark;
@@ -647,6 +651,7 @@ export class Classifier {
       const chunk = demoteOrder[demoteCursor];
       if (dramOf[chunk] > maxPages) return 0;
       demoteCursor++;
+      demoted[chunk] = 1;
       markChunk(chunk, FLAG_DEMOTE, true);
       return dramOf[chunk];
     };
@@ -663,6 +668,7 @@ export class Classifier {
     let deferred = 0;
     for (let k = 0; k < promoteCount; k++) {
       const chunk = promoteOrder[k];
+      if (demoted[chunk]) continue;
       const cost = PAGES_PER_CHUNK - dramOf[chunk];
       while (free < cost && this.migrationLeft(used) >= cost + 1) {
         const freed = demoteNext(true, this.migrationLeft(used) - cost);
