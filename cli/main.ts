@@ -8,6 +8,7 @@ import { registerClassify } from './commands/classify.js';
 import { registerSim } from './commands/sim.js';
 import { registerHost } from './commands/host.js';
 import { registerReport } from './commands/report.js';
+import { registerEval } from './commands/eval.js';
 
 const program = new Command('vtier')
   .description('Guest-side page tracking and hot-page classification for VMs on tiered memory (DRAM + CXL)')
@@ -23,6 +24,7 @@ registerClassify(program);
 registerSim(program);
 registerHost(program);
 registerReport(program);
+registerEval(program);
 
 program.addHelpText(
   'after',
