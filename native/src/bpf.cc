@@ -17,6 +17,8 @@
 #include <cstdio>
 #include <cstring>
 #include <map>
+#include <mutex>
+#include <set>
 #include <string>
 #include <vector>
 
@@ -145,6 +147,12 @@ struct Ring {
 
 constexpr int kStagingFull = -E2BIG;
 
+// Rings whose uv_close is pending. When an environment (a worker) ends, Node may unload
+// the addon before libuv runs close callbacks, so teardown clears the callback of any
+// such ring (leaking a few hundred bytes) instead of letting libuv jump into unmapped code.
+std::mutex g_closingMutex;
+std::set<Ring *> g_closing;
+
 class BpfObject : public Napi::ObjectWrap<BpfObject> {
  public:
   static Napi::Function Define(Napi::Env env);
@@ -248,6 +256,21 @@ void BpfObject::EnvCleanup(void *arg) {
   for (auto &entry : self->rings_) entry.second->envGone = true;
   self->CloseAll();
   self->hookAdded_ = false;
+  std::lock_guard<std::mutex> lock(g_closingMutex);
+  for (auto it = g_closing.begin(); it != g_closing.end();) {
+    Ring *ring = *it;
+    if (ring->env != self->env_) {
+      ++it;
+      continue;
+    }
+    // uv_close already stopped polling synchronously; only the callback is pending.
+    ring_buffer__free(ring->rb);
+    ring->rb = nullptr;
+    ring->callback.SuppressDestruct();
+    ring->ownerRef.SuppressDestruct();
+    ring->poll.close_cb = nullptr;
+    it = g_closing.erase(it);
+  }
 }
 
 bool BpfObject::Alive(Napi::Env env) {
@@ -609,28 +632,36 @@ int BpfObject::OnSample(void *ctx, void *data, size_t size) {
   return ring->staging.size() >= ring->maxBatchBytes ? kStagingFull : 0;
 }
 
+// Raw napi calls throughout: this also runs while a worker's environment is being torn
+// down, when JS cannot run and node-addon-api's throw-on-failure would abort the process.
 void BpfObject::OnPoll(uv_poll_t *handle, int status, int events) {
   auto *ring = static_cast<Ring *>(handle->data);
   if (ring->closing) return;
-  Napi::Env env(ring->env);
-  Napi::HandleScope scope(env);
+  napi_env env = ring->env;
+  napi_handle_scope scope;
+  if (napi_open_handle_scope(env, &scope) != napi_ok) return;
+  napi_value error = nullptr;
   int err = status < 0 ? status : ring_buffer__consume(ring->rb);
   if (err < 0 && err != kStagingFull) {
-    Napi::Error e = ErrnoError(env, err, status < 0 ? "uv_poll" : "ring_buffer__consume");
-    napi_fatal_exception(ring->env, e.Value());
-    return;
+    error = ErrnoError(Napi::Env(env), err, status < 0 ? "uv_poll" : "ring_buffer__consume").Value();
+  } else if (!ring->staging.empty()) {
+    size_t n = ring->staging.size();
+    void *data = nullptr;
+    napi_value buf, bytes, global, fn, result;
+    if (napi_create_arraybuffer(env, n, &data, &buf) == napi_ok &&
+        napi_create_typedarray(env, napi_uint8_array, n, buf, 0, &bytes) == napi_ok &&
+        napi_get_global(env, &global) == napi_ok) {
+      memcpy(data, ring->staging.data(), n);
+      ring->batches++;
+      fn = ring->callback.Value();
+      napi_status st = napi_make_callback(env, nullptr, global, fn, 1, &bytes, &result);
+      if (st == napi_pending_exception) napi_get_and_clear_last_exception(env, &error);
+    }
+    ring->staging.clear();
   }
-  if (ring->staging.empty()) return;
-  Napi::ArrayBuffer buf = Napi::ArrayBuffer::New(env, ring->staging.size());
-  memcpy(buf.Data(), ring->staging.data(), ring->staging.size());
-  ring->staging.clear();
-  ring->batches++;
-  Napi::Uint8Array bytes = Napi::Uint8Array::New(env, buf.ByteLength(), buf, 0);
-  ring->callback.MakeCallback(env.Global(), {bytes});
-  if (env.IsExceptionPending()) {
-    Napi::Error e = env.GetAndClearPendingException();
-    napi_fatal_exception(ring->env, e.Value());
-  }
+  // An exception in onBatch (or a consume failure) goes to 'uncaughtException'.
+  if (error) napi_fatal_exception(env, error);
+  napi_close_handle_scope(env, scope);
 }
 
 // ringStart(map, recordSize, onBatch, maxBatchBytes?): ring id. onBatch(Uint8Array) gets
@@ -696,6 +727,10 @@ Napi::Value BpfObject::RingStart(const Napi::CallbackInfo &info) {
 
 void BpfObject::OnRingClosed(uv_handle_t *handle) {
   auto *ring = static_cast<Ring *>(handle->data);
+  {
+    std::lock_guard<std::mutex> lock(g_closingMutex);
+    g_closing.erase(ring);
+  }
   ring_buffer__free(ring->rb);
   if (ring->envGone) {
     ring->callback.SuppressDestruct();
@@ -715,6 +750,10 @@ void BpfObject::CloseRing(Ring *ring) {
     ring->ownerRef.Reset();
   }
   ring->envGone = true;
+  {
+    std::lock_guard<std::mutex> lock(g_closingMutex);
+    g_closing.insert(ring);
+  }
   uv_close(reinterpret_cast<uv_handle_t *>(&ring->poll), OnRingClosed);
 }
 
