@@ -28,6 +28,9 @@ export interface WorkloadOptions {
   threads?: number;
   /** Progress period on the child's stderr; 0 turns progress off. */
   reportMs?: number;
+  /** Called with the child's pid before it touches any page (the child waits for it):
+   *  attach a sampler here to see first-touch faults. */
+  beforeTouch?: (pid: number) => Promise<void> | void;
   /** Called with each progress line the child prints on stderr. */
   onProgress?: (line: string) => void;
 }
@@ -112,6 +115,7 @@ export function workloadArgs(opts: WorkloadOptions): string[] {
   add('--report-ms', opts.reportMs);
   add('--truth', opts.truthPath);
   if (opts.thp) args.push('--thp');
+  if (opts.beforeTouch) args.push('--wait-start');
   return args;
 }
 
@@ -141,7 +145,17 @@ export function startWorkload(opts: WorkloadOptions): Promise<RunningWorkload> {
     } catch {
       return;
     }
-    if (event.event === 'ready') resolveReady(event as unknown as WorkloadReady);
+    if (event.event === 'waiting') {
+      Promise.resolve()
+        .then(() => opts.beforeTouch?.(event.pid as number))
+        .then(
+          () => child.kill('SIGUSR1'),
+          (err: Error) => {
+            rejectReady(err);
+            child.kill('SIGTERM');
+          },
+        );
+    } else if (event.event === 'ready') resolveReady(event as unknown as WorkloadReady);
     else if (event.event === 'summary') summary = event as unknown as typeof summary;
   });
   const done = new Promise<WorkloadSummary>((resolve, reject) => {

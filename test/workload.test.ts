@@ -120,6 +120,25 @@ describe('vtier-workload', () => {
     expect(readdirSync(dir).filter((f) => f.includes('.tmp.'))).toEqual([]);
   });
 
+  it('waits for beforeTouch before touching any page', async () => {
+    let seen = 0;
+    const w = await startWorkload({
+      pattern: 'uniform',
+      sizeBytes: 8 << 20,
+      durationMs: 200,
+      reportMs: 0,
+      beforeTouch: async (pid) => {
+        seen = pid;
+        // Nothing is touched yet: the region's pages are not resident.
+        const rss = Number(/VmRSS:\s+(\d+)/.exec(readFileSync(`/proc/${pid}/status`, 'utf8'))![1]);
+        expect(rss).toBeLessThan(8 * 1024);
+        await new Promise((r) => setTimeout(r, 50));
+      },
+    });
+    expect(seen).toBe(w.pid);
+    expect((await w.done).exitCode).toBe(0);
+  });
+
   it('validates options before spawning', () => {
     expect(() => workloadArgs({ pattern: 'hotspot', sizeBytes: 100 })).toThrow(WorkloadError);
     expect(() => workloadArgs({ pattern: 'nope' as never, sizeBytes: 1 << 20 })).toThrow(/unknown pattern/);
@@ -156,7 +175,13 @@ describe('vtier workload (CLI)', () => {
     let out = '';
     child.stdout.on('data', (d) => (out += d));
     let err = '';
-    await new Promise<void>((resolve) => child.stderr.on('data', (d) => { err += d; if (/accesses\/s/.test(err)) resolve(); }));
+    await new Promise<void>((resolve) => {
+      child.stderr.on('data', (d) => {
+        err += d;
+        if (/accesses\/s/.test(err)) resolve();
+      });
+      child.on('close', () => resolve());
+    });
     child.kill('SIGTERM');
     const code = await new Promise((resolve) => child.on('close', resolve));
     expect(code).toBe(0);

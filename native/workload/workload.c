@@ -41,7 +41,7 @@ struct config {
 	double hot_frac, hot_prob, write_frac, zipf_s;
 	uint64_t duration_ms, shift_ms, report_ms, truth_refresh_ms, seed;
 	unsigned threads;
-	bool thp;
+	bool thp, wait_start;
 	const char *truth_path;
 };
 
@@ -57,7 +57,7 @@ static struct config cfg = {
 	.pattern = HOTSPOT, .hot_frac = 0.1, .hot_prob = 0.9, .write_frac = 0.3, .zipf_s = 0.99,
 	.report_ms = 1000, .shift_ms = 10000, .truth_refresh_ms = 5000, .seed = 1, .threads = 1,
 };
-static volatile sig_atomic_t stop_signal;
+static volatile sig_atomic_t stop_signal, start_signal;
 static atomic_bool stop_flag;
 static uint8_t *region;
 static uint64_t page_size, pages, hot_pages;
@@ -142,6 +142,7 @@ static void parse_args(int argc, char **argv)
 		const char *flag = argv[i];
 		const char *val = i + 1 < argc ? argv[i + 1] : NULL;
 		if (!strcmp(flag, "--thp")) { cfg.thp = true; continue; }
+		if (!strcmp(flag, "--wait-start")) { cfg.wait_start = true; continue; }
 		if (!val)
 			die_usage("%s needs a value", flag);
 		i++;
@@ -180,6 +181,11 @@ static void parse_args(int argc, char **argv)
 		if (hot_pages < 1) hot_pages = 1;
 		if (hot_pages > pages) hot_pages = pages;
 	}
+}
+
+static void on_start(int sig)
+{
+	start_signal = sig;
 }
 
 static void on_signal(int sig)
@@ -406,6 +412,24 @@ int main(int argc, char **argv)
 	/* Explicit either way so the system THP mode does not decide the page size. */
 	if (madvise(region, pages * page_size, cfg.thp ? MADV_HUGEPAGE : MADV_NOHUGEPAGE) && cfg.thp)
 		fprintf(stderr, "vtier-workload: madvise(MADV_HUGEPAGE) failed: %s (continuing with base pages)\n", strerror(errno));
+
+	/* --wait-start: a recorder attaches to our pid before the first touch (the faults
+	 * source sees first-touch faults only), then sends SIGUSR1. */
+	if (cfg.wait_start) {
+		sigset_t block, old;
+		struct sigaction su = { .sa_handler = on_start };
+		sigemptyset(&su.sa_mask);
+		sigaction(SIGUSR1, &su, NULL);
+		sigemptyset(&block);
+		sigaddset(&block, SIGUSR1);
+		sigaddset(&block, SIGINT);
+		sigaddset(&block, SIGTERM);
+		sigprocmask(SIG_BLOCK, &block, &old);
+		printf("{\"event\":\"waiting\",\"pid\":%d}\n", (int)getpid());
+		while (!start_signal && !stop_flag)
+			sigsuspend(&old);
+		sigprocmask(SIG_SETMASK, &old, NULL);
+	}
 
 	uint64_t t0 = now_ms(CLOCK_MONOTONIC);
 	for (uint64_t i = 0; i < pages && !stop_flag; i++)
