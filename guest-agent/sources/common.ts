@@ -1,0 +1,127 @@
+// What every sample source gives the Sampler, and helpers they share.
+import { readFileSync } from 'node:fs';
+import { emptySamples, type PageSamples } from '../../src/samples.js';
+
+export interface SourceStats {
+  /** Events counted by the BPF program (samples / regions). */
+  samples: number;
+  /** Distinct guest pages that received at least one sample or access. */
+  pagesSeen: number;
+  /** Samples lost: ring buffer full, aggregation map full, malformed records. */
+  drops: number;
+  /** Virtual pages that could not be translated to a frame (not present, process gone). */
+  untranslated: number;
+}
+
+export interface SampleSource {
+  readonly tunables: Record<string, unknown>;
+  readonly notes: string[];
+  /** Delivers one batch per epoch / DAMON aggregation. */
+  onBatch(cb: (tNs: number, samples: PageSamples) => void): void;
+  /** A fatal condition (target gone): the source has stopped itself, then reports. */
+  onFatal(cb: (err: Error) => void): void;
+  stats(): SourceStats;
+  /** Final delivery, detach, unload. Idempotent. */
+  stop(): Promise<void>;
+}
+
+/** CLOCK_MONOTONIC in ns, the clock bpf_ktime_get_ns() uses. */
+export function monotonicNs(): number {
+  return Number(process.hrtime.bigint());
+}
+
+/** Online CPU ids from /sys/devices/system/cpu/online ("0-3,6"). */
+export function onlineCpus(path = '/sys/devices/system/cpu/online'): number[] {
+  const cpus: number[] = [];
+  for (const part of readFileSync(path, 'utf8').trim().split(',')) {
+    const m = /^(\d+)(?:-(\d+))?$/.exec(part.trim());
+    if (!m) continue;
+    const last = m[2] === undefined ? Number(m[1]) : Number(m[2]);
+    for (let cpu = Number(m[1]); cpu <= last && cpus.length < 65_536; cpu++) cpus.push(cpu);
+  }
+  return cpus;
+}
+
+/**
+ * Distinct pages seen, as a growable bitset indexed by frame. Frames above the cap are
+ * counted without deduplication (the bitset would be too large).
+ */
+export class PageSet {
+  private bits = new Uint32Array(1024);
+  private distinct = 0;
+  private overflow = 0;
+  constructor(private readonly maxPfn = 2 ** 32) {}
+
+  get size(): number {
+    return this.distinct + this.overflow;
+  }
+
+  addRun(pfn: number, pages: number): void {
+    let first = pfn;
+    let end = pfn + pages;
+    if (end > this.maxPfn) {
+      this.overflow += end - Math.max(first, this.maxPfn);
+      end = this.maxPfn;
+    }
+    if (first >= end) return;
+    this.ensure(end);
+    // Partial words at the edges bit by bit, whole words in between.
+    while (first < end && first & 31) this.addOne(first++);
+    while (end - first >= 32) {
+      const w = first >>> 5;
+      this.distinct += 32 - popcount(this.bits[w]);
+      this.bits[w] = 0xffff_ffff;
+      first += 32;
+    }
+    while (first < end) this.addOne(first++);
+  }
+
+  private addOne(pfn: number): void {
+    const w = pfn >>> 5;
+    const bit = 1 << (pfn & 31);
+    if (!(this.bits[w] & bit)) {
+      this.bits[w] |= bit;
+      this.distinct++;
+    }
+  }
+
+  private ensure(endPfn: number): void {
+    const words = Math.ceil(endPfn / 32);
+    if (words <= this.bits.length) return;
+    const grown = new Uint32Array(Math.max(words, this.bits.length * 2));
+    grown.set(this.bits);
+    this.bits = grown;
+  }
+}
+
+function popcount(x: number): number {
+  x -= (x >>> 1) & 0x5555_5555;
+  x = (x & 0x3333_3333) + ((x >>> 2) & 0x3333_3333);
+  return (((x + (x >>> 4)) & 0x0f0f_0f0f) * 0x0101_0101) >>> 24;
+}
+
+/**
+ * Sorts frame/read/write triples by frame and sums duplicates (two virtual pages of
+ * different processes can share one frame) into one-page runs.
+ */
+export function pageSamplesFrom(pfn: Float64Array, reads: Uint32Array, writes: Uint32Array, count: number): PageSamples {
+  const order = new Uint32Array(count);
+  for (let i = 0; i < count; i++) order[i] = i;
+  order.sort((a, b) => pfn[a] - pfn[b]);
+  const out = emptySamples(count);
+  for (let k = 0; k < count; k++) {
+    const i = order[k];
+    const last = out.count - 1;
+    if (last >= 0 && out.gpaPfn[last] === pfn[i]) {
+      out.reads[last] = Math.min(0xffff_ffff, out.reads[last] + reads[i]);
+      out.writes[last] = Math.min(0xffff_ffff, out.writes[last] + writes[i]);
+      continue;
+    }
+    const j = out.count++;
+    out.gpaPfn[j] = pfn[i];
+    out.pages[j] = 1;
+    out.reads[j] = reads[i];
+    out.writes[j] = writes[i];
+  }
+  return out;
+}

@@ -1,0 +1,234 @@
+// Page sources (faults, pebs, ibs): the BPF program counts samples per page in the
+// kernel; each epoch we drain that map, translate virtual pages to frames through
+// /proc/PID/pagemap (one pass per process, sorted, one pread per span) and deliver
+// one-page runs. Physical samples (PEBS/IBS with PERF_SAMPLE_PHYS_ADDR) need no translation.
+import type { PerfEventAttr as AddonPerfAttr } from '../../native/addon.js';
+import { emptySamples, type PageSamples } from '../../src/samples.js';
+import { Pagemap, processAlive, TargetGoneError } from '../pagemap.js';
+import { perfAttrFor } from '../perf-attr.js';
+import type { DecodedPages, DecodedSamples } from '../record-layout.js';
+import { KIND_PHYS } from '../record-layout.js';
+import { openSampler, type SamplerObject } from '../sampler-object.js';
+import { monotonicNs, onlineCpus, PageSet, pageSamplesFrom, type SampleSource, type SourceStats } from './common.js';
+
+export type PageSourceName = 'faults' | 'pebs' | 'ibs';
+
+export interface PageSourceOptions {
+  source: PageSourceName;
+  pid?: number;
+  /** Sample every Nth event (perf sources). For faults, > 1 switches to the perf event. */
+  samplePeriod?: number;
+  /** faults only: 'tracepoint' (exceptions:page_fault_user, knows writes) or 'perf'
+   *  (software page-faults event with a sample period). Default: tracepoint unless samplePeriod > 1. */
+  faultsVia?: 'tracepoint' | 'perf';
+  epochMs: number;
+  /** Also stream raw samples (for traces); delivered through onRaw. */
+  raw?: boolean;
+  verbose?: boolean;
+}
+
+/** Translates drained map entries into one-page runs of frames. */
+export function translatePages(
+  drained: DecodedPages,
+  translate: (tgid: number, vpages: Float64Array) => Float64Array,
+): { samples: PageSamples; untranslated: number } {
+  const pfn = new Float64Array(drained.count);
+  const reads = new Uint32Array(drained.count);
+  const writes = new Uint32Array(drained.count);
+  let n = 0;
+  let untranslated = 0;
+  // Virtual pages grouped by process, each group in ascending order for span reads.
+  const byTgid = new Map<number, number[]>();
+  for (let i = 0; i < drained.count; i++) {
+    if (drained.kind[i] === KIND_PHYS) {
+      pfn[n] = drained.page[i];
+      reads[n] = drained.reads[i];
+      writes[n++] = drained.writes[i];
+    } else {
+      let list = byTgid.get(drained.tgid[i]);
+      if (!list) byTgid.set(drained.tgid[i], (list = []));
+      list.push(i);
+    }
+  }
+  for (const [tgid, list] of byTgid) {
+    list.sort((a, b) => drained.page[a] - drained.page[b]);
+    const vpages = Float64Array.from(list, (i) => drained.page[i]);
+    let frames: Float64Array;
+    try {
+      frames = translate(tgid, vpages);
+    } catch (err) {
+      if (!(err instanceof TargetGoneError)) throw err;
+      untranslated += list.length; // the process exited since its samples were taken
+      continue;
+    }
+    for (let k = 0; k < list.length; k++) {
+      if (frames[k] < 0) {
+        untranslated++;
+        continue;
+      }
+      pfn[n] = frames[k];
+      reads[n] = drained.reads[list[k]];
+      writes[n++] = drained.writes[list[k]];
+    }
+  }
+  return { samples: pageSamplesFrom(pfn, reads, writes, n), untranslated };
+}
+
+export function pagemapTranslate(tgid: number, vpages: Float64Array): Float64Array {
+  const pagemap = Pagemap.open(tgid);
+  try {
+    return pagemap.translate(vpages);
+  } finally {
+    pagemap.close();
+  }
+}
+
+export class PageSource implements SampleSource {
+  readonly tunables: Record<string, unknown>;
+  readonly notes: string[] = [];
+  private readonly batchCbs: Array<(tNs: number, samples: PageSamples) => void> = [];
+  private readonly fatalCbs: Array<(err: Error) => void> = [];
+  private readonly rawCbs: Array<(records: DecodedSamples) => void> = [];
+  private timer: NodeJS.Timeout | undefined;
+  private stopped = false;
+  private readonly seen = new PageSet();
+  private untranslated = 0;
+  /** Stats stay readable after stop (the BPF object is gone then). */
+  private finalStats: SourceStats | undefined;
+
+  private constructor(
+    private readonly obj: SamplerObject,
+    private readonly opts: PageSourceOptions,
+    tunables: Record<string, unknown>,
+  ) {
+    this.tunables = tunables;
+  }
+
+  static async start(opts: PageSourceOptions): Promise<PageSource> {
+    const viaPerf = opts.source !== 'faults' || opts.faultsVia === 'perf' || (opts.faultsVia === undefined && (opts.samplePeriod ?? 1) > 1);
+    // Refuse before loading anything when the PMU is missing.
+    const attr = viaPerf ? perfAttrFor(opts.source, { samplePeriod: opts.samplePeriod }) : undefined;
+    if (opts.pid !== undefined && !processAlive(opts.pid)) throw new TargetGoneError(opts.pid, 'not running');
+    const obj = await openSampler({
+      kind: viaPerf ? 'perf' : 'fault-tracepoint',
+      mode: opts.raw ? 'both' : 'aggregate',
+      pid: opts.pid,
+      verbose: opts.verbose,
+    });
+    const tunables: Record<string, unknown> = {
+      event: attr ? attr.describe : 'tp_btf/page_fault_user (every user page fault)',
+      samplePeriod: attr ? attr.samplePeriod : 1,
+      pid: opts.pid ?? 'all',
+      epochMs: opts.epochMs,
+      raw: Boolean(opts.raw),
+      program: obj.program,
+    };
+    const source = new PageSource(obj, opts, tunables);
+    try {
+      if (opts.raw) obj.onRecords((records) => source.rawCbs.forEach((cb) => cb(records)));
+      if (attr) {
+        const perfAttr: AddonPerfAttr = {
+          type: attr.type,
+          config: attr.config,
+          config1: attr.config1,
+          config2: attr.config2,
+          samplePeriod: attr.samplePeriod,
+          sampleType: attr.sampleType,
+          preciseIp: attr.preciseIp as 0 | 1 | 2 | 3,
+          excludeKernel: attr.excludeKernel,
+          excludeHv: attr.excludeHv,
+        };
+        // One event per CPU with the tgid filter in BPF: covers every thread of the target.
+        obj.attachPerf(perfAttr, { cpus: onlineCpus() });
+      } else {
+        obj.attachTracepoints();
+      }
+    } catch (err) {
+      obj.close();
+      throw err;
+    }
+    if (opts.source === 'faults') {
+      source.notes.push('faults sees first touches, copy-on-write and hint faults only, not repeated accesses to mapped pages');
+    }
+    source.timer = setInterval(() => source.epoch(), opts.epochMs);
+    return source;
+  }
+
+  onBatch(cb: (tNs: number, samples: PageSamples) => void): void {
+    this.batchCbs.push(cb);
+  }
+
+  onFatal(cb: (err: Error) => void): void {
+    this.fatalCbs.push(cb);
+  }
+
+  onRaw(cb: (records: DecodedSamples) => void): void {
+    this.rawCbs.push(cb);
+  }
+
+  stats(): SourceStats {
+    if (this.finalStats) return this.finalStats;
+    const c = this.obj.counters();
+    const ring = this.obj.ringStats();
+    return {
+      samples: Number(c.samples),
+      pagesSeen: this.seen.size,
+      drops: Number(c.drops) + Number(c.mapFull) + ring.malformed,
+      untranslated: this.untranslated,
+    };
+  }
+
+  /** BPF run time of the program (zero unless kernel.bpf_stats_enabled=1). */
+  bpfStats(): { runTimeNs: number; runCnt: number } {
+    return this.obj.bpfStats();
+  }
+
+  private deliver(samples: PageSamples): void {
+    for (let i = 0; i < samples.count; i++) this.seen.addRun(samples.gpaPfn[i], samples.pages[i]);
+    const tNs = monotonicNs();
+    for (const cb of this.batchCbs) cb(tNs, samples);
+  }
+
+  /** Drains the map, translates, delivers. Returns the target-gone error when it applies. */
+  private drainOnce(): TargetGoneError | undefined {
+    const drained = this.obj.drainPages();
+    const { samples, untranslated } = translatePages(drained, pagemapTranslate);
+    this.untranslated += untranslated;
+    this.deliver(samples.count ? samples : emptySamples(0));
+    const pid = this.opts.pid;
+    if (pid !== undefined && !processAlive(pid)) return new TargetGoneError(pid, 'exited during the run');
+    return undefined;
+  }
+
+  private epoch(): void {
+    if (this.stopped) return;
+    let gone: Error | undefined;
+    try {
+      gone = this.drainOnce();
+    } catch (err) {
+      gone = err as Error;
+    }
+    if (gone) {
+      void this.stop().then(() => this.fatalCbs.forEach((cb) => cb(gone)));
+    }
+  }
+
+  async stop(): Promise<void> {
+    if (this.stopped) return;
+    this.stopped = true;
+    if (this.timer) clearInterval(this.timer);
+    try {
+      this.obj.detach();
+      // Samples of the last partial epoch.
+      const drained = this.obj.drainPages();
+      if (drained.count) {
+        const { samples, untranslated } = translatePages(drained, pagemapTranslate);
+        this.untranslated += untranslated;
+        this.deliver(samples);
+      }
+    } finally {
+      this.finalStats = this.stats();
+      this.obj.close();
+    }
+  }
+}
