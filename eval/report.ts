@@ -190,10 +190,17 @@ function migrationSection(observations: Observation[]): Section | null {
   };
 }
 
-function summaryTable(observations: Observation[]): Table {
+/** Metrics the summary shows; every other metric is listed under "All metrics". */
+const KEY_METRICS = new Set<string>([
+  METRICS.slowdown, METRICS.agentCpu, METRICS.agentCpuShare, METRICS.throughput, METRICS.wallTime, METRICS.dramServedShare,
+  METRICS.promotedBytes, METRICS.demotedBytes, 'modelled_slowdown', 'precision_steady', 'recall_steady', 'f1_steady',
+  'epochs_to_converge', 'vmstat:pgpromote_success', 'vmstat:numa_hint_faults',
+]);
+
+function summaryTable(observations: Observation[], keyOnly: boolean): Table {
   const rows: string[][] = [];
   // Swept observations have their own sections; the summary keeps one row per plain metric.
-  const scalar = observations.filter((o) => o.timeS === undefined && o.param === undefined);
+  const scalar = observations.filter((o) => o.timeS === undefined && o.param === undefined && KEY_METRICS.has(o.metric) === keyOnly);
   const groups = [...groupBy(scalar, (o) => [o.workload, o.system, o.metric, o.unit, o.param ?? '', o.paramValue ?? ''].join('\u0000'))];
   groups.sort((a, b) => byText(a[0], b[0]));
   for (const [, group] of groups) {
@@ -202,6 +209,7 @@ function summaryTable(observations: Observation[]): Table {
     const show = (v: number): string => (o.unit === 'bytes' ? fmtBytes(v) : fmt(v));
     rows.push([o.workload, o.system, o.metric, o.unit, String(ci.n), show(ci.mean), Number.isFinite(ci.halfWidth) ? `± ${show(ci.halfWidth)}` : '']);
   }
+  if (!keyOnly) return { columns: ['workload', 'system', 'metric', 'unit', 'n', 'mean', '95% CI'], rows };
   // Time series: the last point of each series.
   const series = groupBy(observations.filter((o) => o.timeS !== undefined), (o) => `${o.workload}\u0000${o.system}\u0000${o.metric}`);
   for (const [, group] of [...series].sort((a, b) => byText(a[0], b[0]))) {
@@ -226,6 +234,10 @@ export async function buildReport(results: LoadedResults, options: { plots?: boo
   if (options.plots !== false) {
     for (const section of sections) if (section.spec) section.svg = await renderSvg(section.spec);
   }
+  const others = summaryTable(obs, false);
+  if (others.rows.length > 0) {
+    sections.push({ id: 'all-metrics', title: 'All other metrics', caption: 'Every other metric in the results, mean over runs.', table: others });
+  }
   const campaign = results.command?.campaign ?? 'imported';
   const warnings = [...results.warnings];
   if (obs.length === 0) warnings.push('the results hold no observations yet');
@@ -237,7 +249,7 @@ export async function buildReport(results: LoadedResults, options: { plots?: boo
     machine: results.machine,
     warnings,
     sections,
-    summary: summaryTable(obs),
+    summary: summaryTable(obs, true),
   };
 }
 

@@ -32,8 +32,9 @@ function unitFor(name: string): string {
   if (/bytes$/.test(name)) return 'bytes';
   if (/pages$/.test(name)) return 'pages';
   if (/_ms$/.test(name)) return 'ms';
-  if (/_s$/.test(name)) return 's';
-  if (/(share|precision|recall|f1|fraction)$/.test(name)) return 'fraction';
+  if (/_(s|sec)$/.test(name)) return 's';
+  if (/epochs/.test(name)) return 'epochs';
+  if (/(share|precision|recall|f1|fraction)/.test(name)) return 'fraction';
   if (/count$/.test(name)) return 'count';
   return '';
 }
@@ -77,10 +78,30 @@ function timeline(entry: Json): Json[] {
   return [];
 }
 
+const TIME_SERIES = new Set<string>([METRICS.precision, METRICS.recall, METRICS.f1]);
+
+/** Columnar per-epoch series ({ precision: [...], recall: [...] }), one point per epoch end. */
+function columnarTimeline(entry: Json, epochMs: number, system: string, workload: string): Observation[] {
+  const series = entry.timeline;
+  if (!isObject(series)) return [];
+  const out: Observation[] = [];
+  for (const [key, values] of Object.entries(series)) {
+    const known = KNOWN[snake(key)];
+    if (!known || !TIME_SERIES.has(known[0]) || !Array.isArray(values)) continue;
+    values.forEach((value, i) => {
+      if (typeof value === 'number' && Number.isFinite(value)) {
+        out.push({ system, workload, run: 0, metric: known[0], value, unit: known[1], timeS: ((i + 1) * epochMs) / 1000 });
+      }
+    });
+  }
+  return out;
+}
+
 function runObservations(run: Json, fallbackWorkload: string, param?: { name: string; value: number }): Observation[] | null {
   const entries = policyEntries(run);
   if (!entries) return null;
   const workload = workloadName(run, fallbackWorkload);
+  const epochMs = typeof run.epochMs === 'number' && run.epochMs > 0 ? run.epochMs : 1000;
   const out: Observation[] = [];
   for (const entry of entries) {
     const system = policyName(entry) ?? '?';
@@ -89,6 +110,7 @@ function runObservations(run: Json, fallbackWorkload: string, param?: { name: st
       out.push({ system, workload, run: 0, metric, value, unit, ...(param ? { param: param.name, paramValue: param.value } : {}) });
     }
     if (param) continue;
+    out.push(...columnarTimeline(entry, epochMs, system, workload));
     for (const point of timeline(entry)) {
       const t = [point.timeS, point.time_s, point.tS, point.seconds].find((v) => typeof v === 'number') as number | undefined;
       const tMs = [point.timeMs, point.time_ms, point.epochMs].find((v) => typeof v === 'number') as number | undefined;

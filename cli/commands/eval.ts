@@ -254,7 +254,8 @@ function registerSimCampaign(evalCmd: Command): void {
     const error = (data as { error?: { message?: string } }).error;
     if (exit.code !== 0 || error) throw new UserError(`vtier sim failed: ${error?.message ?? stderr().trim().split('\n').pop() ?? `exit ${exit.code}`}`, 'sim-failed');
     results.writeRaw('sim', data);
-    const observations = simObservations(data);
+    const workloadArg = simArgs.indexOf('--workload');
+    const observations = simObservations(data, `${workloadArg >= 0 ? simArgs[workloadArg + 1] : 'sim'}.json`);
     if (!observations) throw new UserError('vtier sim output has a shape the report does not know (kept in runs/)', 'sim-shape');
     results.observe(observations);
     results.finish({ observations: observations.length });
