@@ -1,0 +1,377 @@
+// The guest agent loop: samples -> classifier -> `decisions` frames -> host, and back:
+// `budget` resizes the hot set, `report` tells the classifier what actually moved. The
+// loop never waits for the host: while it is away the agent keeps sampling and
+// classifying (decisions it cannot send are undone in the classifier, since nothing
+// moved), and the transport reconnects with backoff.
+import { EventEmitter } from 'node:events';
+import { Classifier, type ClassifierOptions, type EpochDecision } from '../src/classifier/index.js';
+import {
+  DEFAULT_LIMITS,
+  FAILURE_REASONS,
+  PAGE_SIZE,
+  PROTOCOL_VERSION,
+  type FailureReason,
+  type Message,
+  type ProtocolLimits,
+  type ReportMessage,
+} from '../src/protocol/index.js';
+import { totalPages, type PageRuns, type PageSamples } from '../src/samples.js';
+import { ReconnectingClient, type BackoffOptions } from '../transport/reconnect.js';
+import type { TransportSpec } from '../transport/spec.js';
+import type { GuestSampleSource } from './replay-source.js';
+
+export const AGENT_VERSION = '0.1.0';
+
+export interface GuestAgentOptions {
+  connect: string | TransportSpec;
+  source: GuestSampleSource;
+  /** Sample source name sent in hello (damon, faults, pebs, ibs, replay). */
+  sourceName: string;
+  /** Guest RAM in page frames (/proc/iomem System RAM, or the trace header). */
+  ramRanges: PageRuns;
+  epochMs: number;
+  /** DRAM pages to plan for until the host grants a budget; without it no decisions are made before the grant. */
+  dramBudgetPages?: number;
+  vmName?: string;
+  backoff?: BackoffOptions;
+  /** Heartbeat period while connected (default 1000 ms). */
+  heartbeatMs?: number;
+  limits?: Partial<ProtocolLimits>;
+  /** Extra classifier tunables (budget and RAM ranges come from above). */
+  classifier?: Omit<ClassifierOptions, 'dramBudgetPages' | 'ramRanges'>;
+}
+
+export type HostState = 'connecting' | 'handshake' | 'connected' | 'reconnecting' | 'stopped';
+
+export interface GuestStatus {
+  epoch: number;
+  host: HostState;
+  hostVmName: string | null;
+  /** Sample weight (reads + writes) per second over the last status interval. */
+  samplesPerSec: number;
+  samples: number;
+  sampleRuns: number;
+  hotPages: number;
+  dramPagesPlanned: number;
+  budgetPages: number | null;
+  budgetFrom: 'host' | 'local' | 'none';
+  decisionsSent: number;
+  /** Epochs whose decisions could not be sent (host away); undone in the classifier. */
+  decisionsUnsent: number;
+  pagesRequested: { promote: number; demote: number };
+  reports: number;
+  moved: { promote: number; demote: number };
+  failed: Record<FailureReason, number>;
+  /** Host-reported placement of this VM, from the last report. */
+  hostDramPages: number | null;
+  hostCxlPages: number | null;
+  crossNodeMoves: boolean | null;
+  hostNotes: string[];
+  hostErrors: number;
+  lastHostError: string | null;
+  connects: number;
+}
+
+interface SentPart {
+  promote: PageRuns;
+  demote: PageRuns;
+}
+
+function sliceRuns(runs: PageRuns, start: number, end: number): PageRuns {
+  const to = Math.min(end, runs.count);
+  const from = Math.min(start, to);
+  return { count: to - from, gpaPfn: runs.gpaPfn.slice(from, to), pages: runs.pages.slice(from, to) };
+}
+
+function ramPageCount(ram: PageRuns): number {
+  return totalPages(ram);
+}
+
+export interface GuestAgentEvents {
+  epoch: [decision: EpochDecision, sent: boolean];
+  report: [report: ReportMessage];
+  budget: [pages: number];
+  connected: [];
+  disconnected: [];
+  'host-error': [message: Message & { type: 'error' }];
+}
+
+export class GuestAgent extends EventEmitter<GuestAgentEvents> {
+  readonly classifier: Classifier;
+  readonly client: ReconnectingClient;
+  private readonly options: GuestAgentOptions;
+  private readonly ramPages: number;
+  private readonly maxRuns: number;
+  private epochTimer: NodeJS.Timeout | null = null;
+  private heartbeatTimer: NodeJS.Timeout | null = null;
+  private heartbeatSeq = 0;
+  private budgetPages: number | null;
+  private budgetFrom: GuestStatus['budgetFrom'];
+  private handshakeDone = false;
+  private state: HostState = 'connecting';
+  private hostVmName: string | null = null;
+  private readonly pending = new Map<number, SentPart[]>();
+  private lastDecision: EpochDecision | null = null;
+  private samples = 0;
+  private sampleRuns = 0;
+  private rateWindow = { atMs: performance.now(), samples: 0, perSec: 0 };
+  private readonly counts = {
+    decisionsSent: 0,
+    decisionsUnsent: 0,
+    requestedPromote: 0,
+    requestedDemote: 0,
+    reports: 0,
+    movedPromote: 0,
+    movedDemote: 0,
+    hostErrors: 0,
+  };
+  private readonly failed = Object.fromEntries(FAILURE_REASONS.map((r) => [r, 0])) as Record<FailureReason, number>;
+  private lastReport: ReportMessage | null = null;
+  private lastHostError: string | null = null;
+  private running = false;
+
+  constructor(options: GuestAgentOptions) {
+    super();
+    this.options = options;
+    this.ramPages = ramPageCount(options.ramRanges);
+    if (this.ramPages === 0) throw new TypeError('ramRanges: the guest has no RAM ranges');
+    this.maxRuns = options.limits?.maxRunsPerList ?? DEFAULT_LIMITS.maxRunsPerList;
+    this.budgetPages = options.dramBudgetPages ?? null;
+    this.budgetFrom = options.dramBudgetPages !== undefined ? 'local' : 'none';
+    this.classifier = new Classifier({
+      ...options.classifier,
+      ramRanges: options.ramRanges,
+      // Until a budget is known the classifier only ingests; decide() is not called.
+      dramBudgetPages: this.clampBudget(options.dramBudgetPages ?? this.ramPages),
+    });
+    this.client = new ReconnectingClient(options.connect, { peerSide: 'host', limits: options.limits, ...options.backoff });
+    this.client.on('connected', () => this.onConnected());
+    this.client.on('disconnected', () => this.onDisconnected());
+    this.client.on('reconnecting', () => {
+      if (this.running) this.state = 'reconnecting';
+    });
+    this.client.on('message', (message) => this.onMessage(message));
+    options.source.onBatch((_tNs, batch) => this.ingest(batch));
+  }
+
+  private clampBudget(pages: number): number {
+    return Math.max(1, Math.min(this.ramPages, Math.floor(pages)));
+  }
+
+  start(): this {
+    if (this.running) return this;
+    this.running = true;
+    this.client.start();
+    this.epochTimer = setInterval(() => this.runEpoch(), this.options.epochMs);
+    this.heartbeatTimer = setInterval(() => this.heartbeat(), this.options.heartbeatMs ?? 1000);
+    return this;
+  }
+
+  private ingest(batch: PageSamples): void {
+    this.classifier.ingest(batch);
+    this.sampleRuns += batch.count;
+    for (let i = 0; i < batch.count; i++) this.samples += batch.reads[i] + batch.writes[i];
+  }
+
+  private onConnected(): void {
+    this.state = 'handshake';
+    this.handshakeDone = false;
+    const hello: Message = {
+      type: 'hello',
+      protocolVersion: PROTOCOL_VERSION,
+      agentVersion: AGENT_VERSION,
+      pageSize: PAGE_SIZE,
+      ramRanges: this.options.ramRanges,
+      source: this.options.sourceName,
+      epochMs: this.options.epochMs,
+      ...(this.options.vmName ? { vmName: this.options.vmName } : {}),
+    };
+    this.client.send(hello);
+  }
+
+  private onDisconnected(): void {
+    this.handshakeDone = false;
+    // Reports for what was sent will not come on a new connection.
+    this.pending.clear();
+    if (this.running) this.state = 'reconnecting';
+    this.emit('disconnected');
+  }
+
+  private onMessage(message: Message): void {
+    switch (message.type) {
+      case 'welcome':
+        this.handshakeDone = true;
+        this.state = 'connected';
+        this.hostVmName = message.vmName;
+        this.emit('connected');
+        break;
+      case 'budget':
+        this.budgetPages = message.dramBudgetPages;
+        this.budgetFrom = 'host';
+        this.classifier.setBudget(this.clampBudget(message.dramBudgetPages));
+        this.emit('budget', message.dramBudgetPages);
+        break;
+      case 'report':
+        this.applyReport(message);
+        break;
+      case 'error':
+        this.counts.hostErrors++;
+        this.lastHostError = `${message.code}: ${message.message}`;
+        this.emit('host-error', message);
+        break;
+      default:
+        break;
+    }
+  }
+
+  private applyReport(report: ReportMessage): void {
+    this.counts.reports++;
+    this.lastReport = report;
+    this.counts.movedPromote += report.promote.moved;
+    this.counts.movedDemote += report.demote.moved;
+    for (const reason of FAILURE_REASONS) this.failed[reason] += report.promote.failed[reason] + report.demote.failed[reason];
+    const parts = this.pending.get(report.epoch);
+    const part = parts?.shift();
+    if (parts && parts.length === 0) this.pending.delete(report.epoch);
+    if (part) {
+      // decide() assumed every move happened: undo that, then record what the host moved.
+      this.classifier.setPlacement(part.promote, 'cxl');
+      this.classifier.setPlacement(part.demote, 'dram');
+    }
+    this.classifier.setPlacement(report.promoted, 'dram');
+    this.classifier.setPlacement(report.demoted, 'cxl');
+    this.emit('report', report);
+  }
+
+  /** One classifier epoch; public so a caller (or a test) can force one. */
+  runEpoch(): EpochDecision | null {
+    if (this.budgetPages === null) return null;
+    const decision = this.classifier.decide();
+    this.lastDecision = decision;
+    const { promote, demote } = decision;
+    if (promote.count === 0 && demote.count === 0) {
+      this.emit('epoch', decision, false);
+      return decision;
+    }
+    const sent = this.handshakeDone && this.client.connected && this.sendDecision(decision);
+    if (!sent) {
+      // Nothing moved: tell the classifier so the next epoch proposes these again.
+      this.classifier.setPlacement(promote, 'cxl');
+      this.classifier.setPlacement(demote, 'dram');
+      this.counts.decisionsUnsent++;
+    }
+    this.emit('epoch', decision, sent);
+    return decision;
+  }
+
+  private sendDecision(decision: EpochDecision): boolean {
+    const { promote, demote, epoch } = decision;
+    const partCount = Math.max(1, Math.ceil(promote.count / this.maxRuns), Math.ceil(demote.count / this.maxRuns));
+    const parts: SentPart[] = [];
+    for (let i = 0; i < partCount; i++) {
+      const part = {
+        promote: sliceRuns(promote, i * this.maxRuns, (i + 1) * this.maxRuns),
+        demote: sliceRuns(demote, i * this.maxRuns, (i + 1) * this.maxRuns),
+      };
+      this.client.send({ type: 'decisions', epoch, ...part });
+      parts.push(part);
+    }
+    this.pending.set(epoch, parts);
+    // A host that never answers must not make this map grow without bound.
+    while (this.pending.size > 64) this.pending.delete(this.pending.keys().next().value as number);
+    this.counts.decisionsSent++;
+    this.counts.requestedPromote += totalPages(promote);
+    this.counts.requestedDemote += totalPages(demote);
+    return true;
+  }
+
+  private heartbeat(): void {
+    if (this.handshakeDone) this.client.send({ type: 'heartbeat', seq: ++this.heartbeatSeq, tMs: Math.floor(performance.now()) });
+  }
+
+  /** Reports still outstanding for sent decisions. */
+  get pendingReports(): number {
+    let n = 0;
+    for (const parts of this.pending.values()) n += parts.length;
+    return n;
+  }
+
+  status(): GuestStatus {
+    const now = performance.now();
+    const elapsedMs = now - this.rateWindow.atMs;
+    if (elapsedMs >= 250) {
+      this.rateWindow.perSec = ((this.samples - this.rateWindow.samples) * 1000) / elapsedMs;
+      this.rateWindow = { atMs: now, samples: this.samples, perSec: this.rateWindow.perSec };
+    }
+    const stats = this.lastDecision?.stats;
+    return {
+      epoch: this.lastDecision?.epoch ?? 0,
+      host: this.running ? this.state : 'stopped',
+      hostVmName: this.hostVmName,
+      samplesPerSec: Math.round(this.rateWindow.perSec),
+      samples: this.samples,
+      sampleRuns: this.sampleRuns,
+      hotPages: stats?.hotPages ?? 0,
+      dramPagesPlanned: stats?.dramPages ?? 0,
+      budgetPages: this.budgetPages,
+      budgetFrom: this.budgetFrom,
+      decisionsSent: this.counts.decisionsSent,
+      decisionsUnsent: this.counts.decisionsUnsent,
+      pagesRequested: { promote: this.counts.requestedPromote, demote: this.counts.requestedDemote },
+      reports: this.counts.reports,
+      moved: { promote: this.counts.movedPromote, demote: this.counts.movedDemote },
+      failed: { ...this.failed },
+      hostDramPages: this.lastReport?.dramPages ?? null,
+      hostCxlPages: this.lastReport?.cxlPages ?? null,
+      crossNodeMoves: this.lastReport?.crossNodeMoves ?? null,
+      hostNotes: this.lastReport?.notes ?? [],
+      hostErrors: this.counts.hostErrors,
+      lastHostError: this.lastHostError,
+      connects: this.client.connects,
+    };
+  }
+
+  /** Waits until every sent decision has its report, or the timeout passes. */
+  async drain(timeoutMs: number): Promise<boolean> {
+    const until = performance.now() + timeoutMs;
+    while (this.pendingReports > 0 && this.client.connected && performance.now() < until) {
+      await new Promise((resolve) => setTimeout(resolve, 10));
+    }
+    return this.pendingReports === 0;
+  }
+
+  /** Stops sampling, the epoch loop and the connection. */
+  async stop(): Promise<GuestStatus> {
+    if (this.epochTimer) clearInterval(this.epochTimer);
+    if (this.heartbeatTimer) clearInterval(this.heartbeatTimer);
+    this.epochTimer = this.heartbeatTimer = null;
+    await this.options.source.stop();
+    this.client.stop();
+    const status = this.status();
+    this.running = false;
+    this.state = 'stopped';
+    return { ...status, host: 'stopped' };
+  }
+}
+
+const compact = (n: number): string =>
+  n >= 1e9 ? `${(n / 1e9).toFixed(1)}G` : n >= 1e6 ? `${(n / 1e6).toFixed(1)}M` : n >= 1e4 ? `${(n / 1e3).toFixed(1)}k` : String(Math.round(n));
+
+/** The live status line: epoch, rate, hot set, budget, decisions, outcome, host. */
+export function formatStatusLine(s: GuestStatus): string {
+  const failed = FAILURE_REASONS.reduce((n, r) => n + s.failed[r], 0);
+  const budget = s.budgetPages === null ? 'none yet' : `${compact(s.budgetPages)} pages (${s.budgetFrom})`;
+  const host =
+    s.host === 'connected' ? `connected${s.hostVmName ? ` as ${s.hostVmName}` : ''}` : s.host === 'handshake' ? 'handshake' : s.host;
+  const parts = [
+    `epoch ${s.epoch}`,
+    `${compact(s.samplesPerSec)} samples/s`,
+    `hot ${compact(s.hotPages)}`,
+    `budget ${budget}`,
+    `sent ${s.decisionsSent}${s.decisionsUnsent ? ` (+${s.decisionsUnsent} unsent)` : ''}`,
+    `moved ${compact(s.moved.promote + s.moved.demote)} failed ${compact(failed)}`,
+    `host ${host}`,
+  ];
+  if (s.crossNodeMoves === false) parts.push('host cannot move across nodes');
+  return parts.join(' | ');
+}
