@@ -159,7 +159,9 @@ export interface MigratorStats {
   promotedPages: number;
   demotedPages: number;
   failures: Record<MoveFailure, number>;
+  /** move_pages calls in move mode / in query mode. */
   moveCalls: number;
+  queryCalls: number;
   lastError?: string;
 }
 
@@ -199,7 +201,7 @@ export class VmMigrator extends EventEmitter<VmMigratorEvents> {
   private readonly retry = new PageBuffer(256);
   private retryAttempts = new Uint8Array(256);
   gone = false;
-  readonly stats: MigratorStats = { promotedPages: 0, demotedPages: 0, failures: newOutcome().failed, moveCalls: 0 };
+  readonly stats: MigratorStats = { promotedPages: 0, demotedPages: 0, failures: newOutcome().failed, moveCalls: 0, queryCalls: 0 };
   /** (time ms, promoted pages, demoted pages) samples for MB/s. */
   private readonly history: Array<[number, number, number]> = [];
 
@@ -312,7 +314,8 @@ export class VmMigrator extends EventEmitter<VmMigratorEvents> {
   /** One syscall; undefined when the process is gone (ESRCH), which marks the VM gone. */
   private async callMove(addresses: Float64Array, nodes: Int32Array | null): Promise<{ result: number; status: Int32Array } | undefined> {
     if (this.gone) return undefined;
-    this.stats.moveCalls++;
+    if (nodes) this.stats.moveCalls++;
+    else this.stats.queryCalls++;
     try {
       return await this.move(this.pid, addresses, nodes, nodes ? this.flags : 0);
     } catch (err) {

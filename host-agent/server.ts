@@ -44,6 +44,9 @@ export interface VmStatus {
   protocolErrors: number;
   refusedConnections: number;
   retryPending: number;
+  /** move_pages calls made on this VM's process: moves and placement queries. */
+  moveCalls: number;
+  queryCalls: number;
   crossNodeMoves: boolean;
 }
 
@@ -75,6 +78,8 @@ class VmState {
   session?: Session;
   counters = { decisions: 0, throttled: 0, protocolErrors: 0, refusedConnections: 0 };
   reattachTimer?: NodeJS.Timeout;
+  /** Sample source of the last guest that said hello (kept after it disconnects). */
+  lastSource?: string;
   constructor(readonly cfg: VmConfig) {}
 }
 
@@ -374,6 +379,7 @@ export class HostServer extends EventEmitter<HostServerEvents> {
         }
         clearTimeout(helloTimer);
         s.hello = msg;
+        vm.lastSource = msg.source;
         this.send(vm, s, { type: 'welcome', protocolVersion: PROTOCOL_VERSION, agentVersion: AGENT_VERSION, vmName: vm.cfg.name });
         if (vm.migrator) this.send(vm, s, { type: 'budget', dramBudgetPages: vm.migrator.budget.grantPages(vm.migrator) });
         return;
@@ -489,7 +495,7 @@ export class HostServer extends EventEmitter<HostServerEvents> {
         name: vm.cfg.name,
         connected: Boolean(vm.session && !vm.session.closed && vm.session.hello),
         peer: vm.session?.peer,
-        source: vm.session?.hello?.source,
+        source: vm.session?.hello?.source ?? vm.lastSource,
         target: vm.cfg.target.kind,
         state: vm.state,
         pid: m?.pid,
@@ -505,6 +511,8 @@ export class HostServer extends EventEmitter<HostServerEvents> {
         failures,
         ...vm.counters,
         retryPending: m?.retryPending ?? 0,
+        moveCalls: m?.stats.moveCalls ?? 0,
+        queryCalls: m?.stats.queryCalls ?? 0,
         crossNodeMoves: this.crossNodeMoves,
       });
     }

@@ -31,7 +31,7 @@ async function waitFor(cond: () => boolean, timeoutMs: number, what: string): Pr
   }
 }
 
-export async function startQemu(options: { ramMiB?: number; name?: string } = {}): Promise<QemuVm> {
+export async function startQemu(options: { ramMiB?: number; name?: string; prealloc?: boolean } = {}): Promise<QemuVm> {
   const ramMiB = options.ramMiB ?? 3072;
   const dir = mkdtempSync(join(tmpdir(), 'vtier-qemu-'));
   const memPath = join('/dev/shm', `vtier-test-${process.pid}-${Date.now()}-${options.name ?? 'vm'}`);
@@ -40,7 +40,7 @@ export async function startQemu(options: { ramMiB?: number; name?: string } = {}
   const args = [
     '-machine', 'q35', '-accel', 'tcg', '-S', '-nographic', '-nodefaults', '-display', 'none',
     '-m', `${ramMiB}M`,
-    '-object', `memory-backend-file,id=mem0,size=${ramMiB}M,mem-path=${memPath},share=on,prealloc=on`,
+    '-object', `memory-backend-file,id=mem0,size=${ramMiB}M,mem-path=${memPath},share=on,prealloc=${options.prealloc === false ? 'off' : 'on'}`,
     '-numa', 'node,memdev=mem0',
     '-qmp', `unix:${qmpPath},server=on,wait=off`,
     '-pidfile', pidfile,
