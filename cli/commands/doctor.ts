@@ -9,6 +9,7 @@ import { bpfFact, btfFact, hostFact, kernelFact, numaBalancingFact, qemuFact, th
 import { detectPmu } from '../../guest-agent/perf-attr.js';
 import { damonStatus } from '../../guest-agent/damon.js';
 import { readNumaTopology } from '../../host-agent/numa.js';
+import { recommendSource } from '../../guest-agent/sampler.js';
 
 export type CheckStatus = 'ok' | 'warn' | 'missing' | 'error';
 
@@ -39,9 +40,7 @@ export async function gatherDoctor() {
   const numaBalancing = numaBalancingFact();
   const vsock = vsockFact();
   const thp = thpFact();
-  const recommendation = probe((): { source: string; why: string; damonMode?: string } => {
-    throw new Error('sampler not built yet (guest-agent/sampler.ts)');
-  });
+  const recommendation = probe(() => recommendSource({ pmu: pmu.value, damon: damon.value }));
 
   const checks: DoctorCheck[] = [];
   const add = (name: string, status: CheckStatus, value: string, detail = '') => checks.push({ name, status, value, detail });

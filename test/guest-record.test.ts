@@ -1,0 +1,162 @@
+import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { execFile, execFileSync, spawn } from 'node:child_process';
+import { existsSync, mkdirSync, mkdtempSync, readFileSync, rmSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import { promisify } from 'node:util';
+import { decodeTrace } from '../src/trace/index.js';
+import { readTruth } from '../guest-agent/workload.js';
+import { detectPmu } from '../guest-agent/perf-attr.js';
+
+const run = promisify(execFile);
+const isRoot = process.getuid?.() === 0;
+const inCi = process.env.CI === 'true';
+const canRecord = isRoot && existsSync('/sys/kernel/btf/vmlinux');
+if (!canRecord && !inCi) console.log('skipping recording tests: need root and kernel BTF');
+const recordIt = it.skipIf(!canRecord && !inCi);
+
+const dir = mkdtempSync(join(tmpdir(), 'vtier-record-'));
+let tiny: string | undefined;
+
+beforeAll(() => {
+  if (!isRoot) return;
+  tiny = join(dir, 'tiny');
+  mkdirSync(tiny);
+  execFileSync('mount', ['-t', 'tmpfs', '-o', 'size=64k', 'tmpfs', tiny]);
+});
+
+afterAll(() => {
+  if (tiny) execFileSync('umount', [tiny]);
+  rmSync(dir, { recursive: true, force: true });
+});
+
+async function vtier(...args: string[]) {
+  try {
+    const r = await run('node', ['bin/vtier.js', ...args], { timeout: 60_000 });
+    return { code: 0, stdout: r.stdout, stderr: r.stderr };
+  } catch (err) {
+    const e = err as { code: number; stdout: string; stderr: string };
+    return { code: e.code, stdout: e.stdout, stderr: e.stderr };
+  }
+}
+
+describe('vtier guest record', () => {
+  recordIt('records the faults source on the built-in workload into a valid trace', async () => {
+    const out = join(dir, 'faults.trace');
+    const r = await vtier('guest', 'record', '--source', 'faults', '--duration', '1s', '--epoch', '200ms', '--workload-size', '32M', '--no-thp', '--out', out, '--json');
+    expect(r.stderr).toBe('');
+    expect(r.code).toBe(0);
+    const summary = JSON.parse(r.stdout);
+    expect(summary.source).toBe('faults');
+    expect(summary.trace.path).toBe(out);
+    const trace = decodeTrace(readFileSync(out));
+    expect(trace.truncated).toBe(false);
+    expect(trace.header.source).toBe('faults');
+    expect(trace.header.target?.pid).toBe(summary.target.pid);
+    expect(trace.header.ramRanges.count).toBeGreaterThan(0);
+    expect(trace.batches.length).toBe(summary.batches);
+    expect(trace.end?.samples).toBe(summary.samples);
+    expect(trace.end?.pagesSeen).toBe(summary.pagesSeen);
+    for (let i = 1; i < trace.batches.length; i++) expect(trace.batches[i].tNs).toBeGreaterThanOrEqual(trace.batches[i - 1].tNs);
+
+    // The sampler attached before the workload's first touch: its fault samples cover the
+    // pages the ground truth lists.
+    const truth = readTruth(summary.truthPath);
+    const seen = new Set<number>();
+    for (const b of trace.batches) for (let i = 0; i < b.samples.count; i++) for (let p = 0; p < b.samples.pages[i]; p++) seen.add(b.samples.gpaPfn[i] + p);
+    let covered = 0;
+    for (const pfn of truth.gpaPfn) if (seen.has(pfn)) covered++;
+    console.log(`faults record: ${summary.samples} samples, ${covered}/${truth.pages} workload pages seen`);
+    expect(covered / truth.pages).toBeGreaterThan(0.9);
+  });
+
+  it('an unknown source is one line and a non-zero exit, or one JSON object', async () => {
+    const r = await vtier('guest', 'record', '--source', 'magic', '--out', join(dir, 'x.trace'));
+    expect(r.code).toBe(2);
+    expect(r.stderr).toBe('vtier: error: unknown source "magic" (auto, damon, faults, pebs, ibs)\n');
+    const j = await vtier('guest', 'record', '--source', 'magic', '--out', join(dir, 'x.trace'), '--json');
+    expect(j.code).toBe(2);
+    expect(JSON.parse(j.stdout).error.kind).toBe('bad-input');
+    expect(existsSync(join(dir, 'x.trace'))).toBe(false);
+  });
+
+  it.skipIf(detectPmu().kind !== 'none')('pebs and ibs without a PMU are refused with one line', async () => {
+    for (const source of ['pebs', 'ibs']) {
+      const r = await vtier('guest', 'record', '--source', source, '--out', join(dir, 'p.trace'), '--json');
+      expect(r.code).toBe(1);
+      const { error } = JSON.parse(r.stdout);
+      expect(error.kind).toBe('no-pmu');
+      expect(error.message).toMatch(new RegExp(`^source ${source} needs`));
+      const text = await vtier('guest', 'record', '--source', source, '--out', join(dir, 'p.trace'));
+      expect(text.stderr.trim().split('\n')).toHaveLength(1);
+    }
+  });
+
+  it('a pid that does not exist is refused', async () => {
+    const r = await vtier('guest', 'record', '--source', 'faults', '--pid', '999999999', '--out', join(dir, 'n.trace'), '--json');
+    expect(r.code).toBe(1);
+    expect(JSON.parse(r.stdout).error.kind).toBe('target-gone');
+  });
+
+  recordIt('a target that exits mid-run ends with one line and a marked trace', async () => {
+    const sleeper = spawn('sleep', ['1.5'], { stdio: 'ignore' });
+    const out = join(dir, 'gone.trace');
+    const r = await vtier('guest', 'record', '--source', 'faults', '--pid', String(sleeper.pid), '--duration', '20s', '--epoch', '200ms', '--out', out, '--json');
+    expect(r.code).toBe(1);
+    const { error } = JSON.parse(r.stdout);
+    expect(error.kind).toBe('target-gone');
+    expect(error.message).toMatch(new RegExp(`${sleeper.pid}`));
+    expect(error.message).toMatch(/trace truncated at batch \d+/);
+    const trace = decodeTrace(readFileSync(out));
+    expect(trace.truncated).toBe(true);
+    expect(trace.truncatedReason).toMatch(new RegExp(`${sleeper.pid}`));
+  });
+
+  recordIt('disk full while writing gives "trace truncated at batch N" and a marked trace', async () => {
+    if (!tiny) throw new Error('needs root to mount a tmpfs');
+    const out = join(tiny, 'full.trace');
+    const r = await vtier(
+      'guest', 'record', '--source', 'faults', '--duration', '2s', '--epoch', '200ms', '--workload-size', '64M', '--no-thp',
+      '--truth', join(dir, 'full.truth'), '--out', out,
+    );
+    expect(r.code).toBe(1);
+    expect(r.stderr).toMatch(/^vtier: error: trace truncated at batch \d+: disk full \(ENOSPC\)\n$/);
+    const trace = decodeTrace(readFileSync(out));
+    expect(trace.truncated).toBe(true);
+  });
+
+  recordIt('records a command given after --', async () => {
+    const out = join(dir, 'cmd.trace');
+    const r = await vtier(
+      'guest', 'record', '--source', 'faults', '--duration', '10s', '--epoch', '100ms', '--out', out, '--json', '--',
+      'build/Release/vtier-workload', 'uniform', '--size-bytes', String(8 << 20), '--duration-ms', '300', '--report-ms', '0',
+    );
+    expect(r.code).toBe(0);
+    const summary = JSON.parse(r.stdout);
+    expect(summary.stopped).toBe('command-exited');
+    expect(summary.target.command[0]).toBe('build/Release/vtier-workload');
+    // 2048 pages touched by a command that was paused until the sampler attached.
+    expect(summary.samples).toBeGreaterThanOrEqual(2048 * 0.9);
+    expect(decodeTrace(readFileSync(out)).truncated).toBe(false);
+  });
+});
+
+describe('vtier guest top', () => {
+  recordIt('prints one JSON object per refresh and stops after --iterations', async () => {
+    const w = spawn('build/Release/vtier-workload', ['uniform', '--size-bytes', String(16 << 20), '--duration-ms', '5000', '--report-ms', '0'], { stdio: 'ignore' });
+    try {
+      const r = await vtier('guest', 'top', '--source', 'faults', '--epoch', '200ms', '--iterations', '2', '--count', '5', '--json');
+      expect(r.code).toBe(0);
+      const lines = r.stdout.trim().split('\n').map((l) => JSON.parse(l));
+      expect(lines).toHaveLength(2);
+      expect(lines.map((l) => l.iteration)).toEqual([1, 2]);
+      for (const l of lines) {
+        expect(l.source).toBe('faults');
+        expect(l.top.length).toBeLessThanOrEqual(5);
+        for (let i = 1; i < l.top.length; i++) expect(l.top[i].weight).toBeLessThanOrEqual(l.top[i - 1].weight);
+      }
+    } finally {
+      w.kill();
+    }
+  });
+});
