@@ -1,10 +1,419 @@
-// PLACEHOLDER until its owner lands it: `vtier sim`.
+// `vtier sim`: the tiered-memory simulator. One run compares policies on one workload
+// (a table, one row per policy); `vtier sim sweep` repeats it over DRAM sizes or sample periods.
+// All simulation is in src/sim (pure); this file parses options, reads a trace, prints.
 import type { Command } from 'commander';
-import { action } from '../command.js';
-import { UserError } from '../output.js';
+import { readFileSync } from 'node:fs';
+import { action, examples } from '../command.js';
+import { printResult, UserError, type OutputOptions } from '../output.js';
+import { createProgress } from '../progress.js';
+import { formatBytes, InputError, parseDurationMs, parseFraction, parsePositiveInt, parseSizeBytes } from '../../src/util/units.js';
+import {
+  DEFAULT_POLICY_SETTINGS,
+  DEFAULT_SIM,
+  isPolicyName,
+  makePolicy,
+  makeWorkload,
+  MAX_SIM_PAGES,
+  POLICY_NAMES,
+  replayFromTrace,
+  runSimulation,
+  WORKLOAD_KINDS,
+  type PolicyName,
+  type PolicyResult,
+  type SimConfig,
+  type SimResult,
+  type Workload,
+  type WorkloadKind,
+} from '../../src/sim/index.js';
+import { decodeTrace } from '../../src/trace/index.js';
+
+const PAGE_BYTES = 4096;
+const DEFAULT_POLICIES = 'vtier,vtier-thp,autonuma,vtmm,memtis,lru,oracle';
+const SAMPLERS = ['pebs', 'damon', 'faults', 'abit'] as const;
+
+interface SimCliOptions extends OutputOptions {
+  workload: string;
+  size: string;
+  dram: string;
+  policy: string;
+  duration?: string;
+  epoch: string;
+  samplePeriod: string;
+  seed: string;
+  accessRate: string;
+  accessesPerEpoch: string;
+  hotFrac?: string;
+  hotProb?: string;
+  theta?: string;
+  shiftEvery: string;
+  layout: string;
+  sampler: string;
+  migrationBudget: string;
+  trace?: string;
+  timeline?: boolean;
+  csv?: boolean;
+}
+
+interface SweepCliOptions extends SimCliOptions {
+  over: string;
+  values?: string;
+}
+
+/** A count with an optional decimal suffix: 100M, 2.5G, 1e6. */
+function parseCount(text: string, what: string): number {
+  const match = /^\s*(\d+(?:\.\d+)?(?:e\d+)?)\s*([kKmMgG]?)\s*$/.exec(String(text));
+  if (!match) throw new InputError(`${what}: "${text}" is not a number (examples: 1000000, 1M, 100M)`);
+  const mult = { '': 1, k: 1e3, m: 1e6, g: 1e9 }[match[2].toLowerCase() as '' | 'k' | 'm' | 'g'];
+  const value = Math.round(Number(match[1]) * mult);
+  if (!Number.isSafeInteger(value) || value <= 0) throw new InputError(`${what}: "${text}" must be a positive number`);
+  return value;
+}
+
+/** `2G` or `20%` (of the memory size) -> pages. */
+function parseDramPages(text: string, memoryPages: number, what = '--dram'): number {
+  const pct = /^\s*(\d+(?:\.\d+)?)\s*%\s*$/.exec(String(text));
+  const pages = pct ? Math.round((memoryPages * Number(pct[1])) / 100) : Math.floor(parseSizeBytes(text, what) / PAGE_BYTES);
+  if (pages < 1) throw new InputError(`${what}: "${text}" is less than one 4 KiB page (DRAM must not be zero)`);
+  if (pages >= memoryPages) throw new InputError(`${what}: "${text}" is not smaller than the memory size (nothing to tier)`);
+  return pages;
+}
+
+interface Prepared {
+  config: SimConfig;
+  workload: Workload;
+  policies: PolicyName[];
+  describe: Record<string, unknown>;
+}
+
+function parsePolicies(text: string): PolicyName[] {
+  const names = String(text)
+    .split(',')
+    .map((s) => s.trim())
+    .filter(Boolean);
+  if (names.length === 0) throw new InputError('--policy: give at least one policy');
+  for (const n of names) {
+    if (!isPolicyName(n)) throw new UserError(`unknown policy "${n}" (known: ${POLICY_NAMES.join(', ')})`, 'bad-input', 2);
+  }
+  if (new Set(names).size !== names.length) throw new InputError('--policy: a policy is listed twice');
+  return names as PolicyName[];
+}
+
+/** Everything a run needs, from the command line (throws InputError/UserError on bad input). */
+function prepare(o: SimCliOptions, overrides: { dram?: string; samplePeriod?: number } = {}): Prepared {
+  const policies = parsePolicies(o.policy);
+  const epochMs = parseDurationMs(o.epoch, '--epoch');
+  if (!(epochMs >= 10 && epochMs <= 600_000)) throw new InputError('--epoch: must be between 10ms and 10m');
+  const samplePeriod = overrides.samplePeriod ?? parsePositiveInt(o.samplePeriod, '--sample-period');
+  const seed = Number(o.seed);
+  if (!/^\s*\d+\s*$/.test(o.seed) || !Number.isSafeInteger(seed)) throw new InputError(`--seed: "${o.seed}" is not a non-negative integer`);
+  const accessRatePerSec = parseCount(o.accessRate, '--access-rate');
+  const accessesPerEpoch = parseCount(o.accessesPerEpoch, '--accesses-per-epoch');
+  if (accessesPerEpoch > 2 ** 26) throw new InputError('--accesses-per-epoch: at most 64M');
+  if (!(SAMPLERS as readonly string[]).includes(o.sampler)) throw new InputError(`--sampler: "${o.sampler}" is not one of ${SAMPLERS.join(', ')}`);
+  if (o.layout !== 'contiguous' && o.layout !== 'scattered') throw new InputError(`--layout: "${o.layout}" is not contiguous or scattered`);
+  const migrationBudgetBytesPerEpoch = o.migrationBudget === 'none' ? Infinity : parseSizeBytes(o.migrationBudget, '--migration-budget');
+  if (migrationBudgetBytesPerEpoch < PAGE_BYTES) throw new InputError('--migration-budget: at least one page (or "none")');
+
+  let workload: Workload;
+  let pages: number;
+  let epochs: number;
+  const describe: Record<string, unknown> = {};
+  if (o.trace) {
+    let bytes: Uint8Array;
+    try {
+      bytes = readFileSync(o.trace);
+    } catch (err) {
+      throw new UserError(`cannot read trace ${o.trace}: ${(err as Error).message}`, 'bad-input', 2);
+    }
+    let plan;
+    try {
+      plan = replayFromTrace(decodeTrace(bytes), { epochMs, seed });
+    } catch (err) {
+      throw new UserError(`${o.trace}: ${(err as Error).message}`, 'bad-trace', 2);
+    }
+    workload = plan.workload;
+    pages = plan.pages;
+    epochs = o.duration ? Math.max(1, Math.round(parseDurationMs(o.duration, '--duration') / epochMs)) : plan.epochs;
+    Object.assign(describe, { name: 'trace', file: o.trace, firstPfn: plan.firstPfn, traceEpochs: plan.epochs, samples: plan.samples });
+  } else {
+    if (!(WORKLOAD_KINDS as readonly string[]).includes(o.workload)) {
+      throw new UserError(`unknown workload "${o.workload}" (known: ${WORKLOAD_KINDS.join(', ')}, or --trace FILE)`, 'bad-input', 2);
+    }
+    const sizeBytes = parseSizeBytes(o.size, '--size');
+    pages = Math.floor(sizeBytes / PAGE_BYTES);
+    if (pages < 16) throw new InputError('--size: at least 64K');
+    if (pages > MAX_SIM_PAGES) throw new InputError('--size: at most 8T');
+    const durationMs = parseDurationMs(o.duration ?? '60s', '--duration');
+    epochs = Math.round(durationMs / epochMs);
+    if (epochs < 1) throw new InputError('--duration: shorter than one epoch');
+    const shiftMs = parseDurationMs(o.shiftEvery, '--shift-every');
+    const shiftEveryEpochs = Math.round(shiftMs / epochMs);
+    if (o.workload === 'shifting' && shiftEveryEpochs < 1) throw new InputError('--shift-every: shorter than one epoch');
+    const hotFrac = o.hotFrac === undefined ? undefined : parseFraction(o.hotFrac, '--hot-frac');
+    if (hotFrac !== undefined && (hotFrac <= 0 || hotFrac >= 1)) throw new InputError('--hot-frac: must be between 0 and 1 (exclusive)');
+    const hotProb = o.hotProb === undefined ? undefined : parseFraction(o.hotProb, '--hot-prob');
+    const theta = o.theta === undefined ? undefined : Number(o.theta);
+    if (theta !== undefined && !(/^\s*\d*\.?\d+\s*$/.test(String(o.theta)) && theta <= 5)) throw new InputError(`--theta: "${o.theta}" is not in [0, 5]`);
+    try {
+      workload = makeWorkload({
+        kind: o.workload as WorkloadKind,
+        pages,
+        seed,
+        hotFrac,
+        hotProb,
+        theta,
+        shiftEveryEpochs,
+        layout: o.layout as 'contiguous' | 'scattered',
+      });
+    } catch (err) {
+      throw new InputError((err as Error).message);
+    }
+    Object.assign(describe, { name: o.workload, ...workload.describe() });
+  }
+  const dramPages = parseDramPages(overrides.dram ?? o.dram, pages);
+  const config: SimConfig = {
+    ...DEFAULT_SIM,
+    pages,
+    dramPages,
+    epochs,
+    epochMs,
+    accessesPerEpoch,
+    accessRatePerSec,
+    seed,
+    settings: { ...DEFAULT_POLICY_SETTINGS, samplePeriod, vtierSampler: o.sampler as (typeof SAMPLERS)[number], migrationBudgetBytesPerEpoch },
+    timeline: Boolean(o.timeline),
+  };
+  return { config, workload, policies, describe };
+}
+
+function run(p: Prepared, onEpoch?: (e: number, total: number) => void): SimResult {
+  const policies = p.policies.map((name) => makePolicy(name, p.config.settings));
+  return runSimulation(p.config, p.workload, policies, { onEpoch });
+}
+
+/** JSON view of one policy: the steady-state scores also under the plain names reports use. */
+function policyJson(r: PolicyResult) {
+  return { ...r, precision: r.precisionSteady, recall: r.recallSteady, f1: r.f1Steady };
+}
+
+function runJson(p: Prepared, result: SimResult) {
+  const { policies, ...rest } = result;
+  return {
+    workload: p.describe,
+    ...rest,
+    memoryBytes: p.config.pages * PAGE_BYTES,
+    dramBytes: p.config.dramPages * PAGE_BYTES,
+    samplePeriod: p.config.settings.samplePeriod,
+    seed: p.config.seed,
+    tiers: p.config.tiers,
+    policies: policies.map(policyJson),
+  };
+}
+
+const pct = (x: number) => `${(100 * x).toFixed(1)}%`;
+const gb = (bytes: number) => (bytes / 2 ** 30).toFixed(2);
+const epochsText = (n: number | null) => (n === null ? 'never' : String(n));
+function reconvText(r: PolicyResult): string {
+  if (r.reconvergeEpochs.length === 0) return '-';
+  const known = r.reconvergeEpochs.filter((x): x is number => x !== null);
+  const never = r.reconvergeEpochs.length - known.length;
+  if (known.length === 0) return 'never';
+  return `${Math.max(...known)}${never ? ` (${never} never)` : ''}`;
+}
+
+const COLUMNS: Array<[string, (r: PolicyResult) => string]> = [
+  ['policy', (r) => r.policy],
+  ['dram-share', (r) => pct(r.dramShare)],
+  ['steady', (r) => pct(r.dramShareSteady)],
+  ['precision', (r) => r.precisionSteady.toFixed(3)],
+  ['recall', (r) => r.recallSteady.toFixed(3)],
+  ['f1', (r) => r.f1Steady.toFixed(3)],
+  ['converge', (r) => epochsText(r.epochsToConverge)],
+  ['reconverge', reconvText],
+  ['promoted-GiB', (r) => gb(r.promotedBytes)],
+  ['demoted-GiB', (r) => gb(r.demotedBytes)],
+  ['ping-pong', (r) => String(r.pingPongPages)],
+  ['slowdown', (r) => `${r.slowdown.toFixed(3)}x`],
+  ['tracking-cpu', (r) => pct(r.trackingCpuShare)],
+  ['policy-cpu-ms', (r) => r.policyCpuMs.toFixed(0)],
+];
+
+function table(rows: string[][]): string {
+  const widths = rows[0].map((_, c) => Math.max(...rows.map((r) => r[c].length)));
+  return rows.map((r) => r.map((cell, c) => (c === 0 ? cell.padEnd(widths[c]) : cell.padStart(widths[c]))).join('  ')).join('\n');
+}
+
+function summaryLine(p: Prepared, r: SimResult): string {
+  const w = p.describe;
+  const params = Object.entries(w)
+    .filter(([k]) => k !== 'name')
+    .map(([k, v]) => `${k}=${v}`)
+    .join(' ');
+  return (
+    `workload ${w.name}${params ? ` (${params})` : ''}; memory ${formatBytes(r.pages * PAGE_BYTES)}, DRAM ${formatBytes(r.dramPages * PAGE_BYTES)}; ` +
+    `${r.epochs} epochs x ${r.epochMs} ms; ${(r.accessesPerEpoch / 1e6).toFixed(1)} M simulated accesses/epoch standing for ` +
+    `${(r.accessRatePerSec / 1e6).toFixed(0)} M real accesses/s; PEBS period ${p.config.settings.samplePeriod}; seed ${p.config.seed}` +
+    (r.shiftEpochs.length ? `; hot set moves at epochs ${r.shiftEpochs.join(',')}` : '')
+  );
+}
+
+function csv(rows: string[][]): string {
+  return rows.map((r) => r.map((c) => (/[",\n]/.test(c) ? `"${c.replace(/"/g, '""')}"` : c)).join(',')).join('\n');
+}
+
+function csvRows(results: Array<{ value?: string; policies: PolicyResult[] }>, valueHeader?: string): string[][] {
+  const head = [
+    ...(valueHeader ? [valueHeader] : []),
+    'policy', 'dram_share', 'dram_share_steady', 'precision', 'recall', 'f1', 'epochs_to_converge', 'reconverge_epochs_max',
+    'promoted_bytes', 'demoted_bytes', 'ping_pong_pages', 'slowdown', 'tracking_cpu_share', 'policy_cpu_ms',
+  ];
+  const rows = [head];
+  for (const res of results) {
+    for (const r of res.policies) {
+      const known = r.reconvergeEpochs.filter((x): x is number => x !== null);
+      rows.push([
+        ...(valueHeader ? [res.value ?? ''] : []),
+        r.policy,
+        r.dramShare.toFixed(5),
+        r.dramShareSteady.toFixed(5),
+        r.precisionSteady.toFixed(5),
+        r.recallSteady.toFixed(5),
+        r.f1Steady.toFixed(5),
+        r.epochsToConverge === null ? '' : String(r.epochsToConverge),
+        r.reconvergeEpochs.length === 0 || known.length < r.reconvergeEpochs.length ? '' : String(Math.max(...known)),
+        String(r.promotedBytes),
+        String(r.demotedBytes),
+        String(r.pingPongPages),
+        r.slowdown.toFixed(5),
+        r.trackingCpuShare.toFixed(5),
+        r.policyCpuMs.toFixed(1),
+      ]);
+    }
+  }
+  return rows;
+}
+
+function addRunOptions(cmd: Command): Command {
+  return cmd
+    .option('--workload <name>', `access pattern: ${WORKLOAD_KINDS.join(', ')}`, 'hotspot')
+    .option('--size <bytes>', 'simulated guest memory', '10G')
+    .option('--dram <size|pct>', 'DRAM tier size, e.g. 2G or 20% (the rest is CXL)', '20%')
+    .option('--policy <list>', `comma-separated policies: ${POLICY_NAMES.join(', ')}`, DEFAULT_POLICIES)
+    .option('--duration <time>', 'simulated time (default 60s; a trace: its own length)')
+    .option('--epoch <time>', 'epoch (decision interval) length', '1s')
+    .option('--sample-period <n>', 'PEBS-like sample period for vtier (1 in n accesses)', '10000')
+    .option('--seed <n>', 'seed for workload and samplers (same seed, same numbers)', '1')
+    .option('--access-rate <n>', 'real memory accesses per simulated second (sets sample counts and accessed-bit odds)', '100M')
+    .option('--accesses-per-epoch <n>', 'simulated accesses per epoch (the stream scored for DRAM share)', '1M')
+    .option('--hot-frac <f>', 'hotspot/shifting/kv: share of pages that are hot (default 0.2)')
+    .option('--hot-prob <f>', 'hotspot/shifting/kv: share of accesses to the hot pages (default 0.8)')
+    .option('--theta <x>', 'zipf exponent (default 0.99; graph vertices 0.9)')
+    .option('--shift-every <time>', 'shifting: how often the hot set moves', '20s')
+    .option('--layout <kind>', 'hot set as one block (contiguous) or scattered pages', 'contiguous')
+    .option('--sampler <kind>', `what feeds vtier's classifier: ${SAMPLERS.join(', ')}`, 'pebs')
+    .option('--migration-budget <bytes>', 'per-epoch migration budget for vtier/vtmm/lru, or "none"', 'none')
+    .option('--trace <file>', 'replay a trace recorded by `vtier guest record` instead of a synthetic workload')
+    .option('--timeline', 'include per-epoch series in --json output')
+    .option('--csv', 'print CSV instead of a table');
+}
 
 export function registerSim(program: Command): void {
-  action(program.command('sim').description('(not built yet)').allowUnknownOption().argument('[args...]'), () => {
-    throw new UserError('vtier sim is not built yet', 'not-implemented');
+  const sim = addRunOptions(
+    program
+      .command('sim')
+      .description('Simulate DRAM+CXL tiering and compare placement policies (one row per policy)')
+      .addHelpText(
+        'after',
+        `\nThe run is deterministic for a seed. Simulated time advances in epochs; each epoch scores
+--accesses-per-epoch simulated accesses, each standing for (access-rate x epoch / accesses-per-epoch)
+real ones. Policies: see docs/policies.md. Columns: dram-share = accesses served from DRAM (whole
+run), steady = the same over the last quarter of each hot-set phase, precision/recall = DRAM
+contents vs the true top-K pages (K = DRAM pages, steady windows), converge = first epoch with
+recall >= 0.95, reconverge = worst epochs to get back after a hot-set shift, slowdown = modelled
+time vs all-DRAM (latency/bandwidth, migrations and tracking cost included), policy-cpu-ms =
+measured wall time of the policy's own code.`,
+      ),
+  );
+  examples(sim, [
+    'vtier sim --workload hotspot --size 10G --dram 2G --policy vtier,autonuma,vtmm,lru,memtis,oracle',
+    'vtier sim --workload shifting --shift-every 15s --duration 60s --json --timeline',
+    'vtier sim --workload kv --size 4G --dram 25% --policy vtier-thp,damon,oracle --csv',
+    'vtier sim --trace run.trace --dram 512M --policy vtier,memtis,oracle',
+  ]);
+  action<SimCliOptions>(sim, (_args, o) => {
+    const p = prepare(o);
+    const progress = createProgress({ label: 'simulating', total: p.config.epochs, json: o.json || o.csv });
+    let result: SimResult;
+    try {
+      result = run(p, (e) => progress.update(e + 1));
+    } finally {
+      progress.stop();
+    }
+    if (o.csv && !o.json) {
+      process.stdout.write(`${csv(csvRows([{ policies: result.policies }]))}\n`);
+      return;
+    }
+    printResult(o, runJson(p, result), () => {
+      const rows = [COLUMNS.map(([h]) => h), ...result.policies.map((r) => COLUMNS.map(([, f]) => f(r)))];
+      return `${summaryLine(p, result)}\n\n${table(rows)}\n\nsimulated ${(result.simulatedAccesses / 1e6).toFixed(0)} M accesses in ${(result.wallMs / 1000).toFixed(1)} s`;
+    });
+  });
+
+  const sweep = addRunOptions(
+    sim
+      .command('sweep')
+      .description('Repeat the comparison over DRAM sizes or sample periods (sensitivity)')
+      .requiredOption('--over <what>', 'dram or period')
+      .option('--values <list>', 'values: DRAM sizes/percentages (default 5%,10%,20%,40%) or periods (default 100,1000,10000,100000)'),
+  );
+  examples(sweep, [
+    'vtier sim sweep --over dram --values 5%,10%,20%,40% --policy vtier-thp,autonuma,oracle',
+    'vtier sim sweep --over period --values 1000,10000,100000 --policy vtier,vtier-thp --json',
+  ]);
+  action<SweepCliOptions>(sweep, (_args, o) => {
+    if (o.over !== 'dram' && o.over !== 'period') throw new InputError(`--over: "${o.over}" is not dram or period`);
+    const values = String(o.values ?? (o.over === 'dram' ? '5%,10%,20%,40%' : '100,1000,10000,100000'))
+      .split(',')
+      .map((v) => v.trim())
+      .filter(Boolean);
+    if (values.length === 0) throw new InputError('--values: give at least one value');
+    const prepared = values.map((v) =>
+      o.over === 'dram' ? prepare(o, { dram: v }) : prepare(o, { samplePeriod: parsePositiveInt(v, '--values') }),
+    );
+    const total = prepared.reduce((n, p) => n + p.config.epochs, 0);
+    const progress = createProgress({ label: `sweep over ${o.over}`, total, json: o.json || o.csv });
+    const results: SimResult[] = [];
+    let done = 0;
+    try {
+      prepared.forEach((p, i) => {
+        results.push(run(p, (e) => progress.update(done + e + 1, `${o.over}=${values[i]}`)));
+        done += p.config.epochs;
+      });
+    } finally {
+      progress.stop();
+    }
+    const header = o.over === 'dram' ? 'dram' : 'period';
+    if (o.csv && !o.json) {
+      process.stdout.write(`${csv(csvRows(results.map((r, i) => ({ value: values[i], policies: r.policies })), header))}\n`);
+      return;
+    }
+    const data = {
+      parameter: o.over,
+      workload: prepared[0].describe,
+      points: results.map((r, i) => ({
+        value: o.over === 'dram' ? r.dramPages * PAGE_BYTES : prepared[i].config.settings.samplePeriod,
+        ...(o.over === 'dram' ? { dramBytes: r.dramPages * PAGE_BYTES } : { samplePeriod: prepared[i].config.settings.samplePeriod }),
+        ...runJson(prepared[i], r),
+      })),
+    };
+    printResult(o, data, () => {
+      const cols = COLUMNS.filter(([h]) => ['policy', 'steady', 'precision', 'recall', 'converge', 'promoted-GiB', 'slowdown'].includes(h));
+      const rows = [[header, ...cols.map(([h]) => h)]];
+      results.forEach((r, i) => {
+        const label = o.over === 'dram' ? `${values[i]} (${formatBytes(r.dramPages * PAGE_BYTES)})` : values[i];
+        for (const pr of r.policies) rows.push([label, ...cols.map(([, f]) => f(pr))]);
+      });
+      return `${summaryLine(prepared[0], results[0])}\n\n${table(rows)}`;
+    });
   });
 }

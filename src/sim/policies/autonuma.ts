@@ -1,0 +1,192 @@
+// `autonuma`: Linux NUMA balancing in memory-tiering mode (kernel.numa_balancing=2), after
+// kernel/sched/fair.c (task_numa_work, should_numa_migrate_memory,
+// numa_promotion_adjust_threshold, numa_promotion_rate_limit) and mm/mprotect.c:
+// - every scan period the next 256 MB of the address space is made PROT_NONE; top-tier (DRAM)
+//   pages are skipped but count toward the 256 MB; the scan time is recorded in the page;
+// - the first access afterwards takes a hint fault; its latency is fault time - scan time;
+// - if DRAM has enough free space the page is promoted at once (and the threshold reset);
+//   otherwise it is a promotion candidate only if latency < hot threshold (1000 ms), and is
+//   promoted unless this second's candidates exceed the promote rate limit;
+// - every scan_period_max (60 s) the threshold moves one of 16 steps toward the value at which
+//   candidates match rate limit * 60 s;
+// - kswapd demotes the least recently used DRAM pages when a promotion finds no free page,
+//   down to the promotion watermark.
+import { CXL, DRAM, PageList, type Migrations, type Policy, type PolicyContext, type PolicySettings } from '../policy.js';
+import { HintFaultScanner } from '../samplers.js';
+
+export interface AutonumaParams {
+  /** numa_balancing_scan_size_mb */
+  scanSizeMb: number;
+  /** Scan period, ms; 0 = the kernel's fastest, task_scan_min(): max(100, 1000 / (RSS / scan size)). */
+  scanPeriodMs: number;
+  /** numa_balancing_hot_threshold_ms */
+  hotThresholdMs: number;
+  /** numa_balancing_promote_rate_limit_MBps (kernel default 65536). */
+  promoteRateLimitMBps: number;
+  /** Threshold adjustment period (sysctl_numa_balancing_scan_period_max, 60 s). */
+  adjustPeriodMs: number;
+  /** Free DRAM (share of capacity) above which promotion skips the threshold ("free space enough"). */
+  freeEnoughFrac: number;
+  /** Free DRAM kswapd reclaims to when a promotion finds none (promotion watermark), share of capacity. */
+  promoWatermarkFrac: number;
+}
+
+export const AUTONUMA_DEFAULTS: AutonumaParams = {
+  scanSizeMb: 256,
+  scanPeriodMs: 0,
+  hotThresholdMs: 1000,
+  promoteRateLimitMBps: 65536,
+  adjustPeriodMs: 60_000,
+  freeEnoughFrac: 0.02,
+  promoWatermarkFrac: 0.01,
+};
+
+const ADJUST_STEPS = 16;
+
+export class AutonumaPolicy implements Policy {
+  readonly name = 'autonuma';
+  private scanner: HintFaultScanner | null = null;
+  private promotedNow: Uint8Array | null = null;
+  private last = { trackingNs: 0, events: 0 };
+  /** nbp_threshold: 0 means "use the default". */
+  private thresholdMs = 0;
+  private thStartMs = 0;
+  private thNrCand = 0;
+  private rlStartMs = 0;
+  private rlNrCand = 0;
+  private readonly c = { numa_hint_faults: 0, pgpromote_candidate: 0, pgpromote_success: 0, pgdemote_kswapd: 0, rate_limited: 0, over_threshold: 0 };
+
+  constructor(
+    private readonly settings: PolicySettings,
+    readonly params: AutonumaParams = AUTONUMA_DEFAULTS,
+  ) {}
+
+  private scanPeriodMs(pages: number): number {
+    if (this.params.scanPeriodMs > 0) return this.params.scanPeriodMs;
+    const windows = Math.max(1, Math.ceil((pages * this.settings.pageSizeBytes) / (this.params.scanSizeMb << 20)));
+    const floor = 1000 / Math.max(1, Math.floor(2560 / this.params.scanSizeMb));
+    return Math.max(floor, 1000 / windows);
+  }
+
+  get currentThresholdMs(): number {
+    return this.thresholdMs || this.params.hotThresholdMs;
+  }
+
+  onEpoch(ctx: PolicyContext): Migrations {
+    const pageSize = this.settings.pageSizeBytes;
+    this.scanner ??= new HintFaultScanner(ctx.pages, Math.floor((this.params.scanSizeMb << 20) / pageSize), this.scanPeriodMs(ctx.pages));
+    const tier = ctx.tier;
+    this.scanner.run(ctx.signals, ctx.startMs, ctx.epochMs, ctx.rng, (p) => tier[p] === CXL);
+    const faults = this.scanner.faults;
+    const rateLimitPages = (this.params.promoteRateLimitMBps * 2 ** 20) / pageSize;
+    const capacity = ctx.dramCapacityPages;
+    const freeEnough = Math.floor(capacity * this.params.freeEnoughFrac);
+    const promoWatermark = Math.max(1, Math.floor(capacity * this.params.promoWatermarkFrac));
+
+    const promote = new PageList(1024);
+    const demote = new PageList(1024);
+    let used = ctx.dramUsedPages;
+    let victims: Uint32Array | null = null;
+    let victimNext = 0;
+    const promotedNow = (this.promotedNow ??= new Uint8Array(ctx.pages));
+    promotedNow.fill(0);
+
+    for (let i = 0; i < faults.count; i++) {
+      const page = faults.page[i];
+      if (tier[page] !== CXL || promotedNow[page]) continue;
+      this.c.numa_hint_faults++;
+      const nowMs = faults.faultMs[i];
+      const latencyMs = nowMs - faults.armMs[i];
+      if (capacity - used > freeEnough) {
+        this.thresholdMs = 0; // the kernel resets the threshold when free space is plentiful
+      } else {
+        this.adjustThreshold(nowMs, rateLimitPages);
+        if (latencyMs >= this.currentThresholdMs) {
+          this.c.over_threshold++;
+          continue;
+        }
+        // numa_promotion_rate_limit(): counts the candidate, then limits per one-second window.
+        this.c.pgpromote_candidate++;
+        if (nowMs - this.rlStartMs > 1000) {
+          this.rlStartMs = nowMs;
+          this.rlNrCand = this.c.pgpromote_candidate - 1;
+        }
+        if (this.c.pgpromote_candidate - this.rlNrCand > rateLimitPages) {
+          this.c.rate_limited++;
+          continue;
+        }
+      }
+      if (used >= capacity) {
+        // kswapd: demote least recently used DRAM pages down to the promotion watermark.
+        victims ??= this.lruOrder(ctx);
+        let freed = 0;
+        while (capacity - used < promoWatermark && victimNext < victims.length) {
+          const v = victims[victimNext++];
+          demote.push(v);
+          used--;
+          freed++;
+        }
+        this.c.pgdemote_kswapd += freed;
+        if (used >= capacity) continue;
+      }
+      promote.push(page);
+      promotedNow[page] = 1;
+      used++;
+      this.c.pgpromote_success++;
+    }
+    this.last = {
+      trackingNs: faults.count * this.settings.hintFaultCostNs + this.scanner.scannedThisEpoch * this.settings.ptScanCostNsPerPage,
+      events: faults.count,
+    };
+    return { promote, demote };
+  }
+
+  /** numa_promotion_adjust_threshold() */
+  private adjustThreshold(nowMs: number, rateLimitPages: number): void {
+    if (nowMs - this.thStartMs <= this.params.adjustPeriodMs) return;
+    this.thStartMs = nowMs;
+    const refTh = this.params.hotThresholdMs;
+    const refCand = (rateLimitPages * this.params.adjustPeriodMs) / 1000;
+    const diffCand = this.c.pgpromote_candidate - this.thNrCand;
+    const unitTh = (refTh * 2) / ADJUST_STEPS;
+    let th = this.thresholdMs || refTh;
+    if (diffCand > (refCand * 11) / 10) th = Math.max(th - unitTh, unitTh);
+    else if (diffCand < (refCand * 9) / 10) th = Math.min(th + unitTh, refTh * 2);
+    this.thNrCand = this.c.pgpromote_candidate;
+    this.thresholdMs = th;
+  }
+
+  /** DRAM pages, least recently used first: the time since a page's last access is
+   *  Exp(rate) for a Poisson access stream, so draw it and order by it (log2 buckets). */
+  private lruOrder(ctx: PolicyContext): Uint32Array {
+    const buckets = 80;
+    const rates = ctx.signals.ratesPerSec;
+    const key = new Uint8Array(ctx.pages);
+    const counts = new Uint32Array(buckets + 1);
+    let n = 0;
+    for (let p = 0; p < ctx.pages; p++) {
+      if (ctx.tier[p] !== DRAM) continue;
+      const ageMs = rates[p] > 0 ? (ctx.rng.exp() / rates[p]) * 1000 : Infinity;
+      const k = ageMs === Infinity ? buckets : Math.max(0, Math.min(buckets - 1, Math.floor(Math.log2(1 + ageMs * 1000) * 2)));
+      key[p] = k;
+      counts[k]++;
+      n++;
+    }
+    const start = new Uint32Array(buckets + 1);
+    let sum = 0;
+    for (let k = buckets; k >= 0; k--) {
+      start[k] = sum;
+      sum += counts[k];
+    }
+    const order = new Uint32Array(n);
+    for (let p = 0; p < ctx.pages; p++) if (ctx.tier[p] === DRAM) order[start[key[p]]++] = p;
+    return order;
+  }
+
+  overhead() {
+    return this.last;
+  }
+  counters() {
+    return { ...this.c, hot_threshold_ms: this.currentThresholdMs };
+  }
+}

@@ -1,0 +1,86 @@
+// `memtis` (Lee et al., SOSP'23): PEBS samples count accesses per page; pages fall in a 16-bin
+// log2 histogram of their counts; the hot threshold starts at the top bin and is lowered while
+// the pages at or above it still fit in DRAM; counts are halved every `coolingSamples` samples;
+// kmigrated promotes hot pages and demotes the coldest first. Memtis raises its sample period to
+// keep sampling CPU under its 3% target; we do the same from the modelled sample cost.
+import { planByScore } from '../plan.js';
+import type { Migrations, Policy, PolicyContext, PolicySettings } from '../policy.js';
+import { PebsSampler } from '../samplers.js';
+import { PAGE_MASK } from '../workloads.js';
+
+export interface MemtisParams {
+  /** Published load sample period. */
+  samplePeriod: number;
+  /** Samples between two halvings of every count. */
+  coolingSamples: number;
+  /** CPU share sampling may use; the period is raised to stay under it. */
+  cpuLimit: number;
+  bins: number;
+}
+
+export const MEMTIS_DEFAULTS: MemtisParams = { samplePeriod: 199, coolingSamples: 2_000_000, cpuLimit: 0.03, bins: 16 };
+
+export class MemtisPolicy implements Policy {
+  readonly name = 'memtis';
+  private sampler: PebsSampler | null = null;
+  private counts: Uint32Array | null = null;
+  private bin: Uint8Array | null = null;
+  private samplesSinceCool = 0;
+  private last = { trackingNs: 0, events: 0 };
+  hotThresholdBin = 0;
+  effectivePeriod = 0;
+
+  constructor(
+    private readonly settings: PolicySettings,
+    readonly params: MemtisParams = MEMTIS_DEFAULTS,
+  ) {}
+
+  onEpoch(ctx: PolicyContext): Migrations {
+    if (!this.sampler) {
+      const accessesPerSec = (ctx.signals.stream.length * ctx.signals.accessWeight) / (ctx.epochMs / 1000);
+      const cpuBound = Math.ceil((accessesPerSec * this.settings.sampleCostNs) / (this.params.cpuLimit * 1e9));
+      this.effectivePeriod = Math.max(this.params.samplePeriod, cpuBound);
+      this.sampler = new PebsSampler(this.effectivePeriod);
+    }
+    this.counts ??= new Uint32Array(ctx.pages);
+    this.bin ??= new Uint8Array(ctx.pages);
+    const samples = this.sampler.sample(ctx.signals, ctx.rng);
+    const counts = this.counts;
+    for (let i = 0; i < samples.count; i++) counts[samples.pages[i] & PAGE_MASK]++;
+    this.samplesSinceCool += samples.count;
+    if (this.samplesSinceCool >= this.params.coolingSamples) {
+      for (let p = 0; p < ctx.pages; p++) counts[p] >>>= 1;
+      this.samplesSinceCool = 0;
+    }
+    const bins = this.params.bins;
+    const hist = new Float64Array(bins);
+    const bin = this.bin;
+    for (let p = 0; p < ctx.pages; p++) {
+      const c = counts[p];
+      const b = c === 0 ? 0 : Math.min(bins - 1, 32 - Math.clz32(c));
+      bin[p] = b;
+      hist[b]++;
+    }
+    // Lower the threshold while the hot set (bins >= threshold) still fits in DRAM.
+    let threshold = bins - 1;
+    let hot = hist[bins - 1];
+    while (threshold > 1 && hot + hist[threshold - 1] <= ctx.dramCapacityPages) {
+      threshold--;
+      hot += hist[threshold];
+    }
+    this.hotThresholdBin = threshold;
+    this.last = { trackingNs: samples.count * this.settings.sampleCostNs, events: samples.count };
+    return planByScore(bin, bins - 1, ctx.tier, {
+      capacity: ctx.dramCapacityPages,
+      dramUsed: ctx.dramUsedPages,
+      budgetPages: Infinity,
+      minPromoteScore: threshold,
+    });
+  }
+  overhead() {
+    return this.last;
+  }
+  counters() {
+    return { hotThresholdBin: this.hotThresholdBin, samplePeriod: this.effectivePeriod };
+  }
+}
