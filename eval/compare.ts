@@ -160,6 +160,11 @@ export function recoverCompareLeftovers(journalDir = DEFAULT_JOURNAL_DIR): strin
 
 async function runOne(system: SystemName, run: number, opts: CompareOptions, journal: KernelStateJournal, pairs: number): Promise<SystemRun> {
   const settings = systemSettings(system, opts.roots, opts.promoteRateLimitMBps);
+  // Knobs an earlier system changed and this one does not name go back to their originals,
+  // so each system runs on the machine's defaults plus its own settings.
+  for (const entry of journal.entries) {
+    if (!settings.some((s) => s.path === entry.path) && journal.get(entry.path) !== entry.original) journal.set(entry.path, entry.original);
+  }
   for (const s of settings) journal.set(s.path, s.value);
   const workload = await spawnStopped(opts.workloadArgv, { ...process.env, VTIER_COMPARE_SYSTEM: system });
   let agent: ChildProcess | null = null;

@@ -15,6 +15,25 @@ const CONFIG = {
   view: { stroke: null },
 };
 
+// Tableau 10: the same system keeps the same colour in every plot of a report.
+const PALETTE = ['#4c78a8', '#f58518', '#e45756', '#72b7b2', '#54a24b', '#eeca3b', '#b279a2', '#ff9da6', '#9d755d', '#bab0ac'];
+let systemOrder: string[] = [];
+
+/** Fixes the colour of each system for the plots that follow (the report calls it once). */
+export function setSystemOrder(systems: string[]): void {
+  systemOrder = [...new Set(systems)];
+}
+
+function colorScale(names: string[]): { domain: string[]; range: string[] } {
+  const domain = [...new Set(names)].sort();
+  const range = domain.map((name) => {
+    const base = name.replace(/ \(.*\)$/, '');
+    const i = systemOrder.indexOf(base);
+    return PALETTE[(i >= 0 ? i : systemOrder.length + domain.indexOf(name)) % PALETTE.length];
+  });
+  return { domain, range };
+}
+
 export interface TimePoint {
   system: string;
   metric: string;
@@ -57,7 +76,7 @@ export function timeSeriesSpec(title: string, points: TimePoint[], yTitle: strin
     encoding: {
       x: { field: 'timeS', type: 'quantitative', title: 'time (s)' },
       y: { field: 'value', type: 'quantitative', title: yTitle, scale: { domain: [0, 1] } },
-      color: { field: 'system', type: 'nominal', title: 'system' },
+      color: { field: 'system', type: 'nominal', title: 'system', scale: colorScale(points.map((p) => p.system)) },
       strokeDash: { field: 'metric', type: 'nominal', title: 'metric' },
       detail: { field: 'metric' },
     },
@@ -70,7 +89,7 @@ export function intervalSpec(title: string, points: IntervalPoint[], yTitle: str
   const shared = {
     x: { field: 'workload', type: 'nominal', title: 'workload', axis: { labelAngle: 0 } },
     xOffset: { field: 'system', type: 'nominal' },
-    color: { field: 'system', type: 'nominal', title: null },
+    color: { field: 'system', type: 'nominal', title: null, scale: colorScale(points.map((p) => p.system)) },
   };
   const layers: Record<string, unknown>[] = [];
   if (reference !== undefined) {
@@ -117,7 +136,7 @@ export function barSpec(title: string, points: BarPoint[], yTitle: string, group
       x: { field: 'group', type: 'nominal', title: groupTitle, axis: { labelAngle: 0 } },
       xOffset: { field: 'system', type: 'nominal' },
       y: { field: 'value', type: 'quantitative', title: yTitle, ...(domain ? { scale: { domain } } : {}) },
-      color: { field: 'system', type: 'nominal', title: null },
+      color: { field: 'system', type: 'nominal', title: null, scale: colorScale(points.map((p) => p.system)) },
       tooltip: [{ field: 'system' }, { field: 'group' }, { field: 'value' }],
     },
   };
@@ -136,7 +155,7 @@ export function sweepSpec(title: string, points: SweepPoint[], xTitle: string, y
     encoding: {
       x: { field: 'x', type: 'quantitative', title: xTitle },
       y: { field: 'value', type: 'quantitative', title: yTitle, ...(domain ? { scale: { domain } } : {}) },
-      color: { field: 'system', type: 'nominal', title: null },
+      color: { field: 'system', type: 'nominal', title: null, scale: colorScale(points.map((p) => p.system)) },
     },
   };
 }

@@ -3,7 +3,7 @@
 // the tidy observations, so it appears only when the results hold that kind of data.
 import type { TopLevelSpec } from 'vega-lite';
 import { METRICS, type CommandFacts, type LoadedResults, type Observation } from './results.js';
-import { barSpec, intervalSpec, renderSvg, sweepSpec, timeSeriesSpec, type BarPoint, type IntervalPoint, type SweepPoint, type TimePoint } from './plots.js';
+import { barSpec, intervalSpec, renderSvg, setSystemOrder, sweepSpec, timeSeriesSpec, type BarPoint, type IntervalPoint, type SweepPoint, type TimePoint } from './plots.js';
 import { mean, meanInterval } from './stats.js';
 
 export interface Table {
@@ -224,6 +224,7 @@ function summaryTable(observations: Observation[], keyOnly: boolean): Table {
 /** Builds the report's content from loaded results; renders the plots to SVG. */
 export async function buildReport(results: LoadedResults, options: { plots?: boolean } = {}): Promise<ReportModel> {
   const obs = results.observations;
+  setSystemOrder([...new Set(obs.map((o) => o.system))].sort());
   const sections: Section[] = [
     ...timeSeriesSections(obs),
     slowdownSection(obs),

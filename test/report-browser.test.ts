@@ -1,0 +1,108 @@
+// The HTML report in a real browser: Debian's headless Chromium lays the page out, and a probe
+// script appended to a copy of the page measures every plot (its box and the marks inside).
+// With CI=true a missing Chromium fails the test; elsewhere it skips with the reason printed.
+import { execFileSync } from 'node:child_process';
+import { existsSync, mkdtempSync, readFileSync, rmSync, statSync, writeFileSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import { afterAll, describe, expect, it } from 'vitest';
+import { buildReportFixture } from './helpers/report-fixture.js';
+
+const CHROMIUM = '/usr/bin/chromium';
+const haveChromium = existsSync(CHROMIUM);
+const ci = process.env.CI === 'true';
+if (!haveChromium && !ci) console.warn(`report-browser: skipped: ${CHROMIUM} is not installed (scripts/setup.sh installs it)`);
+
+const base = mkdtempSync(join(tmpdir(), 'vtier-browser-'));
+afterAll(() => rmSync(base, { recursive: true, force: true }));
+
+function chromium(args: string[]): string {
+  const profile = mkdtempSync(join(base, 'profile-'));
+  return execFileSync(
+    CHROMIUM,
+    [
+      '--headless', '--no-sandbox', '--disable-gpu', '--disable-quic', '--no-first-run', '--disable-background-networking',
+      '--disable-component-update', '--disable-sync', '--disable-dev-shm-usage', `--user-data-dir=${profile}`, '--window-size=1100,3200',
+      ...args,
+    ],
+    { encoding: 'utf8', stdio: ['ignore', 'pipe', 'pipe'], timeout: 90_000, maxBuffer: 64 * 1024 * 1024 },
+  );
+}
+
+interface PlotProbe {
+  id: string;
+  width: number;
+  height: number;
+  marks: number;
+  paths: number;
+  texts: number;
+}
+
+// Runs after the page has been parsed and laid out; the result lands in the DOM --dump-dom prints.
+const PROBE = `<script>
+const plots = [...document.querySelectorAll('figure.plot')].map((f) => {
+  const svg = f.querySelector('svg');
+  const box = svg ? svg.getBoundingClientRect() : { width: 0, height: 0 };
+  const marks = svg ? [...svg.querySelectorAll('path, rect, line, circle')].filter((e) => { const b = e.getBBox(); return b.width > 0 || b.height > 0; }).length : 0;
+  return { id: f.dataset.plot, width: box.width, height: box.height, marks,
+    paths: svg ? svg.querySelectorAll('g.mark-line path, g.mark-rect path, g.mark-symbol path, g.mark-rule line').length : 0,
+    texts: svg ? svg.querySelectorAll('text').length : 0 };
+});
+const out = document.createElement('pre');
+out.id = 'probe';
+out.textContent = JSON.stringify({ plots, interrupted: !!document.getElementById('interrupted'), title: document.title });
+document.body.appendChild(out);
+</script>`;
+
+function probe(reportPath: string): { plots: PlotProbe[]; interrupted: boolean; title: string } {
+  const html = readFileSync(reportPath, 'utf8');
+  expect(html).not.toMatch(/<script|https?:\/\/(?!www\.w3\.org)/); // self-contained: no scripts, no network
+  const probed = join(base, `probe-${Date.now()}.html`);
+  writeFileSync(probed, html.replace('</body>', `${PROBE}</body>`));
+  const dom = chromium(['--dump-dom', `file://${probed}`]);
+  const match = /<pre id="probe">([^<]*)<\/pre>/.exec(dom);
+  expect(match, 'the probe script did not run in Chromium').not.toBeNull();
+  return JSON.parse((match as RegExpExecArray)[1].replace(/&quot;/g, '"').replace(/&amp;/g, '&'));
+}
+
+function runCli(args: string[]): string {
+  return execFileSync(process.execPath, ['bin/vtier.js', ...args], { encoding: 'utf8', stdio: ['ignore', 'pipe', 'pipe'], timeout: 120_000 });
+}
+
+describe.skipIf(!haveChromium && !ci)('report in headless Chromium', () => {
+  it('lays out every plot of a full report with marks inside', () => {
+    expect(haveChromium, `${CHROMIUM} is missing; CI must have it (scripts/setup.sh)`).toBe(true);
+    const dir = buildReportFixture(join(base, 'fixture'));
+    const report = join(base, 'fixture.html');
+    runCli(['report', dir, '-o', report]);
+    const result = probe(report);
+    expect(result.title).toBe('vtier fixture report');
+    expect(result.interrupted).toBe(false);
+    expect(result.plots.map((p) => p.id)).toEqual(['accuracy-shifting', 'slowdown', 'dram-share', 'dram-sensitivity', 'migration']);
+    for (const plot of result.plots) {
+      expect(plot.width, plot.id).toBeGreaterThan(300);
+      expect(plot.height, plot.id).toBeGreaterThan(150);
+      expect(plot.marks, plot.id).toBeGreaterThan(10);
+      expect(plot.paths, plot.id).toBeGreaterThan(0);
+      expect(plot.texts, plot.id).toBeGreaterThan(3);
+    }
+    // A picture for people to look at (kept when VTIER_KEEP_SCREENSHOT names a path).
+    const shot = process.env.VTIER_KEEP_SCREENSHOT ?? join(base, 'fixture.png');
+    chromium([`--screenshot=${shot}`, `file://${report}`]);
+    expect(statSync(shot).size).toBeGreaterThan(20_000);
+  });
+
+  it('renders the report a real overhead campaign wrote', () => {
+    const out = join(base, 'overhead');
+    runCli([
+      'eval', 'overhead', '--runs', '2', '--warmup', '100ms', '--out', out,
+      '--agent-cmd', 'sh -c "while kill -0 {pid} 2>/dev/null; do sleep 0.01; done"',
+      '--', 'sh', '-c', 'i=0; while [ $i -lt 30000 ]; do i=$((i+1)); done',
+    ]);
+    expect(existsSync(join(out, 'DONE'))).toBe(true);
+    const result = probe(join(out, 'report.html'));
+    expect(result.plots.map((p) => p.id)).toEqual(['slowdown']);
+    expect(result.plots[0].marks).toBeGreaterThan(5);
+    expect(result.plots[0].width).toBeGreaterThan(300);
+  });
+});
