@@ -1,0 +1,96 @@
+// DAMON region records -> one PageSamples per aggregation, from untrusted bytes.
+import { describe, expect, it } from 'vitest';
+import fc from 'fast-check';
+import { AggregationAssembler } from '../guest-agent/sources/damon.js';
+import { DAMON_RECORD, decodeDamonRecords } from '../guest-agent/record-layout.js';
+import type { PageSamples } from '../src/samples.js';
+import { PageSet, pageSamplesFrom } from '../guest-agent/sources/common.js';
+
+function encode(regions: Array<{ start: number; end: number; nr: number; nrRegions: number }>): Uint8Array {
+  const bytes = new Uint8Array(regions.length * DAMON_RECORD.size);
+  const dv = new DataView(bytes.buffer);
+  regions.forEach((r, i) => {
+    const o = i * DAMON_RECORD.size;
+    const u64 = (off: number, v: number) => {
+      dv.setUint32(o + off, v % 2 ** 32, true);
+      dv.setUint32(o + off + 4, Math.floor(v / 2 ** 32), true);
+    };
+    u64(DAMON_RECORD.tsNs, 1000 + i);
+    u64(DAMON_RECORD.start, r.start);
+    u64(DAMON_RECORD.end, r.end);
+    dv.setUint32(o + DAMON_RECORD.nrAccesses, r.nr, true);
+    dv.setUint32(o + DAMON_RECORD.nrRegions, r.nrRegions, true);
+  });
+  return bytes;
+}
+
+describe('DAMON aggregation assembly', () => {
+  it('splits bursts into aggregations by the announced region count and by address wrap', () => {
+    const out: PageSamples[] = [];
+    const asm = new AggregationAssembler((_t, s) => out.push(s));
+    const G = 2 ** 32;
+    const agg = (nrs: number[]) => nrs.map((nr, i) => ({ start: G + i * 2 ** 21, end: G + (i + 1) * 2 ** 21, nr, nrRegions: nrs.length }));
+    // Two aggregations delivered across three ring wake-ups.
+    const a = agg([1, 2, 3]);
+    const b = agg([4, 5, 6]);
+    asm.push(decodeDamonRecords(encode(a.slice(0, 2))));
+    expect(out).toHaveLength(0);
+    asm.push(decodeDamonRecords(encode([...a.slice(2), ...b.slice(0, 1)])));
+    expect(out).toHaveLength(1);
+    asm.push(decodeDamonRecords(encode(b.slice(1))));
+    expect(out).toHaveLength(2);
+    expect(Array.from(out[0].reads.subarray(0, 3))).toEqual([1, 2, 3]);
+    expect(out[1].gpaPfn[0]).toBe(G / 4096);
+    expect(out[1].pages[0]).toBe(512);
+    // A count that changed mid-way: the address wrap still separates aggregations.
+    asm.push(decodeDamonRecords(encode([{ start: G, end: G + 8192, nr: 1, nrRegions: 99 }, { start: G + 8192, end: G + 16384, nr: 1, nrRegions: 99 }])));
+    asm.push(decodeDamonRecords(encode([{ start: G, end: G + 8192, nr: 2, nrRegions: 99 }])));
+    expect(out).toHaveLength(3);
+    expect(out[2].count).toBe(2);
+    asm.flush();
+    expect(out).toHaveLength(4);
+  });
+
+  it('property: any bytes -> runs inside the records, total weight preserved, no throw', () => {
+    fc.assert(
+      fc.property(fc.uint8Array({ maxLength: DAMON_RECORD.size * 20 + 7 }), (bytes) => {
+        const out: PageSamples[] = [];
+        const asm = new AggregationAssembler((_t, s) => out.push(s));
+        const decoded = decodeDamonRecords(bytes);
+        asm.push(decoded);
+        asm.flush();
+        let runs = 0;
+        for (const s of out) {
+          for (let i = 0; i < s.count; i++) {
+            expect(s.pages[i]).toBeGreaterThan(0);
+            expect(Number.isSafeInteger(s.gpaPfn[i])).toBe(true);
+            runs++;
+          }
+        }
+        expect(runs).toBeLessThanOrEqual(decoded.count);
+      }),
+      { numRuns: 300 },
+    );
+  });
+
+  it('page set counts distinct pages across overlapping runs', () => {
+    fc.assert(
+      fc.property(fc.array(fc.tuple(fc.nat({ max: 5000 }), fc.integer({ min: 1, max: 300 })), { maxLength: 30 }), (runs) => {
+        const set = new PageSet();
+        const reference = new Set<number>();
+        for (const [pfn, pages] of runs) {
+          set.addRun(pfn, pages);
+          for (let p = pfn; p < pfn + pages; p++) reference.add(p);
+        }
+        expect(set.size).toBe(reference.size);
+      }),
+    );
+  });
+
+  it('page samples are sorted by frame with duplicates summed', () => {
+    const s = pageSamplesFrom(Float64Array.from([9, 3, 9, 1]), Uint32Array.from([1, 2, 3, 4]), Uint32Array.from([0, 1, 1, 0]), 4);
+    expect(Array.from(s.gpaPfn.subarray(0, s.count))).toEqual([1, 3, 9]);
+    expect(Array.from(s.reads.subarray(0, s.count))).toEqual([4, 2, 4]);
+    expect(Array.from(s.writes.subarray(0, s.count))).toEqual([0, 1, 1]);
+  });
+});

@@ -1,0 +1,144 @@
+// faults source on the real kernel: a child touches N known pages; at least 95% of
+// their frames (read from the child's pagemap) must appear in the samples. Both kernel
+// hooks: the page_fault_user tracepoint and the software page-faults perf event.
+import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { spawn, spawnSync, type ChildProcessWithoutNullStreams } from 'node:child_process';
+import { existsSync, mkdtempSync, writeFileSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import { createInterface } from 'node:readline';
+import { Pagemap, TargetGoneError } from '../guest-agent/pagemap.js';
+import { recommendSource, Sampler } from '../guest-agent/sampler.js';
+import { builtPath } from '../native/addon.js';
+
+const inCi = process.env.CI === 'true';
+const ready = existsSync(builtPath('bpf', 'sampler.bpf.o')) && existsSync(builtPath('Release', 'vtier_native.node')) && process.getuid?.() === 0;
+if (!ready) console.log('[sources-faults] skipped: needs root and a built sampler (npm run build)');
+const run = ready || inCi;
+
+// A child that maps N pages (no THP: one fault per page), waits for "go", writes one
+// byte per page, says "done", then waits until its stdin closes.
+const TOUCH_C = `
+#include <stdio.h>
+#include <stdlib.h>
+#include <sys/mman.h>
+int main(int argc, char **argv) {
+  long pages = atol(argv[1]);
+  char *p = mmap(NULL, pages * 4096, PROT_READ | PROT_WRITE, MAP_PRIVATE | MAP_ANONYMOUS, -1, 0);
+  if (p == MAP_FAILED) return 1;
+  madvise(p, pages * 4096, MADV_NOHUGEPAGE);
+  printf("%lu\\n", (unsigned long)p); fflush(stdout);
+  char line[16];
+  if (!fgets(line, sizeof line, stdin)) return 2;
+  for (long i = 0; i < pages; i++) p[i * 4096] = 1;
+  printf("done\\n"); fflush(stdout);
+  while (fgets(line, sizeof line, stdin)) {}
+  return 0;
+}`;
+
+let touchBinary = '';
+beforeAll(() => {
+  if (!run) return;
+  const dir = mkdtempSync(join(tmpdir(), 'vtier-touch-'));
+  writeFileSync(join(dir, 'touch.c'), TOUCH_C);
+  touchBinary = join(dir, 'touch');
+  const cc = spawnSync('cc', ['-O2', '-o', touchBinary, join(dir, 'touch.c')], { encoding: 'utf8' });
+  expect(cc.status, cc.stderr).toBe(0);
+});
+
+interface Toucher {
+  child: ChildProcessWithoutNullStreams;
+  baseVpage: number;
+  next(): Promise<string>;
+}
+
+async function startToucher(pages: number): Promise<Toucher> {
+  const child = spawn(touchBinary, [String(pages)]);
+  const lines = createInterface({ input: child.stdout })[Symbol.asyncIterator]();
+  const next = async () => String((await lines.next()).value);
+  const base = Number(await next());
+  return { child, baseVpage: base / 4096, next };
+}
+
+const children: ChildProcessWithoutNullStreams[] = [];
+afterAll(() => {
+  for (const c of children) if (c.exitCode === null && c.signalCode === null) c.kill('SIGKILL');
+});
+
+async function recallOfTouchedPages(faultsVia: 'tracepoint' | 'perf', pages: number): Promise<{ recall: number; stats: ReturnType<Sampler['stats']> }> {
+  const toucher = await startToucher(pages);
+  children.push(toucher.child);
+  const sampler = await Sampler.start({ source: 'faults', pid: toucher.child.pid, epochMs: 100, faultsVia });
+  const seen = new Set<number>();
+  sampler.onBatch((_t, batch) => {
+    for (let i = 0; i < batch.count; i++) for (let p = 0; p < batch.pages[i]; p++) seen.add(batch.gpaPfn[i] + p);
+  });
+  try {
+    toucher.child.stdin.write('go\n');
+    expect(await toucher.next()).toBe('done');
+    // Let one epoch pass, then stop: stop() drains the rest.
+    await new Promise((r) => setTimeout(r, 250));
+    await sampler.stop();
+    const pagemap = Pagemap.open(toucher.child.pid!);
+    const frames = pagemap.translate(Float64Array.from({ length: pages }, (_, i) => toucher.baseVpage + i));
+    pagemap.close();
+    let present = 0;
+    let found = 0;
+    for (const pfn of frames) {
+      if (pfn < 0) continue;
+      present++;
+      if (seen.has(pfn)) found++;
+    }
+    expect(present).toBe(pages);
+    return { recall: found / pages, stats: sampler.stats() };
+  } finally {
+    await sampler.stop();
+    toucher.child.stdin.end();
+  }
+}
+
+describe.skipIf(!run)('faults source (real kernel)', () => {
+  it('recommends a source this machine can run', () => {
+    const rec = recommendSource();
+    expect(['damon', 'faults']).toContain(rec.source); // no PMU here
+    expect(rec.why.length).toBeGreaterThan(10);
+  });
+
+  it('tracepoint: >= 95% of the frames of N touched pages appear in the samples', async () => {
+    const { recall, stats } = await recallOfTouchedPages('tracepoint', 4000);
+    console.log(`[sources-faults] tracepoint recall ${(recall * 100).toFixed(2)}% (4000 pages), stats ${JSON.stringify(stats)}`);
+    expect(recall).toBeGreaterThanOrEqual(0.95);
+    expect(stats.samples).toBeGreaterThanOrEqual(4000);
+    expect(stats.pagesSeen).toBeGreaterThanOrEqual(3800);
+  });
+
+  it('perf software page-faults event: >= 95% as well', async () => {
+    const { recall } = await recallOfTouchedPages('perf', 4000);
+    console.log(`[sources-faults] perf page-faults recall ${(recall * 100).toFixed(2)}% (4000 pages)`);
+    expect(recall).toBeGreaterThanOrEqual(0.95);
+  });
+
+  it('a target that exits mid-run stops the sampler with a typed "target gone" error', async () => {
+    const toucher = await startToucher(10);
+    children.push(toucher.child);
+    const sampler = await Sampler.start({ source: 'faults', pid: toucher.child.pid, epochMs: 50 });
+    const error = new Promise<Error>((resolve) => sampler.onError(resolve));
+    toucher.child.kill('SIGKILL');
+    const err = await error;
+    expect(err).toBeInstanceOf(TargetGoneError);
+    expect(err.message).toMatch(/^target process \d+ is gone/);
+    await sampler.stop(); // idempotent after the automatic stop
+  });
+
+  it('a pid that does not exist is refused up front', async () => {
+    await expect(Sampler.start({ source: 'faults', pid: 2 ** 22 + 4321 })).rejects.toBeInstanceOf(TargetGoneError);
+  });
+
+  it('pebs / ibs refuse with a clear message and leave nothing loaded', async () => {
+    await expect(Sampler.start({ source: 'pebs' })).rejects.toThrow(
+      "no hardware PMU: the 'cpu' perf PMU is absent (VMs need PEBS virtualization); use --source damon or faults",
+    );
+    await expect(Sampler.start({ source: 'ibs' })).rejects.toThrow(/ibs_op' perf PMU is absent/);
+    await expect(Sampler.start({ source: 'bogus' as never })).rejects.toThrow(/unknown source "bogus"/);
+  });
+});
