@@ -13,6 +13,9 @@ const volatile __u32 targ_pid = 0;        /* tgid filter, 0 = all */
 const volatile __u32 targ_mode = VT_MODE_AGGREGATE;
 const volatile __u32 targ_damon_pid = 0;  /* kdamond thread pid, 0 = all */
 const volatile __u32 targ_page_shift = 12;
+/* Wake the ring consumer only once this many bytes wait (0 = on every record, libbpf's
+ * default). User space also polls on a timer, so records never wait longer than that. */
+const volatile __u32 targ_wakeup_bytes = 0;
 
 struct {
 	__uint(type, BPF_MAP_TYPE_LRU_HASH);
@@ -38,6 +41,19 @@ struct {
 	__type(value, __u64);
 } counters SEC(".maps");
 
+/* per-CPU cache of the clock, refreshed once per jiffy: see coarse_now() */
+struct vt_clock {
+	__u64 jiffies;
+	__u64 ns;
+};
+
+struct {
+	__uint(type, BPF_MAP_TYPE_PERCPU_ARRAY);
+	__uint(max_entries, 1);
+	__type(key, __u32);
+	__type(value, struct vt_clock);
+} clock_cache SEC(".maps");
+
 static __always_inline void count(__u32 idx)
 {
 	__u64 *v = bpf_map_lookup_elem(&counters, &idx);
@@ -46,10 +62,29 @@ static __always_inline void count(__u32 idx)
 		*v += 1;
 }
 
+/* bpf_ktime_get_ns() costs ~85 ns in a KVM guest, more than the rest of the sampler:
+ * aggregation only needs last-seen time at tick resolution, so read the clock once per
+ * jiffy per CPU (bpf_ktime_get_coarse_ns is not allowed in tracing programs). */
+static __always_inline __u64 coarse_now(void)
+{
+	__u32 zero = 0;
+	struct vt_clock *c = bpf_map_lookup_elem(&clock_cache, &zero);
+	__u64 j = bpf_jiffies64();
+
+	if (!c)
+		return bpf_ktime_get_ns();
+	if (c->jiffies != j) {
+		c->jiffies = j;
+		c->ns = bpf_ktime_get_ns();
+	}
+	return c->ns;
+}
+
 static __always_inline void aggregate(__u64 addr, __u64 phys, __u32 tgid, bool write, __u64 now)
 {
 	struct vt_page_key key = {};
 	struct vt_page_value *val, init = {};
+	long err;
 
 	if (phys) {
 		key.page = phys >> targ_page_shift;
@@ -61,9 +96,15 @@ static __always_inline void aggregate(__u64 addr, __u64 phys, __u32 tgid, bool w
 	}
 	val = bpf_map_lookup_elem(&pages, &key);
 	if (!val) {
-		/* a racing insert on another CPU wins; fall through to its entry */
-		bpf_map_update_elem(&pages, &key, &init, BPF_NOEXIST);
-		val = bpf_map_lookup_elem(&pages, &key);
+		/* first sample of this page: insert it counted */
+		init.reads = !write;
+		init.writes = write;
+		init.last_ns = now;
+		err = bpf_map_update_elem(&pages, &key, &init, BPF_NOEXIST);
+		if (!err)
+			return;
+		/* another CPU inserted it first */
+		val = err == -17 /* EEXIST */ ? bpf_map_lookup_elem(&pages, &key) : NULL;
 		if (!val) {
 			count(VT_CTR_MAP_FULL);
 			return;
@@ -90,7 +131,17 @@ static __always_inline void emit(__u64 addr, __u64 phys, __u32 tgid, __u32 flags
 	rec->phys_addr = phys;
 	rec->tgid = tgid;
 	rec->flags = flags;
-	bpf_ringbuf_submit(rec, 0);
+	/* A wake-up is an irq_work (a VM exit in a guest): wake only when the backlog crosses
+	 * targ_wakeup_bytes, not on every record past it; the consumer's timer covers misses. */
+	if (targ_wakeup_bytes) {
+		__u64 avail = bpf_ringbuf_query(&samples, BPF_RB_AVAIL_DATA); /* includes rec */
+
+		bpf_ringbuf_submit(rec, avail >= targ_wakeup_bytes &&
+					avail < targ_wakeup_bytes + sizeof(*rec) + 8 /* header */
+					? BPF_RB_FORCE_WAKEUP : BPF_RB_NO_WAKEUP);
+	}
+	else
+		bpf_ringbuf_submit(rec, 0);
 }
 
 static __always_inline void record(__u64 addr, __u64 phys, __u32 src, bool write)
@@ -104,7 +155,7 @@ static __always_inline void record(__u64 addr, __u64 phys, __u32 src, bool write
 		return;
 	}
 	count(VT_CTR_SAMPLES);
-	now = bpf_ktime_get_ns();
+	now = targ_mode & VT_MODE_RING ? bpf_ktime_get_ns() : coarse_now();
 	if (targ_mode & VT_MODE_AGGREGATE)
 		aggregate(addr, phys, tgid, write, now);
 	if (targ_mode & VT_MODE_RING)

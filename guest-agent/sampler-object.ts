@@ -39,6 +39,12 @@ export interface SamplerOptions {
   damonPid?: number;
   /** Raw sample ring buffer size in bytes (power of two, >= 4096). Default 4 MiB. */
   ringBytes?: number;
+  /** Wake the consumer once this many bytes wait in the samples ring instead of on every
+   *  record (a wake-up costs the kernel an irq_work). 0 = every record. Default ringBytes/8,
+   *  at most 256 KiB. The consumer also drains every ringPollMs. */
+  ringWakeupBytes?: number;
+  /** Drain the ring at least this often, in ms. Default 50. */
+  ringPollMs?: number;
   /** Aggregation map capacity in entries (LRU beyond it). Default 262144. */
   maxPages?: number;
   /** libbpf's log (verifier output) to stderr. */
@@ -110,10 +116,12 @@ export class SamplerObject {
   #ring: RingBufferHandle | undefined;
   #links: number[] = [];
   #closed = false;
+  readonly #ringPollMs: number;
 
   /** Use openSampler(). */
-  constructor(obj: BpfObject, kind: SamplerKind, mode: SamplerMode, program: string) {
+  constructor(obj: BpfObject, kind: SamplerKind, mode: SamplerMode, program: string, ringPollMs = 50) {
     this.#obj = obj;
+    this.#ringPollMs = ringPollMs;
     this.kind = kind;
     this.mode = mode;
     this.program = program;
@@ -148,10 +156,10 @@ export class SamplerObject {
   onRawBatch(cb: (bytes: Uint8Array) => void): void {
     if (this.#ring) throw new Error('the ring buffer already has a consumer');
     if (this.kind === 'damon') {
-      this.#ring = this.#obj.ringBuffer('regions', DAMON_RECORD.size, cb);
+      this.#ring = this.#obj.ringBuffer('regions', DAMON_RECORD.size, cb, { pollMs: this.#ringPollMs });
     } else {
       if (this.mode === 'aggregate') throw new TypeError("onRecords: mode 'aggregate' has no raw samples; use 'ring' or 'both'");
-      this.#ring = this.#obj.ringBuffer('samples', SAMPLE_RECORD.size, cb);
+      this.#ring = this.#obj.ringBuffer('samples', SAMPLE_RECORD.size, cb, { pollMs: this.#ringPollMs });
     }
   }
 
@@ -227,6 +235,14 @@ export async function openSampler(opts: SamplerOptions): Promise<SamplerObject> 
   if (!isPowerOfTwo(ringBytes) || ringBytes < MIN_RING_BYTES) {
     throw new TypeError('ringBytes: must be a power of two >= 4096');
   }
+  const wakeupBytes = opts.ringWakeupBytes ?? Math.min(ringBytes / 8, 256 << 10);
+  if (!Number.isInteger(wakeupBytes) || wakeupBytes < 0 || wakeupBytes > ringBytes) {
+    throw new TypeError('ringWakeupBytes: must be an integer in [0, ringBytes]');
+  }
+  const ringPollMs = opts.ringPollMs ?? 50;
+  if (!Number.isInteger(ringPollMs) || ringPollMs < 1 || ringPollMs > 60_000) {
+    throw new TypeError('ringPollMs: must be an integer in [1, 60000]');
+  }
   const maxPages = opts.maxPages ?? 262144;
   if (!Number.isInteger(maxPages) || maxPages < 1 || maxPages > 1 << 26) {
     throw new TypeError('maxPages: must be an integer in [1, 67108864]');
@@ -235,6 +251,7 @@ export async function openSampler(opts: SamplerOptions): Promise<SamplerObject> 
   try {
     obj.setGlobal('targ_pid', pid);
     obj.setGlobal('targ_damon_pid', damonPid);
+    obj.setGlobal('targ_wakeup_bytes', wakeupBytes);
     const modeBits = (mode === 'ring' ? 0 : MODE_AGGREGATE) | (mode === 'aggregate' ? 0 : MODE_RING);
     obj.setGlobal('targ_mode', opts.kind === 'damon' ? 0 : modeBits);
     for (const p of PROGRAMS) obj.setAutoload(p, p === program);
@@ -247,5 +264,5 @@ export async function openSampler(opts: SamplerOptions): Promise<SamplerObject> 
     obj.close();
     throw err;
   }
-  return new SamplerObject(obj, opts.kind, mode, program);
+  return new SamplerObject(obj, opts.kind, mode, program, ringPollMs);
 }

@@ -144,14 +144,16 @@ export class BpfObject {
     return this.#native.progInfo(prog);
   }
   /** Consumes a ring buffer map on the Node loop: onBatch gets every record of one wake-up
-   *  concatenated (records of any other size than recordSize are skipped and counted). */
+   *  concatenated (records of any other size than recordSize are skipped and counted).
+   *  pollMs > 0 also drains on a timer, for programs that skip wake-ups (BPF_RB_NO_WAKEUP);
+   *  a batch holds at most maxBatchBytes (default 4 MiB), the rest follows at once. */
   ringBuffer(
     mapName: string,
     recordSize: number,
     onBatch: (bytes: Uint8Array) => void,
-    options: { maxBatchBytes?: number } = {},
+    options: { maxBatchBytes?: number; pollMs?: number } = {},
   ): RingBufferHandle {
-    const id: number = this.#native.ringStart(mapName, recordSize, onBatch, options.maxBatchBytes);
+    const id: number = this.#native.ringStart(mapName, recordSize, onBatch, options.maxBatchBytes, options.pollMs);
     let open = true;
     return {
       stats: () => (open ? this.#native.ringStats(id) : { batches: 0, malformed: 0 }),

@@ -134,6 +134,9 @@ struct Ring {
   int id = 0;
   struct ring_buffer *rb = nullptr;
   uv_poll_t poll{};
+  uv_timer_t timer{};  // polls every pollMs too: the program may skip wake-ups
+  uint64_t pollMs = 0;
+  int openHandles = 0;
   Napi::FunctionReference callback;
   Napi::ObjectReference ownerRef;  // the object stays alive while its ring runs
   std::vector<uint8_t> staging;
@@ -185,6 +188,8 @@ class BpfObject : public Napi::ObjectWrap<BpfObject> {
   void CloseAll();
 
   static void OnPoll(uv_poll_t *handle, int status, int events);
+  static void OnTimer(uv_timer_t *handle);
+  static void Drain(Ring *ring, int status);
   static int OnSample(void *ctx, void *data, size_t size);
   static void OnRingClosed(uv_handle_t *handle);
   static void EnvCleanup(void *arg);
@@ -269,6 +274,7 @@ void BpfObject::EnvCleanup(void *arg) {
     ring->callback.SuppressDestruct();
     ring->ownerRef.SuppressDestruct();
     ring->poll.close_cb = nullptr;
+    ring->timer.close_cb = nullptr;
     it = g_closing.erase(it);
   }
 }
@@ -635,7 +641,14 @@ int BpfObject::OnSample(void *ctx, void *data, size_t size) {
 // Raw napi calls throughout: this also runs while a worker's environment is being torn
 // down, when JS cannot run and node-addon-api's throw-on-failure would abort the process.
 void BpfObject::OnPoll(uv_poll_t *handle, int status, int events) {
-  auto *ring = static_cast<Ring *>(handle->data);
+  Drain(static_cast<Ring *>(handle->data), status);
+}
+
+void BpfObject::OnTimer(uv_timer_t *handle) {
+  Drain(static_cast<Ring *>(handle->data), 0);
+}
+
+void BpfObject::Drain(Ring *ring, int status) {
   if (ring->closing) return;
   napi_env env = ring->env;
   napi_handle_scope scope;
@@ -664,7 +677,8 @@ void BpfObject::OnPoll(uv_poll_t *handle, int status, int events) {
   napi_close_handle_scope(env, scope);
 }
 
-// ringStart(map, recordSize, onBatch, maxBatchBytes?): ring id. onBatch(Uint8Array) gets
+// ringStart(map, recordSize, onBatch, maxBatchBytes?, pollMs?): ring id. Also drains every
+// pollMs (0 = only on wake-ups). onBatch(Uint8Array) gets
 // every record drained in one wake-up, concatenated.
 Napi::Value BpfObject::RingStart(const Napi::CallbackInfo &info) {
   Napi::Env env = info.Env();
@@ -677,6 +691,8 @@ Napi::Value BpfObject::RingStart(const Napi::CallbackInfo &info) {
     return env.Undefined();
   }
   if (!info[3].IsUndefined() && !ToInt(env, info[3], "maxBatchBytes", recordSize, 1LL << 30, &maxBatch)) return env.Undefined();
+  int64_t pollMs = 0;
+  if (!info[4].IsUndefined() && !ToInt(env, info[4], "pollMs", 0, 3600000, &pollMs)) return env.Undefined();
   if (bpf_map__type(map) != BPF_MAP_TYPE_RINGBUF) {
     ThrowTypeError(env, "map", "is not a ring buffer map");
     return env.Undefined();
@@ -702,20 +718,24 @@ Napi::Value BpfObject::RingStart(const Napi::CallbackInfo &info) {
   uv_loop_t *loop = nullptr;
   napi_get_uv_event_loop(env, &loop);
   int err = uv_poll_init(loop, &ring->poll, ring_buffer__epoll_fd(ring->rb));
-  if (err == 0) {
-    ring->poll.data = ring;
-    err = uv_poll_start(&ring->poll, UV_READABLE, OnPoll);
-    if (err) {
-      ring->closing = true;
-      ring->envGone = true;  // nothing JS-side to release yet
-      uv_close(reinterpret_cast<uv_handle_t *>(&ring->poll), OnRingClosed);
-      ThrowErrno(env, -err, "uv_poll_start");
-      return env.Undefined();
-    }
-  } else {
+  if (err) {
     ring_buffer__free(ring->rb);
     delete ring;
     ThrowErrno(env, -err, "uv_poll_init");
+    return env.Undefined();
+  }
+  ring->poll.data = ring;
+  ring->openHandles = 1;
+  uv_timer_init(loop, &ring->timer);  // cannot fail
+  ring->timer.data = ring;
+  ring->openHandles = 2;
+  ring->pollMs = static_cast<uint64_t>(pollMs);
+  err = uv_poll_start(&ring->poll, UV_READABLE, OnPoll);
+  if (!err && pollMs) err = uv_timer_start(&ring->timer, OnTimer, pollMs, pollMs);
+  if (err) {
+    ring->envGone = true;  // nothing JS-side to release yet
+    CloseRing(ring);
+    ThrowErrno(env, -err, "uv_poll_start");
     return env.Undefined();
   }
   ring->callback = Napi::Persistent(info[2].As<Napi::Function>());
@@ -727,6 +747,7 @@ Napi::Value BpfObject::RingStart(const Napi::CallbackInfo &info) {
 
 void BpfObject::OnRingClosed(uv_handle_t *handle) {
   auto *ring = static_cast<Ring *>(handle->data);
+  if (--ring->openHandles > 0) return;
   {
     std::lock_guard<std::mutex> lock(g_closingMutex);
     g_closing.erase(ring);
@@ -743,6 +764,7 @@ void BpfObject::CloseRing(Ring *ring) {
   if (ring->closing) return;
   ring->closing = true;
   uv_poll_stop(&ring->poll);
+  uv_timer_stop(&ring->timer);
   if (!ring->envGone) {
     // Release the JS references now (we are on the JS thread); the memory goes when
     // libuv has closed the handle.
@@ -755,6 +777,7 @@ void BpfObject::CloseRing(Ring *ring) {
     g_closing.insert(ring);
   }
   uv_close(reinterpret_cast<uv_handle_t *>(&ring->poll), OnRingClosed);
+  uv_close(reinterpret_cast<uv_handle_t *>(&ring->timer), OnRingClosed);
 }
 
 Napi::Value BpfObject::RingClose(const Napi::CallbackInfo &info) {
