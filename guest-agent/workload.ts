@@ -124,7 +124,9 @@ export function startWorkload(opts: WorkloadOptions): Promise<RunningWorkload> {
   const args = workloadArgs(opts);
   const binary = workloadBinary();
   if (!existsSync(binary)) return Promise.reject(new WorkloadError(`workload binary not built (${binary}); run "npm run build"`));
-  const child = spawn(binary, args, { stdio: ['ignore', 'pipe', 'pipe'] });
+  // Its own process group: a terminal's Ctrl-C reaches the launcher, which stops the
+  // workload in order (the workload also dies with its parent: PR_SET_PDEATHSIG).
+  const child = spawn(binary, args, { stdio: ['ignore', 'pipe', 'pipe'], detached: true });
   const stderrTail: string[] = [];
   createInterface({ input: child.stderr! }).on('line', (line) => {
     stderrTail.push(line);

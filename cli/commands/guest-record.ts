@@ -304,7 +304,9 @@ async function record(command: string[], o: RecordCliOptions): Promise<void> {
       wake();
     });
     workload?.done.then(
-      () => finishEarly(new UserError(`the built-in workload (pid ${workload!.pid}) exited during the recording`, 'target-gone')),
+      () => {
+        if (!stopReason) finishEarly(new UserError(`the built-in workload (pid ${workload!.pid}) exited during the recording`, 'target-gone'));
+      },
       (err) => finishEarly(new UserError(`the built-in workload failed: ${(err as Error).message}`, 'target-gone')),
     );
 
