@@ -1,0 +1,144 @@
+// `vtier eval overhead` end to end through the CLI: a tiny command workload, the presets that
+// install here, Ctrl-C in the middle, bad input. The agent is a shell loop that watches the
+// workload pid (given with --agent-cmd) unless this build has `vtier guest record`.
+import { spawn, spawnSync } from 'node:child_process';
+import { existsSync, mkdtempSync, readdirSync, readFileSync, rmSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import { afterAll, describe, expect, it } from 'vitest';
+import { loadResults, repoRoot } from '../eval/results.js';
+import { readProcCpu } from '../eval/children.js';
+
+const base = mkdtempSync(join(tmpdir(), 'vtier-overhead-'));
+afterAll(() => rmSync(base, { recursive: true, force: true }));
+
+// Burns a little CPU reading the workload's /proc entry, like a sampler polling it.
+const AGENT = 'sh -c "while kill -0 {pid} 2>/dev/null; do cat /proc/{pid}/stat >/dev/null; done"';
+const WORK = ['sh', '-c', 'i=0; while [ $i -lt 40000 ]; do i=$((i+1)); done'];
+
+function vtier(args: string[], timeout = 180_000) {
+  return spawnSync(process.execPath, ['bin/vtier.js', ...args], { encoding: 'utf8', cwd: repoRoot(), timeout });
+}
+
+describe('eval overhead', () => {
+  it('runs alternating pairs and writes a complete results directory', () => {
+    const out = join(base, 'cmd');
+    const res = vtier(['eval', 'overhead', '--runs', '2', '--warmup', '100ms', '--agent-cmd', AGENT, '--out', out, '--json', '--', ...WORK]);
+    expect(res.stderr).toBe('');
+    expect(res.status).toBe(0);
+    const summary = JSON.parse(res.stdout);
+    expect(summary).toMatchObject({ dir: out, pairs: 2, basis: 'wall_time', workload: 'sh', agent: { kind: 'custom' } });
+    expect(summary.slowdown.n).toBe(2);
+    expect(summary.slowdown.mean).toBeGreaterThan(0.5);
+    expect(summary.agentCpuS).toBeGreaterThanOrEqual(0);
+    expect(readdirSync(out).sort()).toEqual(['DONE', 'command.json', 'machine.json', 'observations.csv', 'report.html', 'runs', 'summary.json']);
+    // Order alternates: run 1 baseline first, run 2 agent first.
+    expect(readdirSync(join(out, 'runs')).filter((f) => f.endsWith('.json'))).toEqual(['001-run1-baseline.json', '002-run1-agent.json', '003-run2-agent.json', '004-run2-baseline.json']);
+    const loaded = loadResults(out);
+    expect(loaded.complete).toBe(true);
+    expect(loaded.command?.settings.agent).toMatchObject({ kind: 'custom' });
+    expect(loaded.command?.argv.slice(-3)).toEqual(WORK);
+    const metrics = (system: string, metric: string) => loaded.observations.filter((o) => o.system === system && o.metric === metric);
+    expect(metrics('agent', 'slowdown').map((o) => o.run)).toEqual([1, 2]);
+    expect(metrics('baseline', 'wall_time')).toHaveLength(2);
+    expect(metrics('agent', 'agent_cpu')).toHaveLength(2);
+    // The slowdown of each pair is the ratio of the two wall times recorded beside it.
+    for (const run of [1, 2]) {
+      const wall = (system: string) => metrics(system, 'wall_time').find((o) => o.run === run)?.value ?? NaN;
+      expect(metrics('agent', 'slowdown').find((o) => o.run === run)?.value).toBeCloseTo(wall('agent') / wall('baseline'), 9);
+    }
+    const raw = JSON.parse(readFileSync(join(out, 'runs', '002-run1-agent.json'), 'utf8'));
+    expect(raw.agentExit).not.toBeNull();
+    expect(raw.workloadExit).toBe(0);
+  });
+
+  it('uses the sysbench preset and its throughput', () => {
+    const out = join(base, 'sysbench');
+    const res = vtier(['eval', 'overhead', '--preset', 'sysbench', '--runs', '1', '--warmup', '100ms', '--agent-cmd', AGENT, '--out', out, '--json']);
+    expect(res.status, res.stdout + res.stderr).toBe(0);
+    const summary = JSON.parse(res.stdout);
+    expect(summary).toMatchObject({ workload: 'sysbench-memory', basis: 'throughput', pairs: 1 });
+    const throughput = loadResults(out).observations.filter((o) => o.metric === 'throughput');
+    expect(throughput).toHaveLength(2);
+    expect(throughput[0].unit).toBe('MiB/s');
+    expect(throughput[0].value).toBeGreaterThan(10);
+    expect(loadResults(out).command?.tools.sysbench).toMatch(/sysbench 1\./);
+  });
+
+  it('starts and stops a private redis-server for the redis preset', () => {
+    const out = join(base, 'redis');
+    const res = vtier(['eval', 'overhead', '--preset', 'redis', '--runs', '1', '--warmup', '100ms', '--agent-cmd', AGENT, '--out', out, '--json']);
+    expect(res.status, res.stdout + res.stderr).toBe(0);
+    const summary = JSON.parse(res.stdout);
+    expect(summary).toMatchObject({ workload: 'redis-ycsb', basis: 'throughput' });
+    const command = loadResults(out).command;
+    const port = command?.settings.workloadSettings as { port: number };
+    // Our server is gone: nothing listens on its port any more.
+    const ping = spawnSync('redis-cli', ['-h', '127.0.0.1', '-p', String(port.port), 'ping'], { encoding: 'utf8' });
+    expect(ping.stdout.trim()).not.toBe('PONG');
+    const ops = loadResults(out).observations.filter((o) => o.metric === 'throughput');
+    expect(ops.every((o) => o.unit === 'ops/s' && o.value > 100)).toBe(true);
+  });
+
+  it('keeps completed runs and writes no DONE on Ctrl-C, leaving no child behind', async () => {
+    const out = join(base, 'interrupt');
+    const marker = `vtier-overhead-test-${process.pid}`;
+    const child = spawn(process.execPath, ['bin/vtier.js', 'eval', 'overhead', '--runs', '20', '--warmup', '50ms', '--agent-cmd', `sleep 60 # ${marker} {pid}`, '--out', out, '--', 'sh', '-c', `sleep 0.3 # ${marker}`], {
+      cwd: repoRoot(),
+      stdio: ['ignore', 'pipe', 'pipe'],
+    });
+    let stderr = '';
+    child.stderr.on('data', (d) => (stderr += d));
+    // Wait until at least one pair is on disk, then interrupt.
+    const deadline = Date.now() + 30_000;
+    while (Date.now() < deadline) {
+      if (existsSync(join(out, 'observations.csv')) && readFileSync(join(out, 'observations.csv'), 'utf8').includes(',slowdown,')) break;
+      await new Promise((r) => setTimeout(r, 100));
+    }
+    child.kill('SIGINT');
+    const code = await new Promise<number | null>((r) => child.on('exit', (c) => r(c)));
+    expect(code).toBe(130);
+    expect(stderr).toMatch(/interrupted after \d+ complete pair\(s\); results so far kept in/);
+    expect(existsSync(join(out, 'DONE'))).toBe(false);
+    const loaded = loadResults(out);
+    expect(loaded.complete).toBe(false);
+    expect(loaded.observations.filter((o) => o.metric === 'slowdown').length).toBeGreaterThanOrEqual(1);
+    // No process carrying our marker survives.
+    await new Promise((r) => setTimeout(r, 300));
+    const survivors = readdirSync('/proc').filter((pid) => {
+      if (!/^\d+$/.test(pid)) return false;
+      try {
+        return readFileSync(`/proc/${pid}/cmdline`, 'utf8').includes(marker);
+      } catch {
+        return false;
+      }
+    });
+    expect(survivors).toEqual([]);
+  });
+
+  it('rejects bad input with one line (or one JSON object) and exit code 2', () => {
+    const cases: Array<[string[], RegExp]> = [
+      [['--runs', '0', '--', 'true'], /--runs: "0" is not a positive integer/],
+      [[], /nothing to run/],
+      [['--preset', 'mysql'], /unknown preset "mysql"/],
+      [['--preset', 'redis', '--', 'true'], /either --preset or a command/],
+      [['--source', 'magic', '--', 'true'], /--source: "magic"/],
+      [['--warmup', 'soon', '--', 'true'], /--warmup: "soon" is not a duration/],
+    ];
+    for (const [args, message] of cases) {
+      const res = vtier(['eval', 'overhead', '--json', '--agent-cmd', AGENT, ...args]);
+      expect(res.status, args.join(' ')).toBe(2);
+      expect(JSON.parse(res.stdout).error.message).toMatch(message);
+      const text = vtier(['eval', 'overhead', '--agent-cmd', AGENT, ...args]);
+      expect(text.stderr.trim().split('\n')).toHaveLength(1);
+    }
+    const noPid = vtier(['eval', 'overhead', '--json', '--agent-cmd', 'sleep 1', '--', 'true']);
+    expect(JSON.parse(noPid.stdout).error.message).toMatch(/must contain \{pid\}/);
+  });
+
+  it('reads process CPU time from /proc', () => {
+    const cpu = readProcCpu(process.pid);
+    expect(cpu?.selfS).toBeGreaterThan(0);
+    expect(readProcCpu(2 ** 30)).toBeNull();
+  });
+});
