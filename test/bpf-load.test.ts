@@ -10,7 +10,7 @@ import { pathToFileURL } from 'node:url';
 import { afterAll, afterEach, describe, expect, it } from 'vitest';
 import { builtPath, onlineCpus, packageRoot } from '../native/addon.js';
 import { openSampler, type SamplerObject } from '../guest-agent/sampler-object.js';
-import { FLAG_WRITE, KIND_VIRT, SRC_FAULT_TP, SRC_MASK, SRC_PERF } from '../guest-agent/record-layout.js';
+import { FLAG_PHYS, FLAG_WRITE, KIND_PHYS, KIND_VIRT, SRC_FAULT_TP, SRC_MASK, SRC_PERF } from '../guest-agent/record-layout.js';
 
 function bpfUnavailable(): string | undefined {
   if (process.getuid?.() !== 0) return 'needs root for bpf()';
@@ -49,6 +49,32 @@ int main(int argc, char **argv) {
   return 0;
 }`;
 
+// A child that maps a file privately and reads every page (page cache pages mapped), then
+// on "go" writes each page: copy-on-write faults on pages that ARE mapped at fault time,
+// so perf can report their physical address (PERF_SAMPLE_PHYS_ADDR).
+const COW_C = `
+#include <fcntl.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <sys/mman.h>
+#include <unistd.h>
+int main(int argc, char **argv) {
+  long n = atol(argv[2]);
+  char line[64];
+  int fd = open(argv[1], O_RDWR | O_CREAT | O_TRUNC, 0600);
+  if (fd < 0 || ftruncate(fd, n * 4096)) return 1;
+  volatile char *p = mmap(0, n * 4096, PROT_READ | PROT_WRITE, MAP_PRIVATE, fd, 0);
+  if (p == MAP_FAILED) return 1;
+  long sink = 0;
+  for (long i = 0; i < n; i++) sink += p[i * 4096];
+  printf("ready %lx\\n", (unsigned long)p); fflush(stdout);
+  if (!fgets(line, sizeof line, stdin)) return 2;
+  for (long i = 0; i < n; i++) p[i * 4096] = 1;
+  printf("done\\n"); fflush(stdout);
+  while (fgets(line, sizeof line, stdin)) {}
+  return sink == 0 ? 0 : 3;
+}`;
+
 const dir = mkdtempSync(join(tmpdir(), 'vtier-bpf-load-'));
 let toucherPath: string | undefined;
 function toucher(): string {
@@ -60,6 +86,16 @@ function toucher(): string {
   return toucherPath;
 }
 
+let cowPath: string | undefined;
+function cowToucher(): string {
+  if (!cowPath) {
+    writeFileSync(join(dir, 'cow.c'), COW_C);
+    cowPath = join(dir, 'cow');
+    execFileSync('cc', ['-O2', '-o', cowPath, join(dir, 'cow.c')]);
+  }
+  return cowPath;
+}
+
 interface Toucher {
   pid: number;
   base: number;
@@ -67,8 +103,10 @@ interface Toucher {
   end(): Promise<void>;
 }
 
-async function startToucher(pages: number): Promise<Toucher> {
-  const child: ChildProcessWithoutNullStreams = spawn(toucher(), [String(pages)]);
+async function startToucher(pages: number, cow = false): Promise<Toucher> {
+  const child: ChildProcessWithoutNullStreams = cow
+    ? spawn(cowToucher(), [join(dir, `cow-data-${pages}`), String(pages)])
+    : spawn(toucher(), [String(pages)]);
   const lines = createInterface({ input: child.stdout })[Symbol.asyncIterator]();
   const next = async (): Promise<string> => {
     const r = await lines.next();
@@ -200,6 +238,113 @@ describe.skipIf(skip)('sampler.bpf.o in the running kernel', () => {
       }
     });
   }
+
+  it('perf: a per-process event (target pid, any CPU) sees that process only', async () => {
+    const pages = 1000;
+    const child = await startToucher(pages);
+    try {
+      const s = await sampler({ kind: 'perf', mode: 'aggregate' }); // no BPF-side pid filter
+      s.attachPerf(faultsAttr, { pid: child.pid });
+      expect(s.attachments).toBe(1);
+      await child.touch();
+      faultHere();
+      const drained = s.drainPages();
+      const firstPage = child.base / PAGE;
+      const seen = new Set<number>();
+      for (let i = 0; i < drained.count; i++) {
+        expect(drained.tgid[i]).toBe(child.pid);
+        seen.add(drained.page[i]);
+      }
+      for (let p = 0; p < pages; p++) expect(seen.has(firstPage + p)).toBe(true);
+    } finally {
+      await child.end();
+    }
+  });
+
+  it('perf: PERF_SAMPLE_PHYS_ADDR gives physical pages through the CO-RE read (copy-on-write faults)', async () => {
+    const pages = 500;
+    const PERF_SAMPLE_ADDR = 1 << 3;
+    const PERF_SAMPLE_PHYS_ADDR = 1 << 19;
+    for (const withPhys of [false, true]) {
+      const child = await startToucher(pages, true);
+      try {
+        const s = await sampler({ kind: 'perf', mode: 'both', pid: child.pid });
+        const sampleType = PERF_SAMPLE_ADDR | (withPhys ? PERF_SAMPLE_PHYS_ADDR : 0);
+        s.attachPerf({ ...faultsAttr, sampleType }, { cpus: onlineCpus() });
+        const physPages = new Set<number>();
+        let records = 0;
+        let flagged = 0;
+        s.onRecords((b) => {
+          for (let i = 0; i < b.count; i++) {
+            if (b.addr[i] < child.base || b.addr[i] >= child.base + pages * PAGE) continue;
+            records++;
+            if (b.physAddr[i]) physPages.add(Math.floor(b.physAddr[i] / PAGE));
+            if (b.flags[i] & FLAG_PHYS) flagged++;
+          }
+        });
+        await child.touch();
+        const deadline = Date.now() + 3000;
+        while (records < pages && Date.now() < deadline) await settle(20);
+        expect(records).toBe(pages);
+        const drained = s.drainPages();
+        let physKind = 0;
+        for (let i = 0; i < drained.count; i++) if (drained.kind[i] === KIND_PHYS) physKind++;
+        if (withPhys) {
+          // every CoW fault had its (distinct, page-cache) physical page reported
+          expect(physPages.size).toBe(pages);
+          expect(flagged).toBe(pages);
+          expect(physKind).toBeGreaterThanOrEqual(pages);
+        } else {
+          // not requested: sample_flags says phys_addr is stale, the program must not use it
+          expect(physPages.size).toBe(0);
+          expect(flagged).toBe(0);
+          expect(physKind).toBe(0);
+        }
+      } finally {
+        await child.end();
+        for (const s of open.splice(0)) s.close();
+      }
+    }
+  });
+
+  it('a full ring buffer counts drops, and delivered + dropped = sampled', async () => {
+    const pages = 2000;
+    const child = await startToucher(pages);
+    try {
+      // 4 KiB ring: ~100 records fit; nobody consumes during the burst
+      const s = await sampler({ kind: 'fault-tracepoint', mode: 'ring', pid: child.pid, ringBytes: 4096 });
+      s.attachTracepoints();
+      await child.touch();
+      s.detach();
+      const c = s.counters();
+      expect(c.drops).toBeGreaterThan(0n);
+      let delivered = 0;
+      s.onRawBatch((bytes) => (delivered += bytes.byteLength / 32));
+      const deadline = Date.now() + 3000;
+      while (BigInt(delivered) + c.drops < c.samples && Date.now() < deadline) await settle(20);
+      expect(BigInt(delivered) + c.drops).toBe(c.samples);
+    } finally {
+      await child.end();
+    }
+  });
+
+  it('a process killed by SIGINT leaves no program behind', async () => {
+    const moduleUrl = pathToFileURL(join(packageRoot(), 'dist', 'guest-agent', 'sampler-object.js')).href;
+    const code = `import(${JSON.stringify(moduleUrl)}).then(async ({ openSampler }) => {
+        const s = await openSampler({ kind: 'fault-tracepoint', mode: 'both' });
+        s.attachTracepoints();
+        s.onRecords(() => {});
+        console.log(s.bpfStats().progId);
+      });`;
+    const child = spawn(process.execPath, ['-e', code], { stdio: ['ignore', 'pipe', 'inherit'] });
+    const line = await createInterface({ input: child.stdout })[Symbol.asyncIterator]().next();
+    const progId = Number(line.value);
+    expect(progExists(progId)).toBe(true);
+    const exited = new Promise((r) => child.once('exit', r));
+    child.kill('SIGINT');
+    await exited;
+    expect(await progGone(progId)).toBe(true);
+  });
 
   it('the fallback drain (get_next_key + lookup + delete) returns the same entries', async () => {
     const pages = 500;
