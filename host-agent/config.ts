@@ -130,6 +130,7 @@ export function parseHostConfig(value: unknown): HostConfig {
       const text = str(id, 'listen', `${where}.identity`)!;
       const spec = parseTransportSpec(text);
       if (spec.kind !== 'unix' && spec.kind !== 'tcp') throw new InputError(`${where}.identity.listen: use unix:PATH (or tcp:127.0.0.1:PORT for development)`);
+      if (spec.kind === 'tcp' && !/^(127\.\d+\.\d+\.\d+|::1|localhost)$/.test(spec.host)) throw new InputError(`${where}.identity.listen: tcp is for development and must be a loopback address`);
       identity = { kind: 'listen', spec, text };
     } else if (id.serial !== undefined) {
       identity = { kind: 'serial', path: str(id, 'serial', `${where}.identity`)! };

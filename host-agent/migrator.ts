@@ -286,9 +286,16 @@ export class VmMigrator extends EventEmitter<VmMigratorEvents> {
     }
   }
 
-  /** Asks the kernel where every page of the VM is (move_pages query mode). */
-  async refreshPlacement(): Promise<{ dramPages: number; cxlPages: number; absentPages: number; otherPages: number }> {
-    const all = this.translator.allPages();
+  /** Asks the kernel where every page of the VM is (move_pages query mode). With a new
+   *  translator (hotplug, restarted process), the switch happens only once its placement
+   *  is known, so status never shows a half-built view. */
+  async refreshPlacement(next?: { pid: number; translator: PageTranslator }): Promise<{ dramPages: number; cxlPages: number; absentPages: number; otherPages: number }> {
+    const translator = next?.translator ?? this.translator;
+    if (next) {
+      this.pid = next.pid;
+      this.gone = false;
+    }
+    const all = translator.allPages();
     let absent = 0;
     let other = 0;
     const placement = new Int16Array(all.length);
@@ -297,6 +304,10 @@ export class VmMigrator extends EventEmitter<VmMigratorEvents> {
       const r = await this.callMove(chunk, null);
       if (!r) throw new Error(`${this.name}: process ${this.pid} is gone`);
       placement.set(r.status.map((s) => (s >= 0 ? s : ABSENT)), start);
+    }
+    if (translator !== this.translator || this.stamp.length !== translator.totalPages) {
+      this.translator = translator;
+      this.resize();
     }
     this.placement = placement;
     this.dramPages = 0;

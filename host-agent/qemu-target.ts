@@ -1,12 +1,17 @@
 // A QEMU VM as a migration target: QMP connection, pid from the pidfile, GPA -> HVA
-// layout. Re-discovers the layout on memory hotplug events and notices when QEMU exits
-// (QMP closes) so the server can wait for a restarted QEMU (new pid, new mapping).
+// layout. Re-discovers the layout on memory events (virtio-mem resize, unplug, reset) and
+// by polling (QEMU 7.2 sends no event when a pc-dimm is plugged), and notices when QEMU
+// exits (QMP closes) so the server can wait for a restarted QEMU (new pid, new mapping).
 import { EventEmitter } from 'node:events';
 import { discoverLayout, readPidfile, type GuestLayout } from './layout.js';
 import { QmpClient } from './qmp.js';
 import { RangeTranslator } from './translate.js';
 
 const LAYOUT_EVENTS = new Set(['MEMORY_DEVICE_SIZE_CHANGE', 'DEVICE_ADDED', 'DEVICE_DELETED', 'RESET']);
+
+function signature(layout: GuestLayout): string {
+  return layout.ranges.map((r) => `${r.gpaStart}:${r.gpaEnd}:${r.hvaStart}`).join(',');
+}
 
 export interface QemuAttachment {
   pid: number;
@@ -24,12 +29,16 @@ export interface QemuTargetEvents {
 
 export class QemuTarget extends EventEmitter<QemuTargetEvents> {
   private qmp?: QmpClient;
+  private pollTimer?: NodeJS.Timeout;
+  private refreshing = false;
   attachment?: QemuAttachment;
 
   constructor(
     readonly qmpPath: string,
     readonly pidfile: string,
     private readonly qmpTimeoutMs = 10_000,
+    /** Layout poll period (0 = events only). */
+    private readonly pollMs = 5000,
   ) {
     super();
   }
@@ -49,9 +58,14 @@ export class QemuTarget extends EventEmitter<QemuTargetEvents> {
       qmp.on('close', () => {
         if (this.qmp === qmp) {
           this.qmp = undefined;
+          clearInterval(this.pollTimer);
           this.emit('exit');
         }
       });
+      if (this.pollMs > 0) {
+        this.pollTimer = setInterval(() => void this.refresh(), this.pollMs);
+        this.pollTimer.unref();
+      }
       return this.attachment;
     } catch (err) {
       qmp.close();
@@ -59,19 +73,26 @@ export class QemuTarget extends EventEmitter<QemuTargetEvents> {
     }
   }
 
-  private async refresh(): Promise<void> {
+  /** Re-reads the layout; emits 'layout' when it changed. */
+  async refresh(): Promise<void> {
     const qmp = this.qmp;
-    if (!qmp || !this.attachment) return;
+    if (!qmp || !this.attachment || this.refreshing) return;
+    this.refreshing = true;
     try {
       const layout = await discoverLayout(qmp, this.attachment.pid);
-      this.attachment = { ...this.attachment, layout, translator: new RangeTranslator(layout.ranges) };
-      this.emit('layout', this.attachment);
+      if (signature(layout) !== signature(this.attachment.layout)) {
+        this.attachment = { ...this.attachment, layout, translator: new RangeTranslator(layout.ranges) };
+        this.emit('layout', this.attachment);
+      }
     } catch {
       /* QEMU going away: 'exit' follows */
+    } finally {
+      this.refreshing = false;
     }
   }
 
   detach(): void {
+    clearInterval(this.pollTimer);
     const qmp = this.qmp;
     this.qmp = undefined;
     qmp?.close();

@@ -90,6 +90,8 @@ export interface HostServerOptions {
   topology?: NumaTopology;
   /** Retry interval while a VM's QEMU is not reachable. */
   reattachMs?: number;
+  /** How often QEMU's memory layout is re-read to catch hotplug (0 = events only). */
+  layoutPollMs?: number;
   log?: (line: string) => void;
 }
 
@@ -112,6 +114,7 @@ export class HostServer extends EventEmitter<HostServerEvents> {
   private readonly rate: TokenBucket;
   private readonly movePagesFn?: MovePagesFn;
   private readonly reattachMs: number;
+  private readonly layoutPollMs: number;
   private readonly log: (line: string) => void;
   private unknownPeers = 0;
   private stopped = false;
@@ -134,6 +137,7 @@ export class HostServer extends EventEmitter<HostServerEvents> {
     this.rate = new TokenBucket(o.config.migrationBytesPerSec);
     this.movePagesFn = o.movePages;
     this.reattachMs = o.reattachMs ?? 2000;
+    this.layoutPollMs = o.layoutPollMs ?? 5000;
     this.log = o.log ?? (() => {});
     for (const cfg of o.config.vms) {
       const vm = new VmState(cfg);
@@ -230,7 +234,7 @@ export class HostServer extends EventEmitter<HostServerEvents> {
         translator = vm.local;
       }
       if (vm.migrator) {
-        vm.migrator.retarget(pid, translator);
+        await vm.migrator.refreshPlacement({ pid, translator });
       } else {
         vm.migrator = new VmMigrator({
           name: vm.cfg.name,
@@ -249,8 +253,8 @@ export class HostServer extends EventEmitter<HostServerEvents> {
           this.log(err.message);
           this.scheduleReattach(vm);
         });
+        await vm.migrator.refreshPlacement();
       }
-      await vm.migrator.refreshPlacement();
       vm.state = 'ready';
       vm.lastError = undefined;
       this.log(`${vm.cfg.name}: attached (pid ${pid}, ${vm.migrator.totalPages} pages, ${vm.migrator.dramPages} on DRAM, ${vm.migrator.cxlPages} on CXL)`);
@@ -264,10 +268,9 @@ export class HostServer extends EventEmitter<HostServerEvents> {
   }
 
   private newQemu(vm: VmState, qmpPath: string, pidfile: string): QemuTarget {
-    const q = new QemuTarget(qmpPath, pidfile);
+    const q = new QemuTarget(qmpPath, pidfile, 10_000, this.layoutPollMs);
     q.on('layout', (a) => {
-      vm.migrator?.retarget(a.pid, a.translator);
-      void vm.migrator?.refreshPlacement().catch(() => {});
+      void vm.migrator?.refreshPlacement({ pid: a.pid, translator: a.translator }).catch(() => {});
       this.log(`${vm.cfg.name}: memory layout changed, ${a.layout.ranges.length} RAM ranges`);
     });
     q.on('exit', () => {
@@ -477,8 +480,7 @@ export class HostServer extends EventEmitter<HostServerEvents> {
     if (vm.local) {
       // Frames move when pages move: re-read the process's pagemap before each round.
       vm.local.rebuild();
-      m.retarget(m.pid, vm.local);
-      await m.refreshPlacement();
+      await m.refreshPlacement({ pid: m.pid, translator: vm.local });
     }
     const r = await m.apply(msg.epoch, msg.promote, msg.demote);
     this.emit('report', vm.cfg.name, r);
