@@ -100,14 +100,32 @@ function popcount(x: number): number {
   return (((x + (x >>> 4)) & 0x0f0f_0f0f) * 0x0101_0101) >>> 24;
 }
 
+/** Packed (value, index) keys are exact below 2^53: values below 2^35 with 2^18 indices. */
+const PACK_INDEX = 2 ** 18;
+const PACK_MAX_VALUE = 2 ** 35;
+
+/** Indices 0..count-1 ordered by value: a native numeric sort of packed keys when they fit. */
+export function sortedOrder(values: Float64Array, count: number): Uint32Array {
+  const order = new Uint32Array(count);
+  let packable = count <= PACK_INDEX;
+  for (let i = 0; i < count && packable; i++) if (!(values[i] >= 0 && values[i] < PACK_MAX_VALUE)) packable = false;
+  if (!packable) {
+    for (let i = 0; i < count; i++) order[i] = i;
+    return order.sort((a, b) => values[a] - values[b]);
+  }
+  const keys = new Float64Array(count);
+  for (let i = 0; i < count; i++) keys[i] = values[i] * PACK_INDEX + i;
+  keys.sort();
+  for (let i = 0; i < count; i++) order[i] = keys[i] % PACK_INDEX;
+  return order;
+}
+
 /**
  * Sorts frame/read/write triples by frame and sums duplicates (two virtual pages of
  * different processes can share one frame) into one-page runs.
  */
 export function pageSamplesFrom(pfn: Float64Array, reads: Uint32Array, writes: Uint32Array, count: number): PageSamples {
-  const order = new Uint32Array(count);
-  for (let i = 0; i < count; i++) order[i] = i;
-  order.sort((a, b) => pfn[a] - pfn[b]);
+  const order = sortedOrder(pfn, count);
   const out = emptySamples(count);
   for (let k = 0; k < count; k++) {
     const i = order[k];

@@ -27,51 +27,81 @@ export interface PageSourceOptions {
   verbose?: boolean;
 }
 
+/** Packed sort keys stay exact below 2^53: page numbers below 2^35 with 2^18 indices. */
+const PACK_INDEX_BITS = 18;
+const PACK_INDEX = 2 ** PACK_INDEX_BITS;
+const PACK_MAX_PAGE = 2 ** (53 - PACK_INDEX_BITS);
+
+/**
+ * Indices of `page` (restricted to `indices`) in ascending page order. Uses a native
+ * numeric sort of packed (page, index) keys when they fit, a comparator sort otherwise.
+ */
+export function sortIndicesByPage(page: Float64Array, indices: Uint32Array): Uint32Array {
+  const n = indices.length;
+  let packable = n <= PACK_INDEX;
+  for (let k = 0; k < n && packable; k++) if (!(page[indices[k]] < PACK_MAX_PAGE)) packable = false;
+  if (!packable) return indices.slice().sort((a, b) => page[a] - page[b]);
+  const keys = new Float64Array(n);
+  for (let k = 0; k < n; k++) keys[k] = page[indices[k]] * PACK_INDEX + k;
+  keys.sort();
+  const out = new Uint32Array(n);
+  for (let k = 0; k < n; k++) out[k] = indices[keys[k] % PACK_INDEX];
+  return out;
+}
+
 /** Translates drained map entries into one-page runs of frames. */
 export function translatePages(
   drained: DecodedPages,
   translate: (tgid: number, vpages: Float64Array) => Float64Array,
 ): { samples: PageSamples; untranslated: number } {
-  const pfn = new Float64Array(drained.count);
-  const reads = new Uint32Array(drained.count);
-  const writes = new Uint32Array(drained.count);
-  let n = 0;
+  const n = drained.count;
+  const pfn = new Float64Array(n);
+  const reads = new Uint32Array(n);
+  const writes = new Uint32Array(n);
+  let out = 0;
   let untranslated = 0;
-  // Virtual pages grouped by process, each group in ascending order for span reads.
-  const byTgid = new Map<number, number[]>();
-  for (let i = 0; i < drained.count; i++) {
+  // Virtual pages grouped by process (counting pass, then fill), each group in
+  // ascending page order so pagemap reads whole spans.
+  const groupSize = new Map<number, number>();
+  for (let i = 0; i < n; i++) {
     if (drained.kind[i] === KIND_PHYS) {
-      pfn[n] = drained.page[i];
-      reads[n] = drained.reads[i];
-      writes[n++] = drained.writes[i];
+      pfn[out] = drained.page[i];
+      reads[out] = drained.reads[i];
+      writes[out++] = drained.writes[i];
     } else {
-      let list = byTgid.get(drained.tgid[i]);
-      if (!list) byTgid.set(drained.tgid[i], (list = []));
-      list.push(i);
+      groupSize.set(drained.tgid[i], (groupSize.get(drained.tgid[i]) ?? 0) + 1);
     }
   }
-  for (const [tgid, list] of byTgid) {
-    list.sort((a, b) => drained.page[a] - drained.page[b]);
-    const vpages = Float64Array.from(list, (i) => drained.page[i]);
+  const groups = new Map<number, { indices: Uint32Array; filled: number }>();
+  for (const [tgid, size] of groupSize) groups.set(tgid, { indices: new Uint32Array(size), filled: 0 });
+  for (let i = 0; i < n; i++) {
+    if (drained.kind[i] === KIND_PHYS) continue;
+    const group = groups.get(drained.tgid[i])!;
+    group.indices[group.filled++] = i;
+  }
+  for (const [tgid, group] of groups) {
+    const order = sortIndicesByPage(drained.page, group.indices);
+    const vpages = new Float64Array(order.length);
+    for (let k = 0; k < order.length; k++) vpages[k] = drained.page[order[k]];
     let frames: Float64Array;
     try {
       frames = translate(tgid, vpages);
     } catch (err) {
       if (!(err instanceof TargetGoneError)) throw err;
-      untranslated += list.length; // the process exited since its samples were taken
+      untranslated += order.length; // the process exited since its samples were taken
       continue;
     }
-    for (let k = 0; k < list.length; k++) {
+    for (let k = 0; k < order.length; k++) {
       if (frames[k] < 0) {
         untranslated++;
         continue;
       }
-      pfn[n] = frames[k];
-      reads[n] = drained.reads[list[k]];
-      writes[n++] = drained.writes[list[k]];
+      pfn[out] = frames[k];
+      reads[out] = drained.reads[order[k]];
+      writes[out++] = drained.writes[order[k]];
     }
   }
-  return { samples: pageSamplesFrom(pfn, reads, writes, n), untranslated };
+  return { samples: pageSamplesFrom(pfn, reads, writes, out), untranslated };
 }
 
 export function pagemapTranslate(tgid: number, vpages: Float64Array): Float64Array {

@@ -1,0 +1,174 @@
+// Workload slowdown and agent CPU with the sampler running, per source, measured in one
+// run with ALTERNATING rounds (none, faults, damon, none, faults, damon, ...) so machine
+// noise hits every configuration alike. Reports medians and ratios.
+//
+//   npm run build && npm run bench:sampler-overhead [-- --rounds 5 --duration 3s --size 512M --json]
+//
+// Slowdown = median(accesses/s without) / median(accesses/s with) - 1, for the workload's
+// access loop; for faults also the first-touch phase (where page faults happen).
+// Agent CPU = this process's CPU (process.cpuUsage) in steady state (start and stop costs
+// reported apart) + the BPF program's run time
+// (kernel.bpf_stats_enabled, switched on through the state journal and restored), as %
+// of one core over the run's wall time, minus the same figure for the runs without sampler.
+import { Sampler, type SourceName } from '../guest-agent/sampler.js';
+import { KernelStateJournal } from '../guest-agent/kernel-state.js';
+import { startWorkload } from '../guest-agent/workload.js';
+import { parseDurationMs, parsePositiveInt, parseSizeBytes } from '../src/util/units.js';
+
+type Config = 'none' | Extract<SourceName, 'faults' | 'damon'>;
+
+interface RunResult {
+  config: Config;
+  accessesPerSec: number;
+  touchMs: number;
+  wallMs: number;
+  /** Steady state: after start, until the workload ends. */
+  agentCpuUs: number;
+  /** Sampler.start (BPF load, DAMON setup) and stop (final drain, restore). */
+  startStopCpuMs: number;
+  bpfNs: number;
+  batches: number;
+  samples: number;
+  note?: string;
+}
+
+function arg(name: string, fallback: string): string {
+  const i = process.argv.indexOf(`--${name}`);
+  return i >= 0 && process.argv[i + 1] ? process.argv[i + 1] : fallback;
+}
+
+function median(values: number[]): number {
+  const sorted = [...values].sort((a, b) => a - b);
+  const mid = sorted.length >> 1;
+  return sorted.length % 2 ? sorted[mid] : (sorted[mid - 1] + sorted[mid]) / 2;
+}
+
+async function runOnce(config: Config, sizeBytes: number, durationMs: number): Promise<RunResult> {
+  let sampler: Sampler | undefined;
+  let batches = 0;
+  let startCpuUs = 0;
+  if (config !== 'none') {
+    // Default settings; faults system-wide (the target's pid is not known before it faults).
+    const c = process.cpuUsage();
+    sampler = await Sampler.start({ source: config });
+    sampler.onBatch(() => batches++);
+    const used = process.cpuUsage(c);
+    startCpuUs = used.user + used.system;
+  }
+  // Steady state: from a started sampler to the workload's end (drains included).
+  const cpu0 = process.cpuUsage();
+  const t0 = performance.now();
+  let bpfNs = 0;
+  let samples = 0;
+  let note: string | undefined;
+  try {
+    const workload = await startWorkload({ pattern: 'hotspot', sizeBytes, hotFrac: 0.1, hotProb: 0.9, durationMs, reportMs: 0, seed: 1 });
+    const summary = await workload.done;
+    const wallMs = performance.now() - t0;
+    const cpu = process.cpuUsage(cpu0);
+    let stopCpuUs = 0;
+    if (sampler) {
+      bpfNs = sampler.bpfStats().runTimeNs;
+      samples = sampler.stats().samples;
+      note = sampler.describe().damonMode;
+      const c = process.cpuUsage();
+      await sampler.stop();
+      const used = process.cpuUsage(c);
+      stopCpuUs = used.user + used.system;
+    }
+    return {
+      config,
+      accessesPerSec: summary.accessesPerSec,
+      touchMs: summary.touchMs,
+      wallMs,
+      agentCpuUs: cpu.user + cpu.system,
+      startStopCpuMs: (startCpuUs + stopCpuUs) / 1000,
+      bpfNs,
+      batches,
+      samples,
+      note,
+    };
+  } finally {
+    await sampler?.stop();
+  }
+}
+
+async function main(): Promise<void> {
+  const rounds = parsePositiveInt(arg('rounds', '5'), '--rounds');
+  const durationMs = parseDurationMs(arg('duration', '3s'), '--duration');
+  const sizeBytes = parseSizeBytes(arg('size', '512M'), '--size');
+  const json = process.argv.includes('--json');
+  const configs: Config[] = ['none', 'faults', 'damon'];
+  const journal = await KernelStateJournal.open();
+  const results: RunResult[] = [];
+  try {
+    journal.setSysctl('kernel.bpf_stats_enabled', 1);
+    for (let round = 0; round < rounds; round++) {
+      // Rotate the order too, so no configuration always follows the same one.
+      for (let k = 0; k < configs.length; k++) {
+        const config = configs[(k + round) % configs.length];
+        const r = await runOnce(config, sizeBytes, durationMs);
+        results.push(r);
+        if (!json) {
+          process.stderr.write(
+            `round ${round + 1}/${rounds} ${config.padEnd(6)} ${(r.accessesPerSec / 1e6).toFixed(2)} M acc/s, touch ${r.touchMs.toFixed(0)} ms, agent ${((r.agentCpuUs + r.bpfNs / 1000) / (r.wallMs * 10)).toFixed(2)}% core\n`,
+          );
+        }
+      }
+    }
+  } finally {
+    journal.restoreAll();
+  }
+  const by = (c: Config) => results.filter((r) => r.config === c);
+  const base = by('none');
+  const baseRate = median(base.map((r) => r.accessesPerSec));
+  const baseTouch = median(base.map((r) => r.touchMs));
+  const cpuPct = (rs: RunResult[], withBpf: boolean) => median(rs.map((r) => ((r.agentCpuUs + (withBpf ? r.bpfNs / 1000 : 0)) / (r.wallMs * 1000)) * 100));
+  const baseCpu = cpuPct(base, false);
+  const summary = (['faults', 'damon'] as const).map((c) => {
+    const rs = by(c);
+    const rate = median(rs.map((r) => r.accessesPerSec));
+    const touch = median(rs.map((r) => r.touchMs));
+    return {
+      source: c,
+      damonMode: rs[0]?.note,
+      loopSlowdownPct: (baseRate / rate - 1) * 100,
+      touchSlowdownPct: (touch / baseTouch - 1) * 100,
+      agentCpuPctOfCore: cpuPct(rs, true),
+      agentCpuPctOfCoreMinusBaseline: cpuPct(rs, true) - baseCpu,
+      startStopCpuMs: median(rs.map((r) => r.startStopCpuMs)),
+      bpfRunTimeMsPerRun: median(rs.map((r) => r.bpfNs / 1e6)),
+      samplesPerRun: median(rs.map((r) => r.samples)),
+      batchesPerRun: median(rs.map((r) => r.batches)),
+    };
+  });
+  const report = {
+    command: `npm run bench:sampler-overhead -- --rounds ${rounds} --duration ${durationMs}ms --size ${sizeBytes}`,
+    workload: { pattern: 'hotspot', sizeBytes, hotFrac: 0.1, hotProb: 0.9, durationMs },
+    rounds,
+    baseline: { accessesPerSec: baseRate, touchMs: baseTouch, benchCpuPctOfCore: baseCpu },
+    sources: summary,
+    targets: { slowdownPct: 2, agentCpuPctOfCore: 1 },
+    runs: results,
+  };
+  if (json) {
+    process.stdout.write(`${JSON.stringify(report, null, 2)}\n`);
+    return;
+  }
+  const lines = [
+    `sampler overhead: hotspot ${sizeBytes >> 20} MiB, ${durationMs} ms loop, ${rounds} alternating rounds (medians)`,
+    `  baseline: ${(baseRate / 1e6).toFixed(2)} M accesses/s, first touch ${baseTouch.toFixed(0)} ms`,
+  ];
+  for (const s of summary) {
+    lines.push(
+      `  ${s.source}${s.damonMode ? ` (${s.damonMode})` : ''}: loop slowdown ${s.loopSlowdownPct.toFixed(2)}% (target <= 2%), first-touch slowdown ${s.touchSlowdownPct.toFixed(1)}%, ` +
+        `agent CPU ${s.agentCpuPctOfCore.toFixed(2)}% of a core (${s.agentCpuPctOfCoreMinusBaseline.toFixed(2)}% above the no-sampler runs; target <= 1%), BPF ${s.bpfRunTimeMsPerRun.toFixed(1)} ms/run, ${s.samplesPerRun} samples/run, start+stop ${s.startStopCpuMs.toFixed(0)} ms CPU`,
+    );
+  }
+  process.stdout.write(`${lines.join('\n')}\n`);
+}
+
+main().catch((err) => {
+  process.stderr.write(`bench:sampler-overhead: ${(err as Error).message}\n`);
+  process.exit(1);
+});
