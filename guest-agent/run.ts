@@ -2,7 +2,9 @@
 // `budget` resizes the hot set, `report` tells the classifier what actually moved. The
 // loop never waits for the host: while it is away the agent keeps sampling and
 // classifying (decisions it cannot send are undone in the classifier, since nothing
-// moved), and the transport reconnects with backoff.
+// moved), and the transport reconnects with backoff. At most one decisions message is in
+// flight: an epoch that ends while the host is still migrating the previous one is undone
+// too, and proposed again (from fresher counts) once the report is in.
 import { EventEmitter } from 'node:events';
 import { Classifier, type ClassifierOptions, type EpochDecision } from '../src/classifier/index.js';
 import {
@@ -36,6 +38,8 @@ export interface GuestAgentOptions {
   backoff?: BackoffOptions;
   /** Heartbeat period while connected (default 1000 ms). */
   heartbeatMs?: number;
+  /** Give up on a report after this long (the host may drop decisions it throttles); default 30 s. */
+  reportTimeoutMs?: number;
   limits?: Partial<ProtocolLimits>;
   /** Extra classifier tunables (budget and RAM ranges come from above). */
   classifier?: Omit<ClassifierOptions, 'dramBudgetPages' | 'ramRanges'>;
@@ -58,6 +62,12 @@ export interface GuestStatus {
   decisionsSent: number;
   /** Epochs whose decisions could not be sent (host away); undone in the classifier. */
   decisionsUnsent: number;
+  /** Epochs whose decisions waited on an earlier report; undone and proposed again later. */
+  decisionsDeferred: number;
+  /** Runs cut from a decision above the per-message run limit (proposed again later). */
+  runsCut: number;
+  /** Sent decisions that got no report in time, or that the host answered with an error. */
+  decisionsLost: number;
   pagesRequested: { promote: number; demote: number };
   reports: number;
   moved: { promote: number; demote: number };
@@ -72,9 +82,11 @@ export interface GuestStatus {
   connects: number;
 }
 
-interface SentPart {
+interface InFlight {
+  epoch: number;
   promote: PageRuns;
   demote: PageRuns;
+  sentAtMs: number;
 }
 
 function sliceRuns(runs: PageRuns, start: number, end: number): PageRuns {
@@ -110,7 +122,8 @@ export class GuestAgent extends EventEmitter<GuestAgentEvents> {
   private handshakeDone = false;
   private state: HostState = 'connecting';
   private hostVmName: string | null = null;
-  private readonly pending = new Map<number, SentPart[]>();
+  private inFlight: InFlight | null = null;
+  private readonly reportTimeoutMs: number;
   private lastDecision: EpochDecision | null = null;
   private samples = 0;
   private sampleRuns = 0;
@@ -118,6 +131,9 @@ export class GuestAgent extends EventEmitter<GuestAgentEvents> {
   private readonly counts = {
     decisionsSent: 0,
     decisionsUnsent: 0,
+    decisionsDeferred: 0,
+    runsCut: 0,
+    decisionsLost: 0,
     requestedPromote: 0,
     requestedDemote: 0,
     reports: 0,
@@ -136,6 +152,7 @@ export class GuestAgent extends EventEmitter<GuestAgentEvents> {
     this.ramPages = ramPageCount(options.ramRanges);
     if (this.ramPages === 0) throw new TypeError('ramRanges: the guest has no RAM ranges');
     this.maxRuns = options.limits?.maxRunsPerList ?? DEFAULT_LIMITS.maxRunsPerList;
+    this.reportTimeoutMs = options.reportTimeoutMs ?? 30_000;
     this.budgetPages = options.dramBudgetPages ?? null;
     this.budgetFrom = options.dramBudgetPages !== undefined ? 'local' : 'none';
     this.classifier = new Classifier({
@@ -191,8 +208,8 @@ export class GuestAgent extends EventEmitter<GuestAgentEvents> {
 
   private onDisconnected(): void {
     this.handshakeDone = false;
-    // Reports for what was sent will not come on a new connection.
-    this.pending.clear();
+    // A report for what was sent will not come on a new connection.
+    this.loseInFlight();
     if (this.running) this.state = 'reconnecting';
     this.emit('disconnected');
   }
@@ -217,6 +234,8 @@ export class GuestAgent extends EventEmitter<GuestAgentEvents> {
       case 'error':
         this.counts.hostErrors++;
         this.lastHostError = `${message.code}: ${message.message}`;
+        // The host refused or dropped something (e.g. a throttled decision): no report will come.
+        this.loseInFlight();
         this.emit('host-error', message);
         break;
       default:
@@ -230,70 +249,78 @@ export class GuestAgent extends EventEmitter<GuestAgentEvents> {
     this.counts.movedPromote += report.promote.moved;
     this.counts.movedDemote += report.demote.moved;
     for (const reason of FAILURE_REASONS) this.failed[reason] += report.promote.failed[reason] + report.demote.failed[reason];
-    const parts = this.pending.get(report.epoch);
-    const part = parts?.shift();
-    if (parts && parts.length === 0) this.pending.delete(report.epoch);
-    if (part) {
+    if (this.inFlight && this.inFlight.epoch === report.epoch) {
       // decide() assumed every move happened: undo that, then record what the host moved.
-      this.classifier.setPlacement(part.promote, 'cxl');
-      this.classifier.setPlacement(part.demote, 'dram');
+      this.undo(this.inFlight.promote, this.inFlight.demote);
+      this.inFlight = null;
     }
     this.classifier.setPlacement(report.promoted, 'dram');
     this.classifier.setPlacement(report.demoted, 'cxl');
     this.emit('report', report);
   }
 
+  /** Tells the classifier that proposed moves did not happen. */
+  private undo(promote: PageRuns, demote: PageRuns): void {
+    if (promote.count > 0) this.classifier.setPlacement(promote, 'cxl');
+    if (demote.count > 0) this.classifier.setPlacement(demote, 'dram');
+  }
+
+  /** The in-flight decision will get no report: assume nothing moved (a late report still
+   *  records what did, since it lists the moved runs). */
+  private loseInFlight(): void {
+    if (!this.inFlight) return;
+    this.undo(this.inFlight.promote, this.inFlight.demote);
+    this.inFlight = null;
+    this.counts.decisionsLost++;
+  }
+
   /** One classifier epoch; public so a caller (or a test) can force one. */
   runEpoch(): EpochDecision | null {
     if (this.budgetPages === null) return null;
+    if (this.inFlight && performance.now() - this.inFlight.sentAtMs > this.reportTimeoutMs) this.loseInFlight();
     const decision = this.classifier.decide();
     this.lastDecision = decision;
-    const { promote, demote } = decision;
+    const { promote, demote, epoch } = decision;
     if (promote.count === 0 && demote.count === 0) {
       this.emit('epoch', decision, false);
       return decision;
     }
-    const sent = this.handshakeDone && this.client.connected && this.sendDecision(decision);
-    if (!sent) {
-      // Nothing moved: tell the classifier so the next epoch proposes these again.
-      this.classifier.setPlacement(promote, 'cxl');
-      this.classifier.setPlacement(demote, 'dram');
+    if (!this.handshakeDone || !this.client.connected) {
+      // Nothing moved: tell the classifier so a later epoch proposes these again.
+      this.undo(promote, demote);
       this.counts.decisionsUnsent++;
+      this.emit('epoch', decision, false);
+      return decision;
     }
-    this.emit('epoch', decision, sent);
-    return decision;
-  }
-
-  private sendDecision(decision: EpochDecision): boolean {
-    const { promote, demote, epoch } = decision;
-    const partCount = Math.max(1, Math.ceil(promote.count / this.maxRuns), Math.ceil(demote.count / this.maxRuns));
-    const parts: SentPart[] = [];
-    for (let i = 0; i < partCount; i++) {
-      const part = {
-        promote: sliceRuns(promote, i * this.maxRuns, (i + 1) * this.maxRuns),
-        demote: sliceRuns(demote, i * this.maxRuns, (i + 1) * this.maxRuns),
-      };
-      this.client.send({ type: 'decisions', epoch, ...part });
-      parts.push(part);
+    if (this.inFlight) {
+      this.undo(promote, demote);
+      this.counts.decisionsDeferred++;
+      this.emit('epoch', decision, false);
+      return decision;
     }
-    this.pending.set(epoch, parts);
-    // A host that never answers must not make this map grow without bound.
-    while (this.pending.size > 64) this.pending.delete(this.pending.keys().next().value as number);
+    // One message per epoch: runs beyond the limit are undone and come back next epoch.
+    const sent = { promote: sliceRuns(promote, 0, this.maxRuns), demote: sliceRuns(demote, 0, this.maxRuns) };
+    const cut = promote.count - sent.promote.count + demote.count - sent.demote.count;
+    if (cut > 0) {
+      this.undo(sliceRuns(promote, this.maxRuns, promote.count), sliceRuns(demote, this.maxRuns, demote.count));
+      this.counts.runsCut += cut;
+    }
+    this.client.send({ type: 'decisions', epoch, ...sent });
+    this.inFlight = { epoch, ...sent, sentAtMs: performance.now() };
     this.counts.decisionsSent++;
-    this.counts.requestedPromote += totalPages(promote);
-    this.counts.requestedDemote += totalPages(demote);
-    return true;
+    this.counts.requestedPromote += totalPages(sent.promote);
+    this.counts.requestedDemote += totalPages(sent.demote);
+    this.emit('epoch', decision, true);
+    return decision;
   }
 
   private heartbeat(): void {
     if (this.handshakeDone) this.client.send({ type: 'heartbeat', seq: ++this.heartbeatSeq, tMs: Math.floor(performance.now()) });
   }
 
-  /** Reports still outstanding for sent decisions. */
+  /** Reports still outstanding for sent decisions (0 or 1). */
   get pendingReports(): number {
-    let n = 0;
-    for (const parts of this.pending.values()) n += parts.length;
-    return n;
+    return this.inFlight ? 1 : 0;
   }
 
   status(): GuestStatus {
@@ -317,6 +344,9 @@ export class GuestAgent extends EventEmitter<GuestAgentEvents> {
       budgetFrom: this.budgetFrom,
       decisionsSent: this.counts.decisionsSent,
       decisionsUnsent: this.counts.decisionsUnsent,
+      decisionsDeferred: this.counts.decisionsDeferred,
+      runsCut: this.counts.runsCut,
+      decisionsLost: this.counts.decisionsLost,
       pagesRequested: { promote: this.counts.requestedPromote, demote: this.counts.requestedDemote },
       reports: this.counts.reports,
       moved: { promote: this.counts.movedPromote, demote: this.counts.movedDemote },

@@ -31,7 +31,7 @@ afterAll(() => {
 });
 
 /** A synthetic trace: every batch samples 100 very hot pages, 100 hot pages and 300 cold pages once. */
-function writeTrace(path: string, batches: number, epochMs = 100): void {
+function writeTrace(path: string, batches: number, epochMs = 100, shiftEvery = 0): void {
   const startNs = 1_000_000_000;
   const parts: Uint8Array[] = [
     encodeTraceHeader({
@@ -58,7 +58,8 @@ function writeTrace(path: string, batches: number, epochMs = 100): void {
       s.writes[i] = 0;
       samples += reads;
     };
-    for (let i = 0; i < 100; i++) add(HOT_LOW + i, 40);
+    const shift = shiftEvery > 0 ? Math.floor(b / shiftEvery) * 0x400 : 0;
+    for (let i = 0; i < 100; i++) add(HOT_LOW + shift + i, 40);
     for (let i = 0; i < 100; i++) add(HOT_HIGH + i, 20);
     for (let i = 0; i < 300; i++) add(0x10000 + Math.floor(rand() * 0x60000), 1);
     parts.push(encodeTraceBatch(startNs + (b + 1) * epochMs * 1e6, s));
@@ -69,6 +70,18 @@ function writeTrace(path: string, batches: number, epochMs = 100): void {
 
 function inRam(pfn: number, pages: number): boolean {
   return RAM.some(([start, n]) => pfn >= start && pfn + pages <= start + n);
+}
+
+/** Merges sorted-or-not single pages into runs of consecutive frames. */
+function runsOfPfns(pfns: number[]): PageRuns {
+  const sorted = [...pfns].sort((a, b) => a - b);
+  const rows: Array<[number, number]> = [];
+  for (const p of sorted) {
+    const last = rows[rows.length - 1];
+    if (last && last[0] + last[1] === p) last[1]++;
+    else rows.push([p, 1]);
+  }
+  return runsFrom(rows);
 }
 
 function pfnsOf(runs: PageRuns): number[] {
@@ -88,6 +101,10 @@ class TinyHost {
   readonly busyFailed: number[] = [];
   connections: ProtocolConnection[] = [];
   budget: number;
+  /** How to answer the next decisions (then back to 'report'), and how late. */
+  answers: Array<'report' | 'error' | 'silent'> = [];
+  reportDelayMs = 0;
+  private outstanding = 0;
 
   private constructor(server: TransportServer, budget: number) {
     this.server = server;
@@ -109,7 +126,16 @@ class TinyHost {
         conn.send({ type: 'budget', dramBudgetPages: this.budget });
       } else if (m.type === 'decisions') {
         this.decisions.push(m);
-        conn.send(this.apply(m));
+        if (this.outstanding > 0) this.violations.push(`epoch ${m.epoch}: sent while a report was outstanding`);
+        const answer = this.answers.shift() ?? 'report';
+        if (answer === 'error') conn.send({ type: 'error', code: 'throttled', message: 'decisions dropped' });
+        if (answer !== 'report') return;
+        const report = this.apply(m);
+        this.outstanding++;
+        setTimeout(() => {
+          this.outstanding--;
+          conn.send(report);
+        }, this.reportDelayMs);
       }
     });
   }
@@ -133,8 +159,8 @@ class TinyHost {
       demote: { tried: demoted.length, moved: demoted.length, failed: none },
       dramPages: this.dram.size,
       cxlPages: 0,
-      promoted: runsFrom(promoted.map((p) => [p, 1] as [number, number])),
-      demoted: runsFrom(demoted.map((p) => [p, 1] as [number, number])),
+      promoted: runsOfPfns(promoted),
+      demoted: runsOfPfns(demoted),
       crossNodeMoves: true,
       notes: ['tiny test host'],
     };
@@ -151,10 +177,10 @@ class TinyHost {
   }
 }
 
-const until = async (cond: () => boolean, timeoutMs = 10_000): Promise<void> => {
+const until = async (cond: () => boolean, timeoutMs = 10_000, explain: () => unknown = () => ''): Promise<void> => {
   const end = Date.now() + timeoutMs;
   while (!cond()) {
-    if (Date.now() > end) throw new Error('timed out waiting for a condition');
+    if (Date.now() > end) throw new Error(`timed out waiting for a condition ${JSON.stringify(explain())}`);
     await new Promise((r) => setTimeout(r, 10));
   }
 };
@@ -258,6 +284,77 @@ describe('guest run loop against a tiny host', () => {
     expect(agent.runEpoch()).toBeNull();
     const status = await agent.stop();
     expect(status).toMatchObject({ epoch: 0, budgetFrom: 'none', decisionsSent: 0, sampleRuns: 2500 });
+  });
+});
+
+describe('guest run flow control', () => {
+  async function runAgainst(
+    host: TinyHost,
+    sock: string,
+    extra: Partial<ConstructorParameters<typeof GuestAgent>[0]>,
+    until_: (a: GuestAgent) => boolean,
+    shiftEvery = 0,
+  ) {
+    const tracePath = join(dir, `flow-${Math.random().toString(36).slice(2)}.trace`);
+    writeTrace(tracePath, 400, 20, shiftEvery);
+    const source = ReplaySource.open(tracePath, { speed: 1 });
+    const agent = new GuestAgent({ connect: `unix:${sock}`, source, sourceName: 'replay', ramRanges: source.ramRanges, epochMs: 20, ...extra });
+    agent.start();
+    source.start();
+    await until(() => until_(agent), 10_000, () => ({ status: agent.status(), decisions: host.decisions.map((d) => [d.promote.count, d.demote.count]) }));
+    return agent;
+  }
+
+  it('keeps one decision in flight while the host is slow to report', async () => {
+    const sock = join(dir, 'slow.sock');
+    const host = await TinyHost.start(sock, 150);
+    host.reportDelayMs = 150;
+    host.setBudget(150);
+    // The very hot set moves every 5 batches, so there is always something new to move.
+    const agent = await runAgainst(host, sock, {}, (a) => a.status().reports >= 3 && a.status().decisionsDeferred > 0, 5);
+    const status = await agent.stop();
+    expect(status.decisionsDeferred).toBeGreaterThan(0);
+    expect(host.violations).toEqual([]);
+    host.close();
+  });
+
+  it('cuts decisions to the run limit and proposes the rest later', async () => {
+    const sock = join(dir, 'cut.sock');
+    const host = await TinyHost.start(sock, 150);
+    const allHot = () => {
+      const promoted = new Set(host.decisions.flatMap((d) => pfnsOf(d.promote)));
+      return Array.from({ length: 100 }, (_, i) => HOT_LOW + i).every((p) => promoted.has(p));
+    };
+    const agent = await runAgainst(host, sock, { limits: { maxRunsPerList: 1 } }, (a) => a.status().runsCut > 0 && allHot());
+    const status = await agent.stop();
+    expect(status.runsCut).toBeGreaterThan(0);
+    for (const d of host.decisions) {
+      expect(d.promote.count).toBeLessThanOrEqual(1);
+      expect(d.demote.count).toBeLessThanOrEqual(1);
+    }
+    // The very hot pages (one run each after merging, or more) all got there across epochs.
+    const promoted = new Set(host.decisions.flatMap((d) => pfnsOf(d.promote)));
+    for (let i = 0; i < 100; i++) expect(promoted.has(HOT_LOW + i)).toBe(true);
+    expect(host.violations).toEqual([]);
+    host.close();
+  });
+
+  it('treats a host error or a missing report as "nothing moved" and proposes the pages again', async () => {
+    const sock = join(dir, 'lossy.sock');
+    const host = await TinyHost.start(sock, 150);
+    host.answers = ['error', 'silent'];
+    const agent = await runAgainst(host, sock, { reportTimeoutMs: 100 }, (a) => a.status().reports >= 1);
+    const status = agent.status();
+    await agent.stop();
+    expect(status.decisionsLost).toBe(2);
+    expect(status.hostErrors).toBe(1);
+    expect(status.lastHostError).toMatch(/throttled/);
+    // The first (refused) promotion list comes back in the third message, which was answered.
+    const first = pfnsOf(host.decisions[0].promote);
+    const third = pfnsOf(host.decisions[2].promote);
+    expect(first.length).toBeGreaterThan(0);
+    expect(third.filter((p) => first.includes(p)).length).toBeGreaterThan(first.length / 2);
+    host.close();
   });
 });
 
