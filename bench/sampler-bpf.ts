@@ -76,6 +76,8 @@ interface CostRow {
   filtered: number;
   drops: number;
   recordsDelivered: number;
+  drainedPages?: number;
+  drainMs?: number;
 }
 
 interface Faulter {
@@ -122,6 +124,13 @@ async function perEventCost(binary: string, seconds: number, kind: SamplerKind, 
     const done = await faulter.result;
     const after = s.bpfStats();
     const c = s.counters();
+    let drainMs = 0;
+    let drained = 0;
+    if (mode !== 'ring') {
+      const t0 = performance.now();
+      drained = s.drainPages().count;
+      drainMs = performance.now() - t0;
+    }
     const runCnt = after.runCnt - before.runCnt;
     return {
       source: kind,
@@ -133,6 +142,8 @@ async function perEventCost(binary: string, seconds: number, kind: SamplerKind, 
       filtered: Number(c.filtered),
       drops: Number(c.drops),
       recordsDelivered: records,
+      drainedPages: drained,
+      drainMs,
     };
   } finally {
     s.close();
@@ -165,6 +176,24 @@ async function emptyProgramCost(binary: string, seconds: number, kind: SamplerKi
     };
   } finally {
     obj.close();
+  }
+}
+
+/** drainPages() of a full map: the per-epoch cost in user space. */
+async function drainAtScale(binary: string, pages: number) {
+  const faulter = await startFaulter(binary, 0.001, pages, 'write');
+  const s = await openSampler({ kind: 'fault-tracepoint', mode: 'aggregate', pid: faulter.pid, maxPages: 262144 });
+  try {
+    s.attachTracepoints();
+    faulter.go();
+    await faulter.result;
+    s.detach();
+    const t0 = performance.now();
+    const batch = s.drainPages();
+    const batchMs = performance.now() - t0;
+    return { entries: batch.count, batchMs, entriesPerSec: batch.count / (batchMs / 1000) };
+  } finally {
+    s.close();
   }
 }
 
@@ -308,10 +337,11 @@ async function main(): Promise<void> {
   const median = (xs: number[]) => [...xs].sort((a, b) => a - b)[Math.floor(xs.length / 2)];
   const cost = runs.map((rs) => ({ ...rs[0], nsPerEvent: median(rs.map((r) => r.nsPerEvent)), allNsPerEvent: rs.map((r) => r.nsPerEvent) }));
   const live = [await liveDrain(binary, args.seconds, 'fault-tracepoint'), await liveDrain(binary, args.seconds, 'perf')];
+  const drain = await drainAtScale(binary, 200_000);
   const backlog = [await backlogDrain(binary, args.seconds, false), await backlogDrain(binary, args.seconds, true)];
   rmSync(dir, { recursive: true, force: true });
 
-  const result = { cpus: onlineCpus().length, seconds: args.seconds, rounds: args.rounds, cost, live, backlog };
+  const result = { cpus: onlineCpus().length, seconds: args.seconds, rounds: args.rounds, cost, live, backlog, drain };
   if (args.json) {
     console.log(JSON.stringify(result, null, 2));
     return;
@@ -328,6 +358,9 @@ async function main(): Promise<void> {
         `  rounds: ${r.allNsPerEvent.map((x) => f(x, 0)).join(' / ')}`,
     );
   }
+  console.log(
+    `aggregation map drain (bpf_map_lookup_and_delete_batch -> typed arrays): ${f(drain.entries)} entries in ${f(drain.batchMs, 1)} ms (${f(drain.entriesPerSec)} entries/s)`,
+  );
   console.log('ring buffer -> JS, live (bounded by the child fault rate):');
   for (const r of live) {
     console.log(

@@ -17,6 +17,7 @@
 #include <cstdio>
 #include <cstring>
 #include <map>
+#include <memory>
 #include <mutex>
 #include <set>
 #include <string>
@@ -835,7 +836,9 @@ Napi::Value BpfObject::DrainHash(const Napi::CallbackInfo &info) {
   size_t keySize = bpf_map__key_size(map), valueSize = bpf_map__value_size(map);
   int64_t limit = bpf_map__max_entries(map);
   if (!info[2].IsUndefined() && !ToInt(env, info[2], "limit", 1, limit, &limit)) return env.Undefined();
-  std::vector<uint8_t> keys(keySize * limit), values(valueSize * limit);
+  // Uninitialised on purpose: sized for the whole map every epoch, only `count` entries are used.
+  std::unique_ptr<uint8_t[]> keyBuf(new uint8_t[keySize * limit]), valueBuf(new uint8_t[valueSize * limit]);
+  uint8_t *keys = keyBuf.get(), *values = valueBuf.get();
   size_t count = 0;
   bool usedBatch = false;
   if (useBatch) {
@@ -845,7 +848,7 @@ Napi::Value BpfObject::DrainHash(const Napi::CallbackInfo &info) {
     while (count < static_cast<size_t>(limit)) {
       uint32_t n = static_cast<uint32_t>(limit - count);
       int err = bpf_map_lookup_and_delete_batch(fd, first ? nullptr : inBatch.data(), outBatch.data(),
-                                                keys.data() + count * keySize, values.data() + count * valueSize, &n, &opts);
+                                                keys + count * keySize, values + count * valueSize, &n, &opts);
       err = err < 0 ? -errno : 0;
       if (err && first && (err == -EINVAL || err == -ENOTSUPP || err == -EOPNOTSUPP)) break;  // fall back
       usedBatch = true;
@@ -864,7 +867,7 @@ Napi::Value BpfObject::DrainHash(const Napi::CallbackInfo &info) {
     bool havePrev = false;
     size_t listed = 0;
     while (listed < static_cast<size_t>(limit)) {
-      uint8_t *next = keys.data() + listed * keySize;
+      uint8_t *next = keys + listed * keySize;
       if (bpf_map_get_next_key(fd, havePrev ? prev.data() : nullptr, next) < 0) {
         if (errno == ENOENT) break;
         ThrowErrno(env, errno, "bpf_map_get_next_key");
@@ -875,18 +878,18 @@ Napi::Value BpfObject::DrainHash(const Napi::CallbackInfo &info) {
       listed++;
     }
     for (size_t i = 0; i < listed; i++) {
-      uint8_t *key = keys.data() + i * keySize;
-      if (bpf_map_lookup_elem(fd, key, values.data() + count * valueSize) < 0) continue;  // evicted meanwhile
+      uint8_t *key = keys + i * keySize;
+      if (bpf_map_lookup_elem(fd, key, values + count * valueSize) < 0) continue;  // evicted meanwhile
       bpf_map_delete_elem(fd, key);
-      if (count != i) memmove(keys.data() + count * keySize, key, keySize);
+      if (count != i) memmove(keys + count * keySize, key, keySize);
       count++;
     }
   }
   Napi::ArrayBuffer k = Napi::ArrayBuffer::New(env, count * keySize);
   Napi::ArrayBuffer v = Napi::ArrayBuffer::New(env, count * valueSize);
   if (count) {
-    memcpy(k.Data(), keys.data(), count * keySize);
-    memcpy(v.Data(), values.data(), count * valueSize);
+    memcpy(k.Data(), keys, count * keySize);
+    memcpy(v.Data(), values, count * valueSize);
   }
   Napi::Object out = Napi::Object::New(env);
   out.Set("keys", k);
