@@ -12,17 +12,24 @@ import type { PageRuns, PageSamples } from '../samples.js';
 import { ClassifierConfigError } from './errors.js';
 import {
   CHUNK_SHIFT,
+  COUNT_MASK,
   DIR_CXL,
+  DIR_FIRST_CHUNK,
+  DIR_PAGE_BITS,
+  DIR_PAGE_MASK,
+  FLAGS_FIELD,
+  IDLE_FIELD,
+  IDLE_ONE,
+  IDLE_SHIFT,
   DIR_DRAM,
-  FLAG_DEMOTE,
   FLAG_DRAM,
-  FLAG_PROMOTE,
   IDLE_NEVER,
   MAX_COUNT,
   PAGES_PER_CHUNK,
   PFN_LIMIT,
   PageTable,
 } from './pagetable.js';
+import { RamMap, TALLY_ACCEPTED, TALLY_PAGES, TALLY_REJECTED, accumulate } from './ingest.js';
 import { RunBuilder, normaliseRuns } from './runs.js';
 import { countingSort } from './sort.js';
 
@@ -111,6 +118,74 @@ export interface ClassifierStats {
   bytesPerTrackedPage: number;
 }
 
+/** A state word that needs no work in a decision: count 0, never sampled, in CXL. */
+const IDLE_NEVER_WORD = IDLE_NEVER << IDLE_SHIFT;
+
+/** One epoch's chosen moves, as page indexes (plus whole never-sampled DRAM chunks). */
+interface Selection {
+  promote: Int32Array;
+  demote: Int32Array;
+  untouchedDemoted: number[];
+  deferred: number;
+  filled: number;
+  forced: number;
+}
+
+/** Book-keeping for one epoch's selection: DRAM room and the migration allowance. */
+class Picker {
+  demoted = 0;
+  private dram: number;
+  private moves = 0;
+  readonly untouchedDemoted: number[] = [];
+  private untouchedCursor = 0;
+
+  constructor(
+    private readonly budget: number,
+    dramPages: number,
+    private readonly movesAllowed: number,
+    private readonly untouched: number[],
+  ) {
+    this.dram = dramPages;
+  }
+
+  get free(): number {
+    return this.budget - this.dram;
+  }
+
+  /** Migration allowance left; budget-cut demotions are charged but never refused. */
+  get movesLeft(): number {
+    return this.movesAllowed - this.moves;
+  }
+
+  overBudget(): boolean {
+    return this.dram > this.budget;
+  }
+
+  /** Demotes the next never-sampled DRAM chunk (the coldest pages there are), if any. */
+  demoteUntouched(): boolean {
+    if (this.untouchedCursor >= this.untouched.length) return false;
+    if (!this.overBudget() && this.movesLeft < PAGES_PER_CHUNK + 1) return false;
+    this.untouchedDemoted.push(this.untouched[this.untouchedCursor++]);
+    this.charge(PAGES_PER_CHUNK);
+    return true;
+  }
+
+  demote(pages: number): void {
+    this.charge(pages);
+  }
+
+  promote(pages: number): void {
+    this.dram += pages;
+    this.moves += pages;
+  }
+
+  private charge(pages: number): void {
+    this.dram -= pages;
+    this.moves += pages;
+    this.demoted += pages;
+  }
+}
+
 const DEFAULTS = {
   coolEveryEpochs: 0,
   coolEverySamples: 2_000_000,
@@ -131,8 +206,7 @@ function requireInt(value: number | undefined, name: string, min: number, fallba
 
 export class Classifier {
   private readonly table: PageTable;
-  private readonly ram: PageRuns | undefined;
-  private readonly ramEnd: Float64Array;
+  private readonly ram: RamMap | undefined;
   private readonly ramPages: number;
   private budget: number;
   private readonly coolEveryEpochs: number;
@@ -150,7 +224,7 @@ export class Classifier {
   private samplesSinceCool = 0;
   private coolings = 0;
   private pendingCool = false;
-  private ramCursor = 0;
+  private readonly tally = new Float64Array(3);
 
   constructor(options: ClassifierOptions) {
     if (!options || typeof options !== 'object') throw new ClassifierConfigError('options are required');
@@ -160,15 +234,9 @@ export class Classifier {
       if (runs.gpaPfn[runs.count - 1] + runs.pages[runs.count - 1] > PFN_LIMIT) {
         throw new ClassifierConfigError('ramRanges extend beyond the 52-bit physical address space');
       }
-      this.ram = runs;
+      this.ram = new RamMap(runs);
     }
-    this.ramEnd = new Float64Array(this.ram?.count ?? 0);
-    let ramPages = 0;
-    for (let i = 0; i < (this.ram?.count ?? 0); i++) {
-      ramPages += this.ram!.pages[i];
-      this.ramEnd[i] = this.ram!.gpaPfn[i] + this.ram!.pages[i];
-    }
-    this.ramPages = this.ram ? ramPages : Infinity;
+    this.ramPages = this.ram ? this.ram.pages : Infinity;
     this.budget = this.checkBudget(options.dramBudgetPages);
     this.coolEveryEpochs = requireInt(options.coolEveryEpochs, 'coolEveryEpochs', 0, DEFAULTS.coolEveryEpochs);
     this.coolEverySamples = requireInt(options.coolEverySamples, 'coolEverySamples', 0, DEFAULTS.coolEverySamples);
@@ -184,7 +252,7 @@ export class Classifier {
     if (!(fraction > 0 && fraction <= 1)) throw new ClassifierConfigError(`hugeHotFraction must be in (0, 1] (got ${fraction})`);
     this.hugeHotFraction = fraction;
     this.minHotCount = Math.min(MAX_COUNT, requireInt(options.minHotCount, 'minHotCount', 1, DEFAULTS.minHotCount));
-    this.maxRunPages = this.ram ? ramPages : requireInt(options.maxRunPages, 'maxRunPages', 1, DEFAULTS.maxRunPages);
+    this.maxRunPages = this.ram ? this.ram.pages : requireInt(options.maxRunPages, 'maxRunPages', 1, DEFAULTS.maxRunPages);
     const unknownTier = options.unknownTier ?? 'cxl';
     if (unknownTier !== 'dram' && unknownTier !== 'cxl') {
       throw new ClassifierConfigError(`unknownTier must be 'dram' or 'cxl' (got ${String(unknownTier)})`);
@@ -193,7 +261,7 @@ export class Classifier {
     if (this.ram) {
       maxChunks = 0;
       for (let i = 0; i < this.ram.count; i++) {
-        maxChunks += Math.floor((this.ramEnd[i] - 1) / PAGES_PER_CHUNK) - Math.floor(this.ram.gpaPfn[i] / PAGES_PER_CHUNK) + 1;
+        maxChunks += Math.floor((this.ram.end[i] - 1) / PAGES_PER_CHUNK) - Math.floor(this.ram.start[i] / PAGES_PER_CHUNK) + 1;
       }
     }
     this.table = new PageTable(maxChunks, unknownTier === 'dram');
@@ -226,68 +294,24 @@ export class Classifier {
       this.rejected += n - available;
       n = available;
     }
-    const table = this.table;
-    const hist = table.histogram;
-    let counts = table.counts;
-    let idle = table.idle;
-    const maxRunPages = this.maxRunPages;
-    const coolEverySamples = this.coolEverySamples;
-    let lastKey = -1;
-    let lastBase = 0;
-    for (let i = 0; i < n; i++) {
-      const pfn = gpaPfn[i];
-      const runPages = pagesOf[i];
-      // NaN, fractions, negatives, empty and absurd runs are all rejected here.
-      if (!(pfn >= 0 && pfn === Math.floor(pfn) && runPages >= 1 && runPages <= maxRunPages && pfn + runPages <= PFN_LIMIT)) {
-        this.rejected++;
-        continue;
-      }
-      if (this.ram !== undefined && !this.inRam(pfn, runPages)) {
-        this.rejected++;
-        continue;
-      }
-      this.acceptedRuns++;
-      this.pageSamples += runPages;
-      let weight = reads[i] + writes[i];
-      if (weight === 0) continue;
-      if (weight > MAX_COUNT) weight = MAX_COUNT;
-      let page = pfn;
-      const end = pfn + runPages;
-      while (page < end) {
-        const key = Math.floor(page / PAGES_PER_CHUNK);
-        if (key !== lastKey) {
-          const before = table.counts;
-          lastBase = table.chunkBase(key);
-          lastKey = key;
-          if (table.counts !== before) {
-            counts = table.counts;
-            idle = table.idle;
-          }
-        }
-        const offset = page - key * PAGES_PER_CHUNK;
-        const stop = Math.min(end - page, PAGES_PER_CHUNK - offset);
-        const first = lastBase + offset;
-        for (let p = first; p < first + stop; p++) {
-          const old = counts[p];
-          let next = old + weight;
-          if (next > MAX_COUNT) next = MAX_COUNT;
-          if (next !== old) {
-            hist[old]--;
-            hist[next]++;
-            counts[p] = next;
-          }
-          idle[p] = 0;
-        }
-        page += stop;
-      }
-      if (coolEverySamples > 0) {
-        this.samplesSinceCool += runPages;
-        if (this.samplesSinceCool >= coolEverySamples) {
+    const tally = this.tally;
+    tally.fill(0);
+    let row = 0;
+    while (row < n) {
+      const coolAfter = this.coolEverySamples > 0 ? this.coolEverySamples - this.samplesSinceCool : Infinity;
+      const pagesBefore = tally[TALLY_PAGES];
+      row = accumulate(this.table, this.ram, gpaPfn, pagesOf, reads, writes, row, n, this.maxRunPages, coolAfter, tally);
+      if (this.coolEverySamples > 0) {
+        this.samplesSinceCool += tally[TALLY_PAGES] - pagesBefore;
+        if (this.samplesSinceCool >= this.coolEverySamples) {
           this.samplesSinceCool = 0;
           this.coolNow();
         }
       }
     }
+    this.acceptedRuns += tally[TALLY_ACCEPTED];
+    this.rejected += tally[TALLY_REJECTED];
+    this.pageSamples += tally[TALLY_PAGES];
   }
 
   /** Records where pages are (host placement reports, or the simulator after moves). */
@@ -309,7 +333,7 @@ export class Classifier {
         this.rejected++;
         continue;
       }
-      if (this.ram !== undefined && !this.inRam(pfn, runPages)) {
+      if (this.ram !== undefined && !this.ram.contains(pfn, runPages)) {
         this.rejected++;
         continue;
       }
@@ -323,16 +347,22 @@ export class Classifier {
         if (base < 0 && stop === PAGES_PER_CHUNK) {
           table.setUntouchedTier(key, toDram ? DIR_DRAM : DIR_CXL);
         } else {
-          const first = (base < 0 ? table.chunkBase(key) : base) + offset;
-          const flags = table.flags;
+          const allocated = base < 0 ? table.chunkBase(key) : base;
+          if (allocated < 0) {
+            this.rejected++;
+            break;
+          }
+          const first = allocated + offset;
+          const state = table.state;
           let delta = 0;
           for (let p = first; p < first + stop; p++) {
-            const wasDram = flags[p] & FLAG_DRAM;
+            const word = state[p];
+            const wasDram = word & FLAG_DRAM;
             if (toDram && !wasDram) {
-              flags[p] |= FLAG_DRAM;
+              state[p] = word | FLAG_DRAM;
               delta++;
             } else if (!toDram && wasDram) {
-              flags[p] &= ~FLAG_DRAM;
+              state[p] = word & ~FLAG_DRAM;
               delta--;
             }
           }
@@ -354,7 +384,7 @@ export class Classifier {
     this.epoch++;
     const threshold = this.threshold();
     const moves = this.huge ? this.selectChunks(threshold) : this.selectPages(threshold);
-    const { promote, demote } = this.emit(moves.untouchedDemoted);
+    const { promote, demote } = this.emit(moves);
     let hotPages = 0;
     const hist = this.table.histogram;
     for (let c = threshold; c <= MAX_COUNT; c++) hotPages += hist[c];
@@ -389,12 +419,12 @@ export class Classifier {
   hotRuns(): PageRuns {
     const threshold = this.threshold();
     const table = this.table;
-    const counts = table.counts;
+    const state = table.state;
     const builder = new RunBuilder();
     for (const chunk of this.chunksByPfn()) {
       const base = chunk * PAGES_PER_CHUNK;
       const firstPfn = table.chunkKeys[chunk] * PAGES_PER_CHUNK;
-      for (let o = 0; o < PAGES_PER_CHUNK; o++) if (counts[base + o] >= threshold) builder.add(firstPfn + o, 1);
+      for (let o = 0; o < PAGES_PER_CHUNK; o++) if ((state[base + o] & COUNT_MASK) >= threshold) builder.add(firstPfn + o, 1);
     }
     return builder.finish();
   }
@@ -443,27 +473,6 @@ export class Classifier {
     this.table.cool();
   }
 
-  /** Whether [pfn, pfn+pages) lies inside one RAM range (ranges are merged, so this is exact). */
-  private inRam(pfn: number, pages: number): boolean {
-    const ram = this.ram!;
-    let i = this.ramCursor;
-    if (!(ram.gpaPfn[i] <= pfn && pfn < this.ramEnd[i])) {
-      let lo = 0;
-      let hi = ram.count - 1;
-      i = -1;
-      while (lo <= hi) {
-        const mid = (lo + hi) >>> 1;
-        if (ram.gpaPfn[mid] <= pfn) {
-          i = mid;
-          lo = mid + 1;
-        } else hi = mid - 1;
-      }
-      if (i < 0 || pfn >= this.ramEnd[i]) return false;
-      this.ramCursor = i;
-    }
-    return pfn + pages <= this.ramEnd[i];
-  }
-
   /** Lowest count c >= minHotCount with (pages with count >= c) <= budget; 65536 if none. */
   private threshold(): number {
     const hist = this.table.histogram;
@@ -477,111 +486,89 @@ export class Classifier {
     return threshold;
   }
 
-  private migrationLeft(used: number): number {
-    return this.migrationPages - used;
-  }
-
   /** 4 KiB mode: candidate lists in one pass, counting-sorted, then the budgeted selection. */
-  private selectPages(threshold: number): { untouchedDemoted: number[]; deferred: number; filled: number; forced: number } {
+  private selectPages(threshold: number): Selection {
     const table = this.table;
     const hist = table.histogram;
-    const counts = table.counts;
-    const idle = table.idle;
-    const flags = table.flags;
+    const state = table.state;
     const warmFloor = Math.max(1, Math.ceil(threshold / 2));
     let candidatesMax = 0;
     for (let c = warmFloor; c <= MAX_COUNT; c++) candidatesMax += hist[c];
     const promoteItems = new Int32Array(candidatesMax);
     const promoteKeys = new Uint32Array(candidatesMax);
+    // Warm/hot DRAM pages are only demoted after a budget cut: list them only then.
+    const listAll = table.dramPages > this.budget;
     const demoteItems = new Int32Array(table.trackedDramPages);
-    const demoteKeys = new Uint32Array(table.trackedDramPages);
+    const demoteKeys = new Uint32Array(demoteItems.length);
     let promoteCount = 0;
+    let hotCount = 0;
     let demoteCount = 0;
     let eligibleCount = 0;
     const idleK = this.idleK;
     const end = table.trackedPages;
     for (let p = 0; p < end; p++) {
-      const c = counts[p];
-      const i = idle[p];
-      if (flags[p] & FLAG_DRAM) {
+      const word = state[p];
+      if (word === IDLE_NEVER_WORD) continue; // never sampled, in CXL: nothing to do
+      const c = word & COUNT_MASK;
+      const i = (word & IDLE_FIELD) >>> IDLE_SHIFT;
+      if (word & FLAG_DRAM) {
         // Demotable ("clearly colder"): below half the threshold, or idle for K epochs.
         const eligible = 2 * c < threshold || i >= idleK;
-        if (eligible) eligibleCount++;
-        demoteItems[demoteCount] = p;
-        demoteKeys[demoteCount++] = eligible ? c : MAX_COUNT + 1 + c;
+        if (eligible || listAll) {
+          if (eligible) eligibleCount++;
+          demoteItems[demoteCount] = p;
+          demoteKeys[demoteCount++] = eligible ? c : MAX_COUNT + 1 + c;
+        }
       } else if (c >= warmFloor) {
+        if (c >= threshold) hotCount++;
         promoteItems[promoteCount] = p;
         promoteKeys[promoteCount++] = c;
       }
-      if (i < IDLE_NEVER) idle[p] = i + 1;
+      if (i < IDLE_NEVER) state[p] = word + IDLE_ONE;
     }
+    // Hottest first (the hot ones are the first hotCount), coldest first with the
+    // eligible ones (keys below MAX_COUNT + 1) ahead of the rest.
     const promoteOrder = countingSort(promoteItems, promoteKeys, promoteCount, MAX_COUNT + 1, true);
     const demoteOrder = countingSort(demoteItems, demoteKeys, demoteCount, 2 * (MAX_COUNT + 1), false);
 
-    // Never-sampled DRAM chunks are the coldest of all: they go first.
-    const untouched = [...table.untouchedDram].sort((a, b) => a - b);
-    const untouchedDemoted: number[] = [];
-    let untouchedCursor = 0;
+    const picked = new Picker(this.budget, table.dramPages, this.migrationPages, [...table.untouchedDram].sort((a, b) => a - b));
+    const promote = new Int32Array(Math.min(promoteCount, this.budget));
+    let promoted = 0;
     let demoteCursor = 0;
-    let used = 0;
-    let dram = table.dramPages;
-    const marked = this.markedChunks;
-
-    const demoteNext = (eligibleOnly: boolean, maxPages: number): number => {
-      if (untouchedCursor < untouched.length) {
-        if (maxPages < PAGES_PER_CHUNK) return 0;
-        untouchedDemoted.push(untouched[untouchedCursor++]);
-        return PAGES_PER_CHUNK;
-      }
-      if (demoteCursor >= demoteCount || maxPages < 1) return 0;
-      // Eligible pages sort first (their keys are below MAX_COUNT + 1).
-      if (eligibleOnly && demoteCursor >= eligibleCount) return 0;
-      const p = demoteOrder[demoteCursor];
+    const demoteOne = (eligibleOnly: boolean): boolean => {
+      if (picked.demoteUntouched()) return true;
+      if (demoteCursor >= (eligibleOnly ? eligibleCount : demoteCount)) return false;
       demoteCursor++;
-      flags[p] |= FLAG_DEMOTE;
-      marked.add(p >>> CHUNK_SHIFT);
-      return 1;
+      picked.demote(1);
+      return true;
     };
-
-    let forced = 0;
-    while (dram > this.budget) {
-      const freed = demoteNext(false, Infinity);
-      if (freed === 0) break;
-      dram -= freed;
-      forced += freed;
-      used += freed;
-    }
-    let free = this.budget - dram;
+    while (picked.overBudget() && demoteOne(false));
+    const forced = picked.demoted;
     let deferred = 0;
     let filled = 0;
     for (let k = 0; k < promoteCount; k++) {
-      const p = promoteOrder[k];
-      const hot = counts[p] >= threshold;
-      if (!hot && (free === 0 || this.migrationLeft(used) < 1)) break;
-      if (free === 0 && this.migrationLeft(used) >= 2) {
-        const freed = demoteNext(true, this.migrationLeft(used) - 1);
-        used += freed;
-        free += freed;
+      const hot = k < hotCount;
+      // Warm pages only go into free DRAM; hot ones may swap with clearly colder pages.
+      if (!hot && (picked.free < 1 || picked.movesLeft < 1)) break;
+      if (picked.free < 1 && picked.movesLeft >= 2 && !demoteOne(true)) {
+        deferred += hotCount - k;
+        break;
       }
-      if (free === 0 || this.migrationLeft(used) < 1) {
+      if (picked.free < 1 || picked.movesLeft < 1) {
         deferred++;
         continue;
       }
-      flags[p] |= FLAG_PROMOTE;
-      marked.add(p >>> CHUNK_SHIFT);
-      free--;
-      used++;
+      picked.promote(1);
+      promote[promoted++] = promoteOrder[k];
       if (!hot) filled++;
     }
-    return { untouchedDemoted, deferred, filled, forced };
+    return { promote: promote.subarray(0, promoted), demote: demoteOrder.subarray(0, demoteCursor), untouchedDemoted: picked.untouchedDemoted, deferred, filled, forced };
   }
 
   /** 2 MiB mode: whole chunks move; a chunk is promoted when most of its sampled pages are hot. */
-  private selectChunks(threshold: number): { untouchedDemoted: number[]; deferred: number; filled: number; forced: number } {
+  private selectChunks(threshold: number): Selection {
     const table = this.table;
-    const counts = table.counts;
-    const idle = table.idle;
-    const flags = table.flags;
+    const state = table.state;
     const chunks = table.chunkCount;
     const idleK = this.idleK;
     const hotOf = new Uint16Array(chunks);
@@ -600,13 +587,15 @@ export class Classifier {
       let recent = 0;
       const base = chunk * PAGES_PER_CHUNK;
       for (let p = base; p < base + PAGES_PER_CHUNK; p++) {
-        const c = counts[p];
+        const word = state[p];
+        if (word === IDLE_NEVER_WORD) continue;
+        const c = word & COUNT_MASK;
         if (c >= threshold) hot++;
         if (c > 0) sampled++;
-        if (flags[p] & FLAG_DRAM) dramPages++;
-        const i = idle[p];
+        if (word & FLAG_DRAM) dramPages++;
+        const i = (word & IDLE_FIELD) >>> IDLE_SHIFT;
         if (i < idleK) recent++;
-        if (i < IDLE_NEVER) idle[p] = i + 1;
+        if (i < IDLE_NEVER) state[p] = word + IDLE_ONE;
       }
       hotOf[chunk] = hot;
       dramOf[chunk] = dramPages;
@@ -626,103 +615,112 @@ export class Classifier {
     }
     const promoteOrder = countingSort(promoteItems, promoteKeys, promoteCount, PAGES_PER_CHUNK + 1, true);
     const demoteOrder = countingSort(demoteItems, demoteKeys, demoteCount, 2 * (PAGES_PER_CHUNK + 1), false);
-    const untouched = [...table.untouchedDram].sort((a, b) => a - b);
-    const untouchedDemoted: number[] = [];
-    let untouchedCursor = 0;
+    const picked = new Picker(this.budget, table.dramPages, this.migrationPages, [...table.untouchedDram].sort((a, b) => a - b));
+    const demotedChunk = new Uint8Array(chunks);
+    const demoteChunks: number[] = [];
+    const promoteChunks: number[] = [];
     let demoteCursor = 0;
-    let used = 0;
-    let dram = table.dramPages;
-    const marked = this.markedChunks;
-
-    const demoted = new Uint8Array(chunks);
-    const markChunk = (chunk: number, mark: number, inTier: boolean): void => {
-      const base = chunk * PAGES_PER_CHUNK;
-      for (let p = base; p < base + PAGES_PER_CHUNK; p++) if (((flags[p] & FLAG_DRAM) !== 0) === inTier) flags[p] |= mark;
-      marked.add(chunk);
-    };
-    const demoteNext = (eligibleOnly: boolean, maxPages: number): number => {
-      if (untouchedCursor < untouched.length) {
-        if (maxPages < PAGES_PER_CHUNK) return 0;
-        untouchedDemoted.push(untouched[untouchedCursor++]);
-        return PAGES_PER_CHUNK;
-      }
-      if (demoteCursor >= demoteCount) return 0;
-      if (eligibleOnly && demoteCursor >= eligibleCount) return 0;
+    const demoteOne = (eligibleOnly: boolean, maxPages: number): boolean => {
+      if (maxPages >= PAGES_PER_CHUNK && picked.demoteUntouched()) return true;
+      if (demoteCursor >= (eligibleOnly ? eligibleCount : demoteCount)) return false;
       const chunk = demoteOrder[demoteCursor];
-      if (dramOf[chunk] > maxPages) return 0;
+      if (dramOf[chunk] > maxPages) return false;
       demoteCursor++;
-      demoted[chunk] = 1;
-      markChunk(chunk, FLAG_DEMOTE, true);
-      return dramOf[chunk];
+      demotedChunk[chunk] = 1;
+      demoteChunks.push(chunk);
+      picked.demote(dramOf[chunk]);
+      return true;
     };
-
-    let forced = 0;
-    while (dram > this.budget) {
-      const freed = demoteNext(false, Infinity);
-      if (freed === 0) break;
-      dram -= freed;
-      forced += freed;
-      used += freed;
-    }
-    let free = this.budget - dram;
+    while (picked.overBudget() && demoteOne(false, Infinity));
+    const forced = picked.demoted;
     let deferred = 0;
     for (let k = 0; k < promoteCount; k++) {
       const chunk = promoteOrder[k];
-      if (demoted[chunk]) continue;
+      if (demotedChunk[chunk]) continue;
       const cost = PAGES_PER_CHUNK - dramOf[chunk];
-      while (free < cost && this.migrationLeft(used) >= cost + 1) {
-        const freed = demoteNext(true, this.migrationLeft(used) - cost);
-        if (freed === 0) break;
-        used += freed;
-        free += freed;
-      }
-      if (free < cost || this.migrationLeft(used) < cost) {
+      while (picked.free < cost && picked.movesLeft > cost && demoteOne(true, picked.movesLeft - cost));
+      if (picked.free < cost || picked.movesLeft < cost) {
         deferred += hotOf[chunk];
         continue;
       }
-      markChunk(chunk, FLAG_PROMOTE, false);
-      free -= cost;
-      used += cost;
+      picked.promote(cost);
+      promoteChunks.push(chunk);
     }
-    return { untouchedDemoted, deferred, filled: 0, forced };
+    return {
+      promote: this.pagesOfChunks(promoteChunks, false),
+      demote: this.pagesOfChunks(demoteChunks, true),
+      untouchedDemoted: picked.untouchedDemoted,
+      deferred,
+      filled: 0,
+      forced,
+    };
   }
 
-  private readonly markedChunks = new Set<number>();
-
-  /** Turns the marks into pfn-ordered, coalesced runs and applies the moves to the tier bits. */
-  private emit(untouchedDemoted: number[]): { promote: RunBuilder; demote: RunBuilder } {
-    const table = this.table;
-    const flags = table.flags;
-    const promote = new RunBuilder();
-    const demote = new RunBuilder();
-    // [chunk key, allocated chunk index or -1] in pfn order.
-    const entries: Array<[number, number]> = [];
-    for (const chunk of this.markedChunks) entries.push([table.chunkKeys[chunk], chunk]);
-    for (const key of untouchedDemoted) entries.push([key, -1]);
-    entries.sort((a, b) => a[0] - b[0]);
-    for (const [key, chunk] of entries) {
-      const firstPfn = key * PAGES_PER_CHUNK;
-      if (chunk < 0) {
-        demote.add(firstPfn, PAGES_PER_CHUNK);
-        table.setUntouchedTier(key, DIR_CXL);
-        continue;
-      }
+  /** Page indexes of the listed chunks that are (inDram) or are not in DRAM. */
+  private pagesOfChunks(chunks: number[], inDram: boolean): Int32Array {
+    const state = this.table.state;
+    const out = new Int32Array(chunks.length * PAGES_PER_CHUNK);
+    let n = 0;
+    for (const chunk of chunks) {
       const base = chunk * PAGES_PER_CHUNK;
-      for (let o = 0; o < PAGES_PER_CHUNK; o++) {
-        const f = flags[base + o];
-        if (f & FLAG_PROMOTE) {
-          promote.add(firstPfn + o, 1);
-          flags[base + o] = (f | FLAG_DRAM) & ~FLAG_PROMOTE;
-          table.trackedDramPages++;
-        } else if (f & FLAG_DEMOTE) {
-          demote.add(firstPfn + o, 1);
-          flags[base + o] = f & ~(FLAG_DRAM | FLAG_DEMOTE);
-          table.trackedDramPages--;
-        }
-      }
+      for (let p = base; p < base + PAGES_PER_CHUNK; p++) if (((state[p] & FLAG_DRAM) !== 0) === inDram) out[n++] = p;
     }
-    this.markedChunks.clear();
-    return { promote, demote };
+    return out.subarray(0, n);
+  }
+
+  /** Applies the moves to the tier bits and turns them into pfn-ordered, coalesced runs. */
+  private emit(moves: Selection): { promote: RunBuilder; demote: RunBuilder } {
+    const table = this.table;
+    table.trackedDramPages += moves.promote.length - moves.demote.length;
+    for (const key of moves.untouchedDemoted) table.setUntouchedTier(key, DIR_CXL);
+    const rank = this.chunkRanks();
+    return {
+      promote: this.runsOf(moves.promote, rank, [], true),
+      demote: this.runsOf(moves.demote, rank, moves.untouchedDemoted, false),
+    };
+  }
+
+  /** Rank of each allocated chunk in pfn order (cached until a chunk is added). */
+  private chunkRanks(): Uint32Array {
+    if (this.rankCache === undefined || this.rankCache.length !== this.table.chunkCount) {
+      const order = this.chunksByPfn();
+      const rank = new Uint32Array(order.length);
+      order.forEach((chunk, i) => (rank[chunk] = i));
+      this.rankCache = rank;
+    }
+    return this.rankCache;
+  }
+
+  private rankCache: Uint32Array | undefined;
+
+  /** Page indexes -> coalesced pfn runs: an LSD radix sort by (chunk rank, offset), then a
+   *  merge with whole never-sampled chunks (sorted keys). O(n + chunks). Sets or clears
+   *  the DRAM bit on the way, in sorted order (page-contiguous, unlike the selection order). */
+  private runsOf(pages: Int32Array, rank: Uint32Array, wholeChunkKeys: number[], toDram: boolean): RunBuilder {
+    const n = pages.length;
+    const byOffset = new Int32Array(n);
+    const sorted = new Int32Array(n);
+    const offsetBuckets = new Uint32Array(PAGES_PER_CHUNK + 1);
+    for (let i = 0; i < n; i++) offsetBuckets[(pages[i] & (PAGES_PER_CHUNK - 1)) + 1]++;
+    for (let b = 1; b <= PAGES_PER_CHUNK; b++) offsetBuckets[b] += offsetBuckets[b - 1];
+    for (let i = 0; i < n; i++) byOffset[offsetBuckets[pages[i] & (PAGES_PER_CHUNK - 1)]++] = pages[i];
+    const rankBuckets = new Uint32Array(rank.length + 1);
+    for (let i = 0; i < n; i++) rankBuckets[rank[byOffset[i] >>> CHUNK_SHIFT] + 1]++;
+    for (let b = 1; b <= rank.length; b++) rankBuckets[b] += rankBuckets[b - 1];
+    for (let i = 0; i < n; i++) sorted[rankBuckets[rank[byOffset[i] >>> CHUNK_SHIFT]]++] = byOffset[i];
+    const keys = this.table.chunkKeys;
+    const state = this.table.state;
+    const builder = new RunBuilder();
+    let w = 0;
+    for (let i = 0; i < n; i++) {
+      const p = sorted[i];
+      state[p] = toDram ? state[p] | FLAG_DRAM : state[p] & ~FLAG_DRAM;
+      const pfn = keys[p >>> CHUNK_SHIFT] * PAGES_PER_CHUNK + (p & (PAGES_PER_CHUNK - 1));
+      while (w < wholeChunkKeys.length && wholeChunkKeys[w] * PAGES_PER_CHUNK < pfn) builder.add(wholeChunkKeys[w++] * PAGES_PER_CHUNK, PAGES_PER_CHUNK);
+      builder.add(pfn, 1);
+    }
+    while (w < wholeChunkKeys.length) builder.add(wholeChunkKeys[w++] * PAGES_PER_CHUNK, PAGES_PER_CHUNK);
+    return builder;
   }
 
   /** Allocated chunk indexes sorted by guest frame. */

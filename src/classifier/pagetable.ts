@@ -2,9 +2,10 @@
 // (512 pages) on first touch, so memory follows what is sampled rather than RAM size.
 //
 // Layout: a two-level chunk directory (chunk key = pfn >> 9; 65536-entry Int32Array
-// pages, made on demand) points into three pooled arrays, 4 bytes per tracked page:
-//   counts Uint16 (saturating, decayed sample count), idle Uint8 (epochs since the last
-//   sample, 255 = never), flags Uint8 (tier bit + transient decision marks).
+// pages, made on demand) points into one pooled Uint32Array, 4 bytes per tracked page:
+//   bits 0-15 count (saturating, decayed sample count), bits 16-23 idle (epochs since the
+//   last sample, 255 = never), bits 24-31 flags (bit 24: in DRAM).
+// One word per page means one cache line per random sample: ingest is memory-bound.
 // A directory entry that is not a chunk index records what is known about a chunk
 // nobody sampled: nothing, "all in DRAM" or "all in CXL" (host placement reports), so a
 // 1 TiB placement report does not allocate 1 TiB worth of state.
@@ -16,24 +17,27 @@ export const PFN_LIMIT = 2 ** 40;
 export const MAX_COUNT = 0xffff;
 export const IDLE_NEVER = 0xff;
 
-export const FLAG_DRAM = 1;
-export const FLAG_PROMOTE = 2;
-export const FLAG_DEMOTE = 4;
+export const COUNT_MASK = 0xffff;
+export const IDLE_SHIFT = 16;
+export const IDLE_ONE = 1 << IDLE_SHIFT;
+export const IDLE_FIELD = 0xff << IDLE_SHIFT;
+export const FLAG_DRAM = 1 << 24;
+export const FLAGS_FIELD = 0xff << 24;
+
+/** 2^22 chunks = 2^31 pages = 8 TiB of tracked memory. */
+export const MAX_TRACKED_CHUNKS = 1 << 22;
 
 export const DIR_UNKNOWN = 0;
 export const DIR_DRAM = 1;
 export const DIR_CXL = 2;
-const DIR_FIRST_CHUNK = 3;
-const DIR_PAGE_BITS = 16;
+export const DIR_FIRST_CHUNK = 3;
+export const DIR_PAGE_BITS = 16;
 const DIR_PAGE_SIZE = 1 << DIR_PAGE_BITS;
-const DIR_PAGE_MASK = DIR_PAGE_SIZE - 1;
+export const DIR_PAGE_MASK = DIR_PAGE_SIZE - 1;
 
 export class PageTable {
-  /** Decayed sample count per tracked page. */
-  counts = new Uint16Array(0);
-  /** Epochs since the page's last sample (saturating; IDLE_NEVER when never sampled). */
-  idle = new Uint8Array(0);
-  flags = new Uint8Array(0);
+  /** Per tracked page: count | idle << 16 | flags (see the layout above). */
+  state = new Uint32Array(0);
   /** Chunk key (pfn >> 9) of each allocated chunk, by chunk index. */
   chunkKeys = new Float64Array(0);
   chunkCount = 0;
@@ -43,13 +47,20 @@ export class PageTable {
   trackedDramPages = 0;
   /** Keys of chunks known to be all in DRAM but never sampled (not allocated). */
   readonly untouchedDram = new Set<number>();
-  private readonly dirs: Array<Int32Array | undefined> = [];
+  /** Directory pages by chunkKey >>> 16; entries as described above. Read directly by
+   *  the ingest loop (the hot path); written only through this class. */
+  readonly dirs: Array<Int32Array | undefined> = [];
   private capacityChunks = 0;
 
+  private readonly maxChunks: number;
+
   constructor(
-    private readonly maxChunks: number,
+    maxChunks: number,
     private readonly unknownInDram: boolean,
-  ) {}
+  ) {
+    // Page indexes stay below 2^31 so the hot paths can use int32 arithmetic (8 TiB tracked).
+    this.maxChunks = Math.min(maxChunks, MAX_TRACKED_CHUNKS);
+  }
 
   get trackedPages(): number {
     return this.chunkCount * PAGES_PER_CHUNK;
@@ -71,7 +82,8 @@ export class PageTable {
     return e >= DIR_FIRST_CHUNK ? (e - DIR_FIRST_CHUNK) * PAGES_PER_CHUNK : -1;
   }
 
-  /** First page index of the chunk, allocating it on first touch. */
+  /** First page index of the chunk, allocating it on first touch; -1 when the table is
+   *  full (more chunks than RAM has, or 8 TiB without a RAM map): the caller rejects. */
   chunkBase(chunkKey: number): number {
     const e = this.entry(chunkKey);
     if (e >= DIR_FIRST_CHUNK) return (e - DIR_FIRST_CHUNK) * PAGES_PER_CHUNK;
@@ -87,7 +99,7 @@ export class PageTable {
 
   /** Bytes held by the pooled per-page arrays (the part that scales with tracked memory). */
   get pooledBytes(): number {
-    return this.counts.byteLength + this.idle.byteLength + this.flags.byteLength;
+    return this.state.byteLength;
   }
 
   /** Fixed and per-chunk overhead: directory pages, chunk keys, the histogram. */
@@ -99,9 +111,12 @@ export class PageTable {
 
   /** Halves every count (Memtis-style cooling); the histogram shifts down with it. */
   cool(): void {
-    const counts = this.counts;
+    const state = this.state;
     const end = this.trackedPages;
-    for (let p = 0; p < end; p++) counts[p] >>>= 1;
+    for (let p = 0; p < end; p++) {
+      const word = state[p];
+      if (word & COUNT_MASK) state[p] = (word & ~COUNT_MASK) | ((word & COUNT_MASK) >>> 1);
+    }
     const hist = this.histogram;
     const shifted = new Uint32Array(hist.length);
     for (let c = 0; c < hist.length; c++) shifted[c >>> 1] += hist[c];
@@ -119,16 +134,14 @@ export class PageTable {
   }
 
   private allocate(chunkKey: number, state: number): number {
+    if (this.chunkCount >= this.maxChunks) return -1;
     if (this.chunkCount === this.capacityChunks) this.grow();
     const chunk = this.chunkCount++;
     const base = chunk * PAGES_PER_CHUNK;
     this.chunkKeys[chunk] = chunkKey;
     const inDram = state === DIR_DRAM || (state === DIR_UNKNOWN && this.unknownInDram);
-    if (inDram) {
-      this.flags.fill(FLAG_DRAM, base, base + PAGES_PER_CHUNK);
-      this.trackedDramPages += PAGES_PER_CHUNK;
-    }
-    this.idle.fill(IDLE_NEVER, base, base + PAGES_PER_CHUNK);
+    if (inDram) this.trackedDramPages += PAGES_PER_CHUNK;
+    this.state.fill((inDram ? FLAG_DRAM : 0) | (IDLE_NEVER << IDLE_SHIFT), base, base + PAGES_PER_CHUNK);
     this.histogram[0] += PAGES_PER_CHUNK;
     this.untouchedDram.delete(chunkKey);
     this.setEntry(chunkKey, chunk + DIR_FIRST_CHUNK);
@@ -141,17 +154,11 @@ export class PageTable {
     const wanted = Math.max(64, Math.ceil(this.capacityChunks * 1.5));
     const capacity = Math.max(this.capacityChunks + 1, Math.min(this.maxChunks, wanted));
     const pages = capacity * PAGES_PER_CHUNK;
-    const counts = new Uint16Array(pages);
-    counts.set(this.counts);
-    const idle = new Uint8Array(pages);
-    idle.set(this.idle);
-    const flags = new Uint8Array(pages);
-    flags.set(this.flags);
+    const state = new Uint32Array(pages);
+    state.set(this.state);
     const chunkKeys = new Float64Array(capacity);
     chunkKeys.set(this.chunkKeys);
-    this.counts = counts;
-    this.idle = idle;
-    this.flags = flags;
+    this.state = state;
     this.chunkKeys = chunkKeys;
     this.capacityChunks = capacity;
   }
