@@ -7,6 +7,7 @@ import { promisify } from 'node:util';
 import { decodeTrace } from '../src/trace/index.js';
 import { readTruth } from '../guest-agent/workload.js';
 import { detectPmu } from '../guest-agent/perf-attr.js';
+import { damonStatus } from '../guest-agent/damon.js';
 
 const run = promisify(execFile);
 const isRoot = process.getuid?.() === 0;
@@ -99,9 +100,14 @@ describe('vtier guest record', () => {
   });
 
   recordIt('a target that exits mid-run ends with one line and a marked trace', async () => {
-    const sleeper = spawn('sleep', ['1.5'], { stdio: 'ignore' });
+    const sleeper = spawn('sleep', ['60'], { stdio: 'ignore' });
     const out = join(dir, 'gone.trace');
-    const r = await vtier('guest', 'record', '--source', 'faults', '--pid', String(sleeper.pid), '--duration', '20s', '--epoch', '200ms', '--out', out, '--json');
+    const recorder = vtier('guest', 'record', '--source', 'faults', '--pid', String(sleeper.pid), '--duration', '50s', '--epoch', '200ms', '--out', out, '--json');
+    // Kill the target once the recording is under way (the trace has its header).
+    for (let i = 0; i < 400 && !existsSync(out); i++) await new Promise((r) => setTimeout(r, 50));
+    await new Promise((r) => setTimeout(r, 500));
+    sleeper.kill('SIGKILL');
+    const r = await recorder;
     expect(r.code).toBe(1);
     const { error } = JSON.parse(r.stdout);
     expect(error.kind).toBe('target-gone');
@@ -119,10 +125,39 @@ describe('vtier guest record', () => {
       'guest', 'record', '--source', 'faults', '--duration', '2s', '--epoch', '200ms', '--workload-size', '64M', '--no-thp',
       '--truth', join(dir, 'full.truth'), '--out', out,
     );
+    if (r.code !== 1) console.log('unexpected:', r.stdout, r.stderr, readFileSync(out).length);
     expect(r.code).toBe(1);
     expect(r.stderr).toMatch(/^vtier: error: trace truncated at batch \d+: disk full \(ENOSPC\)\n$/);
     const trace = decodeTrace(readFileSync(out));
     expect(trace.truncated).toBe(true);
+  });
+
+  recordIt('Ctrl-C (SIGINT to the process group) ends the recording with a complete trace', async () => {
+    const out = join(dir, 'int.trace');
+    const child = spawn('node', ['bin/vtier.js', 'guest', 'record', '--source', 'faults', '--duration', '60s', '--epoch', '200ms', '--workload-size', '16M', '--out', out, '--json'], {
+      stdio: ['ignore', 'pipe', 'pipe'],
+      detached: true,
+    });
+    let stdout = '';
+    child.stdout.on('data', (d) => (stdout += d));
+    // Wait until the trace has its header and a batch, then interrupt like a terminal does.
+    for (let i = 0; i < 200 && !(existsSync(out) && readFileSync(out).length > 200); i++) await new Promise((r) => setTimeout(r, 50));
+    process.kill(-child.pid!, 'SIGINT');
+    const code = await new Promise((resolve) => child.on('close', resolve));
+    expect(code).toBe(0);
+    expect(JSON.parse(stdout).stopped).toBe('interrupted');
+    const trace = decodeTrace(readFileSync(out));
+    expect(trace.truncated).toBe(false);
+    expect(trace.end?.batches).toBe(trace.batches.length);
+  });
+
+  it.skipIf(!damonStatus().busy)('--damon-mode own while another kdamond runs is refused before anything starts', async () => {
+    const out = join(dir, 'busy.trace');
+    const r = await vtier('guest', 'record', '--source', 'damon', '--damon-mode', 'own', '--out', out, '--json');
+    expect(r.code).toBe(1);
+    expect(JSON.parse(r.stdout).error.kind).toBe('damon-busy');
+    expect(existsSync(out)).toBe(false);
+    expect(existsSync(`${out}.truth`)).toBe(false);
   });
 
   recordIt('records a command given after --', async () => {
@@ -142,6 +177,16 @@ describe('vtier guest record', () => {
 });
 
 describe('vtier guest top', () => {
+  recordIt('prints a text block per refresh when stdout is not a terminal', async () => {
+    const r = await vtier('guest', 'top', '--source', 'faults', '--epoch', '200ms', '--iterations', '2', '--count', '3');
+    expect(r.code).toBe(0);
+    const blocks = r.stdout.trim().split('\n\n');
+    expect(blocks).toHaveLength(2);
+    expect(blocks[0]).toMatch(/^vtier guest top: faults, refresh 1,/);
+    expect(blocks[1]).toMatch(/^vtier guest top: faults, refresh 2,/);
+    expect(r.stdout).not.toContain('\x1b[');
+  });
+
   recordIt('prints one JSON object per refresh and stops after --iterations', async () => {
     const w = spawn('build/Release/vtier-workload', ['uniform', '--size-bytes', String(16 << 20), '--duration-ms', '5000', '--report-ms', '0'], { stdio: 'ignore' });
     try {

@@ -298,7 +298,13 @@ async function record(command: string[], o: RecordCliOptions): Promise<void> {
         finishEarly(err);
       }
     });
-    sampler.onError((err: Error) => finishEarly(err));
+    sampler.onError((err: Error) => {
+      // A command we started may simply finish; an interrupted run ends as asked.
+      if ((err as { code?: string }).code === 'target-gone' && (child || stopReason)) {
+        stopReason ??= 'command-exited';
+        wake();
+      } else finishEarly(err);
+    });
     child?.on('exit', () => {
       stopReason ??= 'command-exited';
       wake();
