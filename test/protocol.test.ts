@@ -142,6 +142,19 @@ describe('protocol frames', () => {
     expect(r2.map(errorCode)).toEqual(['ok']);
   });
 
+  it('holds only the bytes received for a partial frame, copied from the caller', () => {
+    const d = new FrameDecoder();
+    expect(d.push(new Uint8Array([0x00, 0x10, 0x00, 0x00, 0x85]))).toEqual([]); // 1 MiB declared, 1 byte sent
+    expect(d.bufferedBytes).toBe(1);
+    const frame = Buffer.from(encodeMessage({ type: 'heartbeat', seq: 5, tMs: 6 }));
+    const d2 = new FrameDecoder();
+    const chunk = Buffer.from(frame.subarray(0, 8));
+    expect(d2.push(chunk)).toEqual([]);
+    chunk.fill(0xff); // the socket layer may reuse its buffer
+    const results = d2.push(frame.subarray(8));
+    expect(results.map(errorCode)).toEqual(['ok']);
+  });
+
   it('refuses to encode a frame above the limit', () => {
     const big = runsFrom(Array.from({ length: 1000 }, (_, i) => [i * 2, 1] as [number, number]));
     expect(() => encodeMessage({ type: 'decisions', epoch: 1, promote: big, demote: runsFrom([]) }, { maxFrameBytes: 4096 })).toThrow(

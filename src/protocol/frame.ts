@@ -69,8 +69,11 @@ export class FrameDecoder {
   private readonly maxFrameBytes: number;
   private readonly header = new Uint8Array(FRAME_HEADER_BYTES);
   private headerFill = 0;
-  /** Body being collected (exactly the declared length), or null between frames. */
-  private body: Uint8Array | null = null;
+  /** Declared length of the body being collected, or -1 between frames. */
+  private bodyLength = -1;
+  /** Copies of the body bytes received so far: memory follows what the peer actually sent,
+   *  not what its header claims (a header alone cannot make the decoder allocate 1 MiB). */
+  private bodyParts: Uint8Array[] = [];
   private bodyFill = 0;
   /** Bytes of an oversized frame still to discard. */
   private skipRemaining = 0;
@@ -87,7 +90,7 @@ export class FrameDecoder {
 
   /** True when no partial frame is pending (a clean place for the stream to end). */
   get idle(): boolean {
-    return this.headerFill === 0 && this.body === null && this.skipRemaining === 0;
+    return this.headerFill === 0 && this.bodyLength < 0 && this.skipRemaining === 0;
   }
 
   push(chunk: Uint8Array): DecodeResult[] {
@@ -100,7 +103,7 @@ export class FrameDecoder {
         pos += n;
         continue;
       }
-      if (this.body === null) {
+      if (this.bodyLength < 0) {
         const n = Math.min(FRAME_HEADER_BYTES - this.headerFill, chunk.length - pos);
         this.header.set(chunk.subarray(pos, pos + n), this.headerFill);
         this.headerFill += n;
@@ -117,16 +120,27 @@ export class FrameDecoder {
           results.push(fail('empty-frame', 'empty frame body'));
           continue;
         }
-        this.body = new Uint8Array(length);
+        this.bodyLength = length;
         this.bodyFill = 0;
       }
-      const n = Math.min(this.body.length - this.bodyFill, chunk.length - pos);
-      this.body.set(chunk.subarray(pos, pos + n), this.bodyFill);
+      const n = Math.min(this.bodyLength - this.bodyFill, chunk.length - pos);
+      // A copy: the caller may reuse its buffer (and Buffer#slice would not copy).
+      this.bodyParts.push(Uint8Array.prototype.slice.call(chunk, pos, pos + n));
       this.bodyFill += n;
       pos += n;
-      if (this.bodyFill === this.body.length) {
-        const body = this.body;
-        this.body = null;
+      if (this.bodyFill === this.bodyLength) {
+        const parts = this.bodyParts;
+        let body = parts[0];
+        if (parts.length > 1) {
+          body = new Uint8Array(this.bodyLength);
+          let at = 0;
+          for (const part of parts) {
+            body.set(part, at);
+            at += part.length;
+          }
+        }
+        this.bodyParts = [];
+        this.bodyLength = -1;
         this.bodyFill = 0;
         results.push(decodeBody(body, this.options));
       }
