@@ -417,7 +417,7 @@ export function registerGuestRecord(guest: Command): void {
   const cmd = guest
     .command('record')
     .description('record page-access samples to a trace file (default target: the built-in hotspot workload)')
-    .argument('[command...]', 'command to start and record (after --)')
+    .argument('[command...]', 'command to start (paused until the sampler is attached) and record, after --; page sources follow that process, not its children')
     .option('--source <source>', 'auto | damon | faults | pebs | ibs', 'auto')
     .option('--damon-mode <mode>', 'damon: auto | own (own kdamond) | observe (an existing kdamond)', 'auto')
     .option('--pid <pid>', 'record an existing process')
@@ -432,7 +432,7 @@ export function registerGuestRecord(guest: Command): void {
     .option('--verbose', "libbpf's log on stderr");
   examples(cmd, [
     'vtier guest record --duration 10s --out results/first-run.trace',
-    'vtier guest record --source faults --duration 5s --out faults.trace -- vtier workload zipf --size 512M --duration 5s',
+    'vtier guest record --source faults --duration 5s --out faults.trace -- sysbench memory --memory-block-size=1G --memory-total-size=20G run',
     'vtier guest record --source damon --damon-mode observe --pid 1234 --duration 30s --out app.trace --json',
   ]);
   action<RecordCliOptions>(cmd, async (args, options) => {
