@@ -216,7 +216,13 @@ const TRUTH_MAGIC = 'VTIERTRU';
 
 /** Reads a truth file written by the workload. Throws WorkloadError on a malformed file. */
 export function readTruth(path: string): Truth {
-  const bytes = readFileSync(path);
+  return decodeTruth(readFileSync(path), path);
+}
+
+/** Decodes truth-file bytes; every size is checked against the bytes present. */
+export function decodeTruth(input: Uint8Array, name = 'truth'): Truth {
+  const bytes = Buffer.from(input.buffer, input.byteOffset, input.byteLength);
+  const path = name;
   const fail = (what: string) => new WorkloadError(`truth file ${path}: ${what}`);
   if (bytes.length < 16 || bytes.toString('latin1', 0, 8) !== TRUTH_MAGIC) throw fail('not a vtier truth file');
   const version = bytes.readUInt32LE(8);
@@ -229,6 +235,9 @@ export function readTruth(path: string): Truth {
   } catch {
     throw fail('header is not JSON');
   }
+  if (typeof meta !== 'object' || meta === null || Array.isArray(meta)) throw fail('header is not a JSON object');
+  if (!Number.isSafeInteger(meta.generation) || (meta.generation as number) < 1) throw fail('bad generation');
+  if (!WORKLOAD_PATTERNS.includes(meta.pattern as WorkloadPattern)) throw fail(`unknown pattern ${JSON.stringify(meta.pattern)}`);
   const pages = meta.pages as number;
   const pageSize = meta.pageSize as number;
   const hotFirstPage = meta.hotFirstPage as number;
@@ -249,6 +258,7 @@ export function readTruth(path: string): Truth {
   }
   const share = new Float64Array(pages);
   new Uint8Array(share.buffer).set(bytes.subarray(dataAt + pages * 8, dataAt + pages * 16));
+  for (let i = 0; i < pages; i++) if (!(share[i] >= 0 && share[i] <= 1)) throw fail(`share of page ${i} is not in [0, 1]`);
   const hot: number[] = [];
   for (let i = 0; i < hotPages; i++) {
     const pfn = gpaPfn[(hotFirstPage + i) % pages];

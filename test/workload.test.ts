@@ -4,7 +4,8 @@ import { closeSync, mkdtempSync, openSync, readdirSync, readFileSync, readSync, 
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { promisify } from 'node:util';
-import { readTruth, startWorkload, workloadArgs, WorkloadError, type RunningWorkload } from '../guest-agent/workload.js';
+import fc from 'fast-check';
+import { decodeTruth, readTruth, startWorkload, workloadArgs, WorkloadError, type RunningWorkload } from '../guest-agent/workload.js';
 
 const run = promisify(execFile);
 const isRoot = process.getuid?.() === 0;
@@ -144,6 +145,27 @@ describe('vtier-workload', () => {
     expect(() => workloadArgs({ pattern: 'nope' as never, sizeBytes: 1 << 20 })).toThrow(/unknown pattern/);
     expect(() => workloadArgs({ pattern: 'hotspot', sizeBytes: 1 << 20, hotFrac: 0 })).toThrow(/hot-frac/);
     expect(() => workloadArgs({ pattern: 'hotspot', sizeBytes: 1 << 20, threads: 0 })).toThrow(/threads/);
+  });
+
+  it('decodeTruth throws only WorkloadError on corrupt or cut files', async () => {
+    const truthPath = join(dir, 'fuzz.truth');
+    const w = await startWorkload({ pattern: 'hotspot', sizeBytes: 64 << 10, durationMs: 1, truthPath, reportMs: 0 });
+    await w.done;
+    const good = new Uint8Array(readFileSync(truthPath));
+    expect(decodeTruth(good).pages).toBe(16);
+    fc.assert(
+      fc.property(fc.array(fc.tuple(fc.nat(good.length - 1), fc.nat(255)), { maxLength: 6 }), fc.nat(good.length), (flips, cut) => {
+        const bytes = good.slice(0, cut);
+        for (const [at, v] of flips) if (at < bytes.length) bytes[at] = v;
+        try {
+          const t = decodeTruth(bytes);
+          expect(t.gpaPfn.length).toBe(t.pages);
+        } catch (err) {
+          if (!(err instanceof WorkloadError)) throw err;
+        }
+      }),
+      { numRuns: 2000 },
+    );
   });
 
   it('rejects a corrupt truth file with a clear error', () => {
