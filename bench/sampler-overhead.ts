@@ -1,10 +1,11 @@
 // Workload slowdown and agent CPU with the sampler running, per source, measured in one
-// run with ALTERNATING rounds (none, faults, damon, none, faults, damon, ...) so machine
+// run with ALTERNATING rounds (none, faults, faults-pid, damon, rotated each round) so machine
 // noise hits every configuration alike. Reports medians and ratios.
 //
 //   npm run build && npm run bench:sampler-overhead [-- --rounds 5 --duration 3s --size 512M --json]
 //
-// Slowdown = median(accesses/s without) / median(accesses/s with) - 1, for the workload's
+// Slowdown = median over rounds of (accesses/s without / accesses/s with - 1), each round's
+// pair run back to back, for the workload's
 // access loop; for faults also the first-touch phase (where page faults happen).
 // Agent CPU = this process's CPU (process.cpuUsage) in steady state (start and stop costs
 // reported apart) + the BPF program's run time
@@ -15,10 +16,12 @@ import { KernelStateJournal } from '../guest-agent/kernel-state.js';
 import { startWorkload } from '../guest-agent/workload.js';
 import { parseDurationMs, parsePositiveInt, parseSizeBytes } from '../src/util/units.js';
 
-type Config = 'none' | Extract<SourceName, 'faults' | 'damon'>;
+/** faults: system-wide (every process's faults); faults-pid: only the workload's (--pid). */
+type Config = 'none' | 'faults' | 'faults-pid' | Extract<SourceName, 'damon'>;
 
 interface RunResult {
   config: Config;
+  round: number;
   accessesPerSec: number;
   touchMs: number;
   wallMs: number;
@@ -43,53 +46,62 @@ function median(values: number[]): number {
   return sorted.length % 2 ? sorted[mid] : (sorted[mid - 1] + sorted[mid]) / 2;
 }
 
-async function runOnce(config: Config, sizeBytes: number, durationMs: number): Promise<RunResult> {
-  let sampler: Sampler | undefined;
-  let batches = 0;
-  let startCpuUs = 0;
-  if (config !== 'none') {
-    // Default settings; faults system-wide (the target's pid is not known before it faults).
+async function runOnce(config: Config, round: number, sizeBytes: number, durationMs: number): Promise<RunResult> {
+  const run: { sampler?: Sampler; batches: number; startCpuUs: number } = { batches: 0, startCpuUs: 0 };
+  const startSampler = async (pid?: number) => {
     const c = process.cpuUsage();
-    sampler = await Sampler.start({ source: config });
-    sampler.onBatch(() => batches++);
+    const sampler = await Sampler.start({ source: config === 'damon' ? 'damon' : 'faults', pid });
+    sampler.onBatch(() => run.batches++);
+    run.sampler = sampler;
     const used = process.cpuUsage(c);
-    startCpuUs = used.user + used.system;
-  }
-  // Steady state: from a started sampler to the workload's end (drains included).
-  const cpu0 = process.cpuUsage();
-  const t0 = performance.now();
-  let bpfNs = 0;
-  let samples = 0;
-  let note: string | undefined;
+    run.startCpuUs = used.user + used.system;
+  };
   try {
-    const workload = await startWorkload({ pattern: 'hotspot', sizeBytes, hotFrac: 0.1, hotProb: 0.9, durationMs, reportMs: 0, seed: 1 });
+    // Default settings. faults-pid attaches to the workload's pid before its first touch.
+    if (config === 'faults' || config === 'damon') await startSampler();
+    // Steady state: from a started sampler to the workload's end (drains included).
+    const cpu0 = process.cpuUsage();
+    const t0 = performance.now();
+    const workload = await startWorkload({
+      pattern: 'hotspot',
+      sizeBytes,
+      hotFrac: 0.1,
+      hotProb: 0.9,
+      durationMs,
+      reportMs: 0,
+      seed: 1,
+      beforeTouch: config === 'faults-pid' ? (pid) => startSampler(pid) : undefined,
+    });
     const summary = await workload.done;
     const wallMs = performance.now() - t0;
     const cpu = process.cpuUsage(cpu0);
-    let stopCpuUs = 0;
-    if (sampler) {
-      bpfNs = sampler.bpfStats().runTimeNs;
-      samples = sampler.stats().samples;
-      note = sampler.describe().damonMode;
-      const c = process.cpuUsage();
-      await sampler.stop();
-      const used = process.cpuUsage(c);
-      stopCpuUs = used.user + used.system;
-    }
-    return {
+    let agentCpuUs = cpu.user + cpu.system;
+    if (config === 'faults-pid') agentCpuUs -= run.startCpuUs; // started inside the window
+    const result: RunResult = {
       config,
+      round,
       accessesPerSec: summary.accessesPerSec,
       touchMs: summary.touchMs,
       wallMs,
-      agentCpuUs: cpu.user + cpu.system,
-      startStopCpuMs: (startCpuUs + stopCpuUs) / 1000,
-      bpfNs,
-      batches,
-      samples,
-      note,
+      agentCpuUs,
+      startStopCpuMs: run.startCpuUs / 1000,
+      bpfNs: 0,
+      batches: 0,
+      samples: 0,
     };
+    if (run.sampler) {
+      result.bpfNs = run.sampler.bpfStats().runTimeNs;
+      result.samples = run.sampler.stats().samples;
+      result.note = run.sampler.describe().damonMode;
+      const c = process.cpuUsage();
+      await run.sampler.stop();
+      const used = process.cpuUsage(c);
+      result.startStopCpuMs += (used.user + used.system) / 1000;
+      result.batches = run.batches;
+    }
+    return result;
   } finally {
-    await sampler?.stop();
+    await run.sampler?.stop();
   }
 }
 
@@ -98,7 +110,7 @@ async function main(): Promise<void> {
   const durationMs = parseDurationMs(arg('duration', '3s'), '--duration');
   const sizeBytes = parseSizeBytes(arg('size', '512M'), '--size');
   const json = process.argv.includes('--json');
-  const configs: Config[] = ['none', 'faults', 'damon'];
+  const configs: Config[] = ['none', 'faults', 'faults-pid', 'damon'];
   const journal = await KernelStateJournal.open();
   const results: RunResult[] = [];
   try {
@@ -107,7 +119,7 @@ async function main(): Promise<void> {
       // Rotate the order too, so no configuration always follows the same one.
       for (let k = 0; k < configs.length; k++) {
         const config = configs[(k + round) % configs.length];
-        const r = await runOnce(config, sizeBytes, durationMs);
+        const r = await runOnce(config, round, sizeBytes, durationMs);
         results.push(r);
         if (!json) {
           process.stderr.write(
@@ -125,15 +137,21 @@ async function main(): Promise<void> {
   const baseTouch = median(base.map((r) => r.touchMs));
   const cpuPct = (rs: RunResult[], withBpf: boolean) => median(rs.map((r) => ((r.agentCpuUs + (withBpf ? r.bpfNs / 1000 : 0)) / (r.wallMs * 1000)) * 100));
   const baseCpu = cpuPct(base, false);
-  const summary = (['faults', 'damon'] as const).map((c) => {
+  // Paired per round (the machine's load drifts): baseline of round r vs the config in round r.
+  const paired = (c: Config, metric: (r: RunResult) => number, slowerIsHigher: boolean) =>
+    median(
+      by(c).map((r) => {
+        const b = base.find((x) => x.round === r.round)!;
+        return (slowerIsHigher ? metric(r) / metric(b) : metric(b) / metric(r)) * 100 - 100;
+      }),
+    );
+  const summary = (['faults', 'faults-pid', 'damon'] as const).map((c) => {
     const rs = by(c);
-    const rate = median(rs.map((r) => r.accessesPerSec));
-    const touch = median(rs.map((r) => r.touchMs));
     return {
       source: c,
       damonMode: rs[0]?.note,
-      loopSlowdownPct: (baseRate / rate - 1) * 100,
-      touchSlowdownPct: (touch / baseTouch - 1) * 100,
+      loopSlowdownPct: paired(c, (r) => r.accessesPerSec, false),
+      touchSlowdownPct: paired(c, (r) => r.touchMs, true),
       agentCpuPctOfCore: cpuPct(rs, true),
       agentCpuPctOfCoreMinusBaseline: cpuPct(rs, true) - baseCpu,
       startStopCpuMs: median(rs.map((r) => r.startStopCpuMs)),

@@ -190,18 +190,27 @@ export class DamonSource implements SampleSource {
   }
 
   bpfStats(): { runTimeNs: number; runCnt: number } {
-    return this.obj.bpfStats();
+    if (this.finalBpf) return this.finalBpf;
+    const { runTimeNs, runCnt } = this.obj.bpfStats();
+    return { runTimeNs, runCnt };
   }
+  private finalBpf: { runTimeNs: number; runCnt: number } | undefined;
 
   async stop(): Promise<void> {
     if (this.stopped) return;
     this.stopped = true;
     if (this.idleTimer) clearTimeout(this.idleTimer);
     try {
-      this.obj.detach();
-      this.assembler.flush();
-      this.finalStats = this.stats();
-      this.obj.close();
+      try {
+        this.obj.detach();
+        this.assembler.flush();
+        this.finalStats = this.stats();
+        this.finalBpf = this.bpfStats();
+      } finally {
+        this.finalStats ??= { samples: 0, pagesSeen: this.seen.size, drops: 0, untranslated: 0 };
+        this.finalBpf ??= { runTimeNs: 0, runCnt: 0 };
+        this.obj.close();
+      }
     } finally {
       // Our own kdamond goes off and DAMON's sysfs returns to what it was.
       this.journal?.restoreAll();

@@ -210,8 +210,11 @@ export class PageSource implements SampleSource {
 
   /** BPF run time of the program (zero unless kernel.bpf_stats_enabled=1). */
   bpfStats(): { runTimeNs: number; runCnt: number } {
-    return this.obj.bpfStats();
+    if (this.finalBpf) return this.finalBpf;
+    const { runTimeNs, runCnt } = this.obj.bpfStats();
+    return { runTimeNs, runCnt };
   }
+  private finalBpf: { runTimeNs: number; runCnt: number } | undefined;
 
   private deliver(samples: PageSamples): void {
     for (let i = 0; i < samples.count; i++) this.seen.addRun(samples.gpaPfn[i], samples.pages[i]);
@@ -257,8 +260,19 @@ export class PageSource implements SampleSource {
         this.deliver(samples);
       }
     } finally {
-      this.finalStats = this.stats();
+      this.keepFinalFigures();
       this.obj.close();
+    }
+  }
+
+  private keepFinalFigures(): void {
+    try {
+      this.finalStats = this.stats();
+      this.finalBpf = this.bpfStats();
+    } catch {
+      /* counters unreadable: stats() then reports zeros */
+      this.finalStats ??= { samples: 0, pagesSeen: this.seen.size, drops: 0, untranslated: this.untranslated };
+      this.finalBpf ??= { runTimeNs: 0, runCnt: 0 };
     }
   }
 }
