@@ -37,7 +37,21 @@ if ! command -v node >/dev/null || [ "$(node -p 'process.versions.node.split("."
 fi
 
 echo "setup: npm ci"
-npm ci --no-audit --no-fund --loglevel=error
+# npm ci insists that the lock lists every platform's optional packages (rollup, esbuild,
+# msgpackr-extract builds for other OSes). A registry mirror that does not serve those
+# leaves them out of the lock, and npm ci then refuses it as "not in sync"; in that one
+# case install the same locked versions with npm install --no-save (the lock is not touched).
+npm_log=$(mktemp)
+if ! npm ci --no-audit --no-fund --loglevel=error 2>"$npm_log"; then
+  if grep -q 'in sync' "$npm_log"; then
+    echo "setup: npm ci refused a lock without other platforms' optional packages; installing the locked versions with npm install --no-save"
+    npm install --no-save --no-audit --no-fund --loglevel=error
+  else
+    cat "$npm_log" >&2
+    exit 1
+  fi
+fi
+rm -f "$npm_log"
 echo "setup: building BPF objects, native addon and TypeScript"
 npm run --silent build
 
