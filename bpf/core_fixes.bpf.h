@@ -6,18 +6,30 @@
 
 #define VT_PERF_SAMPLE_PHYS_ADDR (1ULL << 19)
 
+/* 6.2+: the real context as a BTF pointer, read with plain loads instead of
+ * bpf_probe_read_kernel() calls (about 3x cheaper per sample). Weak: absent before 6.2. */
+extern void *bpf_cast_to_kern_ctx(void *) __ksym __weak;
+
 /* perf_sample_data.sample_flags (6.1+) says which fields perf_prepare_sample filled; a
  * field whose bit is clear holds stale stack data. Before 6.1 every requested field was
  * filled, so the event's attr.sample_type is the authority. phys_addr itself exists
  * since 4.14; without it there is no physical address at all. */
 static __always_inline __u64 perf_sample_phys_addr(struct bpf_perf_event_data *ctx)
 {
-	struct bpf_perf_event_data_kern *kctx = (void *)ctx;
+	struct bpf_perf_event_data_kern *kctx;
 	struct perf_sample_data *data;
 	__u64 flags;
 
 	if (!bpf_core_field_exists(struct perf_sample_data, phys_addr))
 		return 0;
+	if (bpf_cast_to_kern_ctx && bpf_core_field_exists(struct perf_sample_data, sample_flags)) {
+		kctx = bpf_cast_to_kern_ctx(ctx);
+		data = kctx->data;
+		if (!(data->sample_flags & VT_PERF_SAMPLE_PHYS_ADDR))
+			return 0;
+		return data->phys_addr;
+	}
+	kctx = (void *)ctx;
 	data = BPF_CORE_READ(kctx, data);
 	if (bpf_core_field_exists(struct perf_sample_data, sample_flags))
 		flags = BPF_CORE_READ(data, sample_flags);
