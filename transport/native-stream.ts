@@ -80,6 +80,11 @@ export class NativeStream extends Duplex {
     if (this.connected) this.flushPending();
   }
 
+  // Small frames queued while the socket was busy go out in one write (as net.Socket does).
+  override _writev(chunks: Array<{ chunk: Buffer }>, callback: WriteCallback): void {
+    this._write(chunks.length === 1 ? chunks[0].chunk : Buffer.concat(chunks.map((c) => c.chunk)), 'buffer' as BufferEncoding, callback);
+  }
+
   private flushPending(): void {
     const pending = this.pendingWrite;
     if (!pending) return;
