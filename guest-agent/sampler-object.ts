@@ -192,6 +192,13 @@ export class SamplerObject {
     return decodePageEntries(d.keys, d.values, d.count);
   }
 
+  /** drainPages off the JS thread: draining a large map takes ~1 µs per entry in the
+   *  kernel (bench:sampler-bpf), which would otherwise stall the event loop. */
+  async drainPagesAsync(options: { useBatch?: boolean } = {}): Promise<DecodedPages> {
+    const d = await this.#obj.drainHashAsync('pages', options);
+    return decodePageEntries(d.keys, d.values, d.count);
+  }
+
   counters(): SamplerCounters {
     const a = this.#obj.readArray('counters');
     return {

@@ -169,6 +169,12 @@ export class BpfObject {
     const r = this.#native.drainHash(mapName, options.useBatch ?? true, options.limit);
     return { ...r, keys: new Uint8Array(r.keys), values: new Uint8Array(r.values) };
   }
+  /** drainHash on the libuv thread pool: the event loop (ring buffers, timers) keeps
+   *  running while the kernel walks the map. Safe against close() meanwhile. */
+  async drainHashAsync(mapName: string, options: { useBatch?: boolean; limit?: number } = {}): Promise<DrainedHash> {
+    const r = await this.#native.drainHashAsync(mapName, options.useBatch ?? true, options.limit);
+    return { ...r, keys: new Uint8Array(r.keys), values: new Uint8Array(r.values) };
+  }
   /** An array map of u64 values (per-CPU arrays summed over CPUs). */
   readArray(mapName: string): BigUint64Array {
     return new BigUint64Array(this.#native.readArray(mapName) as ArrayBuffer);

@@ -45,7 +45,7 @@ describe.skipIf(skip)('bpf addon errors', () => {
     expect(err.message).toContain('/nonexistent/vtier.bpf.o');
   });
 
-  it('bad arguments throw TypeError naming the field', () => {
+  it('bad arguments throw TypeError naming the field', async () => {
     expect(() => openBpfObject(42 as unknown as string)).toThrow(/^path: /);
     const obj = openObject();
     expect(() => obj.setGlobal(7 as unknown as string, 1)).toThrow(TypeError);
@@ -70,6 +70,8 @@ describe.skipIf(skip)('bpf addon errors', () => {
     expect(() => obj.attachPerfEvent('on_perf_sample', attr, { cpus: [] })).toThrow(/^target.cpus: /);
     expect(() => obj.attachPerfEvent('on_perf_sample', attr, {})).toThrow(/^target: /);
     expect(() => obj.drainHash('counters')).toThrow(/^map: is not a/);
+    await expect(obj.drainHashAsync('counters')).rejects.toThrow(/^map: is not a/);
+    await expect(obj.drainHashAsync('pages', { limit: 0 })).rejects.toThrow(/^limit: /);
     expect(() => obj.readArray('pages')).toThrow(/^map: is not an array/);
     expect(() => obj.ringBuffer('pages', 32, () => {})).toThrow(/^map: is not a ring buffer/);
     expect(() => obj.ringBuffer('samples', 0, () => {})).toThrow(/^recordSize: /);

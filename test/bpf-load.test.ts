@@ -307,6 +307,26 @@ describe.skipIf(skip)('sampler.bpf.o in the running kernel', () => {
     }
   });
 
+  it('drainPagesAsync drains on the thread pool, and survives close() while in flight', async () => {
+    const pages = 3000;
+    const child = await startToucher(pages);
+    try {
+      const s = await sampler({ kind: 'fault-tracepoint', mode: 'aggregate', pid: child.pid });
+      s.attachTracepoints();
+      await child.touch();
+      const drained = await s.drainPagesAsync();
+      const firstPage = child.base / PAGE;
+      const seen = new Set(Array.from(drained.page));
+      for (let p = 0; p < pages; p++) expect(seen.has(firstPage + p)).toBe(true);
+      expect((await s.drainPagesAsync()).count).toBe(0);
+      const inFlight = s.drainPagesAsync();
+      s.close();
+      await expect(inFlight).resolves.toMatchObject({ count: 0 });
+    } finally {
+      await child.end();
+    }
+  });
+
   it('a full ring buffer counts drops, and delivered + dropped = sampled', async () => {
     const pages = 2000;
     const child = await startToucher(pages);

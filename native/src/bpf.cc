@@ -6,6 +6,7 @@
 #include <bpf/btf.h>
 #include <bpf/libbpf.h>
 #include <errno.h>
+#include <fcntl.h>
 #include <linux/perf_event.h>
 #include <napi.h>
 #include <sys/syscall.h>
@@ -127,6 +128,7 @@ bool OptU64(Napi::Env env, Napi::Object o, const char *key, const char *field, u
 }
 
 class BpfObject;
+struct HashDrain;
 
 // One ring buffer map consumed on the Node loop.
 struct Ring {
@@ -178,6 +180,8 @@ class BpfObject : public Napi::ObjectWrap<BpfObject> {
   Napi::Value RingClose(const Napi::CallbackInfo &info);
   Napi::Value RingStats(const Napi::CallbackInfo &info);
   Napi::Value DrainHash(const Napi::CallbackInfo &info);
+  Napi::Value DrainHashAsync(const Napi::CallbackInfo &info);
+  std::unique_ptr<HashDrain> PrepareDrain(const Napi::CallbackInfo &info);
   Napi::Value ReadArray(const Napi::CallbackInfo &info);
   Napi::Value Close(const Napi::CallbackInfo &info);
 
@@ -222,6 +226,7 @@ Napi::Function BpfObject::Define(Napi::Env env) {
                          InstanceMethod<&BpfObject::RingClose>("ringClose"),
                          InstanceMethod<&BpfObject::RingStats>("ringStats"),
                          InstanceMethod<&BpfObject::DrainHash>("drainHash"),
+                         InstanceMethod<&BpfObject::DrainHashAsync>("drainHashAsync"),
                          InstanceMethod<&BpfObject::ReadArray>("readArray"),
                          InstanceMethod<&BpfObject::Close>("close"),
                      });
@@ -809,96 +814,169 @@ Napi::Value BpfObject::RingStats(const Napi::CallbackInfo &info) {
   return out;
 }
 
-// drainHash(map, useBatch: boolean, limit?: number):
-//   {keys: ArrayBuffer, values: ArrayBuffer, count, keySize, valueSize, usedBatch}
-// Every returned entry is deleted from the map. The fallback (get_next_key, lookup,
-// delete) serves kernels without batch ops; it can lose increments that land between
-// lookup and delete.
-Napi::Value BpfObject::DrainHash(const Napi::CallbackInfo &info) {
-  Napi::Env env = info.Env();
-  struct bpf_map *map = FindMap(env, info[0], "map");
-  if (!map) return env.Undefined();
-  if (!info[1].IsBoolean()) {
-    ThrowTypeError(env, "useBatch", "must be a boolean");
-    return env.Undefined();
-  }
-  bool useBatch = info[1].As<Napi::Boolean>().Value();
-  enum bpf_map_type type = bpf_map__type(map);
-  if (type != BPF_MAP_TYPE_HASH && type != BPF_MAP_TYPE_LRU_HASH) {
-    ThrowTypeError(env, "map", "is not a (non per-CPU) hash map");
-    return env.Undefined();
-  }
-  int fd = bpf_map__fd(map);
-  if (fd < 0) {
-    ThrowErrno(env, EBADF, "bpf_map__fd", "object not loaded");
-    return env.Undefined();
-  }
-  size_t keySize = bpf_map__key_size(map), valueSize = bpf_map__value_size(map);
-  int64_t limit = bpf_map__max_entries(map);
-  if (!info[2].IsUndefined() && !ToInt(env, info[2], "limit", 1, limit, &limit)) return env.Undefined();
-  // Uninitialised on purpose: sized for the whole map every epoch, only `count` entries are used.
-  std::unique_ptr<uint8_t[]> keyBuf(new uint8_t[keySize * limit]), valueBuf(new uint8_t[valueSize * limit]);
-  uint8_t *keys = keyBuf.get(), *values = valueBuf.get();
+// Moves up to `limit` entries out of a hash map into plain buffers. Touches no JS: runs
+// on the calling thread (drainHash) or a libuv pool thread (drainHashAsync).
+struct HashDrain {
+  int fd = -1;  // owned (a dup of the map fd, so close() meanwhile cannot pull it away)
+  bool useBatch = true;
+  size_t keySize = 0, valueSize = 0, limit = 0;
+  std::unique_ptr<uint8_t[]> keys, values;  // uninitialised on purpose: only `count` used
   size_t count = 0;
   bool usedBatch = false;
-  if (useBatch) {
-    std::vector<uint8_t> inBatch(std::max<size_t>(keySize, 8)), outBatch(std::max<size_t>(keySize, 8));
-    bool first = true;
-    LIBBPF_OPTS(bpf_map_batch_opts, opts);
-    while (count < static_cast<size_t>(limit)) {
-      uint32_t n = static_cast<uint32_t>(limit - count);
-      int err = bpf_map_lookup_and_delete_batch(fd, first ? nullptr : inBatch.data(), outBatch.data(),
-                                                keys + count * keySize, values + count * valueSize, &n, &opts);
-      err = err < 0 ? -errno : 0;
-      if (err && first && (err == -EINVAL || err == -ENOTSUPP || err == -EOPNOTSUPP)) break;  // fall back
-      usedBatch = true;
-      count += n;
-      if (err == -ENOENT || err == -ENOSPC) break;  // end of map / a bucket larger than what is left
-      if (err) {
-        ThrowErrno(env, err, "bpf_map_lookup_and_delete_batch");
-        return env.Undefined();
-      }
-      first = false;
-      inBatch = outBatch;
-    }
+  int err = 0;  // negative errno
+  const char *syscall = "";
+
+  ~HashDrain() {
+    if (fd >= 0) close(fd);
   }
-  if (!usedBatch) {
+
+  void Run() {
+    keys.reset(new uint8_t[keySize * limit]);
+    values.reset(new uint8_t[valueSize * limit]);
+    if (useBatch) {
+      std::vector<uint8_t> inBatch(std::max<size_t>(keySize, 8)), outBatch(std::max<size_t>(keySize, 8));
+      bool first = true;
+      LIBBPF_OPTS(bpf_map_batch_opts, opts);
+      while (count < limit) {
+        uint32_t n = static_cast<uint32_t>(limit - count);
+        int e = bpf_map_lookup_and_delete_batch(fd, first ? nullptr : inBatch.data(), outBatch.data(),
+                                                keys.get() + count * keySize, values.get() + count * valueSize, &n, &opts);
+        e = e < 0 ? -errno : 0;
+        if (e && first && (e == -EINVAL || e == -ENOTSUPP || e == -EOPNOTSUPP)) break;  // fall back
+        usedBatch = true;
+        count += n;
+        if (e == -ENOENT || e == -ENOSPC) break;  // end of map / a bucket larger than what is left
+        if (e) {
+          err = e;
+          syscall = "bpf_map_lookup_and_delete_batch";
+          return;
+        }
+        first = false;
+        inBatch = outBatch;
+      }
+    }
+    if (usedBatch) return;
+    // Fallback for kernels without batch ops: increments landing between lookup and
+    // delete are lost.
     std::vector<uint8_t> prev(keySize);
     bool havePrev = false;
     size_t listed = 0;
-    while (listed < static_cast<size_t>(limit)) {
-      uint8_t *next = keys + listed * keySize;
+    while (listed < limit) {
+      uint8_t *next = keys.get() + listed * keySize;
       if (bpf_map_get_next_key(fd, havePrev ? prev.data() : nullptr, next) < 0) {
         if (errno == ENOENT) break;
-        ThrowErrno(env, errno, "bpf_map_get_next_key");
-        return env.Undefined();
+        err = -errno;
+        syscall = "bpf_map_get_next_key";
+        return;
       }
       memcpy(prev.data(), next, keySize);
       havePrev = true;
       listed++;
     }
     for (size_t i = 0; i < listed; i++) {
-      uint8_t *key = keys + i * keySize;
-      if (bpf_map_lookup_elem(fd, key, values + count * valueSize) < 0) continue;  // evicted meanwhile
+      uint8_t *key = keys.get() + i * keySize;
+      if (bpf_map_lookup_elem(fd, key, values.get() + count * valueSize) < 0) continue;  // evicted meanwhile
       bpf_map_delete_elem(fd, key);
-      if (count != i) memmove(keys + count * keySize, key, keySize);
+      if (count != i) memmove(keys.get() + count * keySize, key, keySize);
       count++;
     }
   }
-  Napi::ArrayBuffer k = Napi::ArrayBuffer::New(env, count * keySize);
-  Napi::ArrayBuffer v = Napi::ArrayBuffer::New(env, count * valueSize);
-  if (count) {
-    memcpy(k.Data(), keys, count * keySize);
-    memcpy(v.Data(), values, count * valueSize);
+
+  Napi::Value Result(Napi::Env env) {
+    if (err) return ErrnoError(env, err, syscall).Value();
+    Napi::ArrayBuffer k = Napi::ArrayBuffer::New(env, count * keySize);
+    Napi::ArrayBuffer v = Napi::ArrayBuffer::New(env, count * valueSize);
+    if (count) {
+      memcpy(k.Data(), keys.get(), count * keySize);
+      memcpy(v.Data(), values.get(), count * valueSize);
+    }
+    Napi::Object out = Napi::Object::New(env);
+    out.Set("keys", k);
+    out.Set("values", v);
+    out.Set("count", static_cast<double>(count));
+    out.Set("keySize", static_cast<double>(keySize));
+    out.Set("valueSize", static_cast<double>(valueSize));
+    out.Set("usedBatch", usedBatch);
+    return out;
   }
-  Napi::Object out = Napi::Object::New(env);
-  out.Set("keys", k);
-  out.Set("values", v);
-  out.Set("count", static_cast<double>(count));
-  out.Set("keySize", static_cast<double>(keySize));
-  out.Set("valueSize", static_cast<double>(valueSize));
-  out.Set("usedBatch", usedBatch);
-  return out;
+};
+
+class DrainWorker : public Napi::AsyncWorker {
+ public:
+  DrainWorker(Napi::Env env, std::unique_ptr<HashDrain> drain)
+      : Napi::AsyncWorker(env, "vtier.drainHash"), drain_(std::move(drain)), deferred_(Napi::Promise::Deferred::New(env)) {}
+  Napi::Promise Promise() { return deferred_.Promise(); }
+  void Execute() override { drain_->Run(); }
+  void OnOK() override {
+    Napi::Value result = drain_->Result(Env());
+    if (drain_->err) deferred_.Reject(result);
+    else deferred_.Resolve(result);
+  }
+
+ private:
+  std::unique_ptr<HashDrain> drain_;
+  Napi::Promise::Deferred deferred_;
+};
+
+// Validates drainHash(map, useBatch, limit?) arguments into a HashDrain, or throws.
+std::unique_ptr<HashDrain> BpfObject::PrepareDrain(const Napi::CallbackInfo &info) {
+  Napi::Env env = info.Env();
+  struct bpf_map *map = FindMap(env, info[0], "map");
+  if (!map) return nullptr;
+  if (!info[1].IsBoolean()) {
+    ThrowTypeError(env, "useBatch", "must be a boolean");
+    return nullptr;
+  }
+  enum bpf_map_type type = bpf_map__type(map);
+  if (type != BPF_MAP_TYPE_HASH && type != BPF_MAP_TYPE_LRU_HASH) {
+    ThrowTypeError(env, "map", "is not a (non per-CPU) hash map");
+    return nullptr;
+  }
+  int64_t limit = bpf_map__max_entries(map);
+  if (!info[2].IsUndefined() && !ToInt(env, info[2], "limit", 1, limit, &limit)) return nullptr;
+  int fd = bpf_map__fd(map);
+  if (fd < 0) {
+    ThrowErrno(env, EBADF, "bpf_map__fd", "object not loaded");
+    return nullptr;
+  }
+  auto drain = std::make_unique<HashDrain>();
+  drain->fd = fcntl(fd, F_DUPFD_CLOEXEC, 0);
+  if (drain->fd < 0) {
+    ThrowErrno(env, errno, "fcntl(F_DUPFD_CLOEXEC)");
+    return nullptr;
+  }
+  drain->useBatch = info[1].As<Napi::Boolean>().Value();
+  drain->keySize = bpf_map__key_size(map);
+  drain->valueSize = bpf_map__value_size(map);
+  drain->limit = static_cast<size_t>(limit);
+  return drain;
+}
+
+// drainHash(map, useBatch: boolean, limit?: number):
+//   {keys: ArrayBuffer, values: ArrayBuffer, count, keySize, valueSize, usedBatch}
+// Every returned entry is deleted from the map.
+Napi::Value BpfObject::DrainHash(const Napi::CallbackInfo &info) {
+  Napi::Env env = info.Env();
+  std::unique_ptr<HashDrain> drain = PrepareDrain(info);
+  if (!drain) return env.Undefined();
+  drain->Run();
+  Napi::Value result = drain->Result(env);
+  if (drain->err) {
+    Napi::Error(env, result).ThrowAsJavaScriptException();
+    return env.Undefined();
+  }
+  return result;
+}
+
+// drainHashAsync(...): the same on the libuv thread pool; a Promise of the same object.
+Napi::Value BpfObject::DrainHashAsync(const Napi::CallbackInfo &info) {
+  Napi::Env env = info.Env();
+  std::unique_ptr<HashDrain> drain = PrepareDrain(info);
+  if (!drain) return env.Undefined();
+  auto *worker = new DrainWorker(env, std::move(drain));
+  Napi::Promise promise = worker->Promise();
+  worker->Queue();
+  return promise;
 }
 
 // readArray(map): ArrayBuffer of u64 per index, per-CPU arrays summed over CPUs.
