@@ -155,6 +155,13 @@ describe('protocol frames', () => {
     expect(results.map(errorCode)).toEqual(['ok']);
   });
 
+  it('refuses to encode invalid scalar fields', () => {
+    expect(() => encodeMessage({ type: 'budget', dramBudgetPages: -1 })).toThrow(/dramBudgetPages/);
+    const hello = sample[0] as Extract<Message, { type: 'hello' }>;
+    expect(() => encodeMessage({ ...hello, pageSize: 8192 })).toThrow(/pageSize/);
+    expect(() => encodeMessage({ ...hello, epochMs: 0 })).toThrow(/epochMs/);
+  });
+
   it('refuses to encode a frame above the limit', () => {
     const big = runsFrom(Array.from({ length: 1000 }, (_, i) => [i * 2, 1] as [number, number]));
     expect(() => encodeMessage({ type: 'decisions', epoch: 1, promote: big, demote: runsFrom([]) }, { maxFrameBytes: 4096 })).toThrow(
