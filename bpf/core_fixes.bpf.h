@@ -22,6 +22,7 @@ static __always_inline __u64 perf_sample_phys_addr(struct bpf_perf_event_data *c
 
 	if (!bpf_core_field_exists(struct perf_sample_data, phys_addr))
 		return 0;
+#ifndef VT_TEST_PROBE_READ_PATH /* tests build the pre-6.2 path with this defined */
 	if (bpf_cast_to_kern_ctx && bpf_core_field_exists(struct perf_sample_data, sample_flags)) {
 		kctx = bpf_cast_to_kern_ctx(ctx);
 		data = kctx->data;
@@ -29,6 +30,7 @@ static __always_inline __u64 perf_sample_phys_addr(struct bpf_perf_event_data *c
 			return 0;
 		return data->phys_addr;
 	}
+#endif
 	kctx = (void *)ctx;
 	data = BPF_CORE_READ(kctx, data);
 	if (bpf_core_field_exists(struct perf_sample_data, sample_flags))

@@ -261,14 +261,31 @@ describe.skipIf(skip)('sampler.bpf.o in the running kernel', () => {
     }
   });
 
-  it('perf: PERF_SAMPLE_PHYS_ADDR gives physical pages through the CO-RE read (copy-on-write faults)', async () => {
+  // The object as built reads perf_sample_data with plain loads (bpf_cast_to_kern_ctx, 6.2+);
+  // a second build exercises the probe-read path older kernels take.
+  const probeReadObject = (): string => {
+    const out = join(dir, 'sampler-probe-read.bpf.o');
+    if (!existsSync(out)) {
+      const root = packageRoot();
+      execFileSync('clang', [
+        '-g', '-O2', '-target', 'bpf', '-D__TARGET_ARCH_x86', '-DVT_TEST_PROBE_READ_PATH',
+        '-I', join(root, 'build', 'bpf'), '-I', join(root, 'bpf'),
+        '-c', join(root, 'bpf', 'sampler.bpf.c'), '-o', out,
+      ]);
+    }
+    return out;
+  };
+
+  for (const path of ['kern-ctx', 'probe-read'] as const) {
+  it(`perf: PERF_SAMPLE_PHYS_ADDR gives physical pages through the CO-RE read, ${path} path (copy-on-write faults)`, async () => {
+    const objectPath = path === 'probe-read' ? probeReadObject() : undefined;
     const pages = 500;
     const PERF_SAMPLE_ADDR = 1 << 3;
     const PERF_SAMPLE_PHYS_ADDR = 1 << 19;
     for (const withPhys of [false, true]) {
       const child = await startToucher(pages, true);
       try {
-        const s = await sampler({ kind: 'perf', mode: 'both', pid: child.pid });
+        const s = await sampler({ kind: 'perf', mode: 'both', pid: child.pid, objectPath });
         const sampleType = PERF_SAMPLE_ADDR | (withPhys ? PERF_SAMPLE_PHYS_ADDR : 0);
         s.attachPerf({ ...faultsAttr, sampleType }, { cpus: onlineCpus() });
         const physPages = new Set<number>();
@@ -306,6 +323,7 @@ describe.skipIf(skip)('sampler.bpf.o in the running kernel', () => {
       }
     }
   });
+  }
 
   it('drainPagesAsync drains on the thread pool, and survives close() while in flight', async () => {
     const pages = 3000;
