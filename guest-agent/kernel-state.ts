@@ -145,6 +145,15 @@ function restoreEntries(entries: JournalEntry[]): { results: RestoreResult[]; re
       remaining.unshift(entry);
     }
   }
+  // A setting that could not be written back but whose file has since disappeared (its
+  // directory removed by restoring an earlier, parent setting) needs nothing more.
+  for (const result of results) {
+    if (result.action === 'failed' && !existsSync(result.path)) {
+      result.action = 'gone';
+      const i = remaining.findIndex((e) => e.path === result.path);
+      if (i >= 0) remaining.splice(i, 1);
+    }
+  }
   return { results, remaining };
 }
 

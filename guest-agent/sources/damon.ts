@@ -102,6 +102,7 @@ export class DamonSource implements SampleSource {
   ) {
     this.tunables = {
       damonMode: info.mode,
+      kdamondOwner: info.mode === 'own' ? 'vtier (configured for this run, restored after)' : "someone else (observed: vtier configured nothing)",
       kdamond: `kdamond.${info.kdamondIndex}`,
       kdamondPid: info.kdamondPid,
       ops: info.ops,
