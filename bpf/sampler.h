@@ -41,7 +41,8 @@ struct vt_page_key {
 struct vt_page_value {
 	__u32 reads;
 	__u32 writes;
-	__u64 last_ns; /* bpf_ktime_get_ns() of the latest sample */
+	__u64 last_ns; /* bpf_ktime_get_ns() clock of the latest sample; tick resolution
+			* (clock read once per jiffy per CPU) unless the ring is on too */
 };
 
 /* Raw sample, ring buffer "samples". */

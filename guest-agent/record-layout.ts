@@ -96,6 +96,7 @@ export interface DecodedPages {
   kind: Uint8Array;
   reads: Uint32Array;
   writes: Uint32Array;
+  /** CLOCK_MONOTONIC ns of the latest sample, at tick resolution in mode 'aggregate'. */
   lastNs: Float64Array;
 }
 

@@ -8,7 +8,7 @@ import { createInterface } from 'node:readline';
 import { Worker } from 'node:worker_threads';
 import { pathToFileURL } from 'node:url';
 import { afterAll, afterEach, describe, expect, it } from 'vitest';
-import { builtPath, onlineCpus, packageRoot } from '../native/addon.js';
+import { btfFuncProtoArgs, builtPath, onlineCpus, packageRoot } from '../native/addon.js';
 import { openSampler, type SamplerObject } from '../guest-agent/sampler-object.js';
 import { FLAG_PHYS, FLAG_WRITE, KIND_PHYS, KIND_VIRT, SRC_FAULT_TP, SRC_MASK, SRC_PERF } from '../guest-agent/record-layout.js';
 
@@ -194,7 +194,10 @@ describe.skipIf(skip)('sampler.bpf.o in the running kernel', () => {
 
   it('damon: damon_aggregated attaches (without starting DAMON); close detaches', async () => {
     const s = await sampler({ kind: 'damon' });
-    expect(s.program).toMatch(/^on_damon_aggregated/);
+    // the program matching this kernel's tracepoint prototype (bpf/core_fixes.bpf.h)
+    const args = btfFuncProtoArgs('btf_trace_damon_aggregated');
+    expect(s.program).toBe(args === 5 ? 'on_damon_aggregated_with_target' : 'on_damon_aggregated');
+    expect(btfFuncProtoArgs('btf_trace_no_such_tracepoint')).toBe(-1);
     s.attachTracepoints();
     const { progId } = s.bpfStats();
     expect(progExists(progId)).toBe(true);
