@@ -352,7 +352,8 @@ export class VmMigrator extends EventEmitter<VmMigratorEvents> {
       outcome.tried += n;
       let r: { result: number; status: Int32Array } | undefined;
       try {
-        r = await this.callMove(buf.hva.slice(start, end), buf.node.slice(start, end));
+        // subarray: the addon copies the addresses before it returns.
+        r = await this.callMove(buf.hva.subarray(start, end), buf.node.subarray(start, end));
       } catch {
         outcome.failed.other += n;
         continue;
@@ -362,35 +363,58 @@ export class VmMigrator extends EventEmitter<VmMigratorEvents> {
         outcome.tried -= n;
         return;
       }
+      moved.ensure(moved.count + n);
+      // Hot loop: locals only, placement counts updated inline.
+      const status = r.status;
+      const placement = this.placement;
+      const tierOf = this.tierOfNode;
+      const bufIndex = buf.index;
+      const bufPfn = buf.gpaPfn;
+      const movedPfn = moved.gpaPfn;
+      const movedIndex = moved.index;
+      let movedCount = moved.count;
+      let dram = this.dramPages;
+      let cxl = this.cxlPages;
+      let nMoved = 0;
+      let nAlready = 0;
+      let nOther = 0;
       for (let k = 0; k < n; k++) {
         const i = start + k;
-        const s = r.status[k];
-        const index = buf.index[i];
+        const s = status[k];
+        const index = bufIndex[i];
         if (s >= 0) {
-          const prev = this.placement[index];
-          this.setPlacement(index, s);
-          if (this.tierOfNode[s] === tier && (prev < 0 || this.tierOfNode[prev] === tier)) {
-            // Not resident before, or already on this tier: placed, not moved between tiers.
-            outcome.already++;
-          } else if (this.tierOfNode[s] === tier) {
-            outcome.moved++;
-            moved.ensure(moved.count + 1);
-            moved.gpaPfn[moved.count] = buf.gpaPfn[i];
-            moved.index[moved.count] = index;
-            moved.count++;
-          } else {
-            outcome.failed.other++;
+          const prev = placement[index];
+          const prevTier = prev >= 0 ? tierOf[prev] : 0;
+          const newTier = tierOf[s];
+          if (prev !== s) {
+            if (prevTier === 1) dram--;
+            else if (prevTier === 2) cxl--;
+            if (newTier === 1) dram++;
+            else if (newTier === 2) cxl++;
+            placement[index] = s;
           }
-        } else if (s === -EBUSY || s === -EAGAIN) {
+          if (newTier !== tier) {
+            nOther++;
+          } else if (prev < 0 || prevTier === tier) {
+            // Not resident before, or already on this tier: placed, not moved between tiers.
+            nAlready++;
+          } else {
+            nMoved++;
+            movedPfn[movedCount] = bufPfn[i];
+            movedIndex[movedCount] = index;
+            movedCount++;
+          }
+          continue;
+        }
+        // Per-page failures: rare, handled out of line.
+        this.dramPages = dram;
+        this.cxlPages = cxl;
+        if (s === -EBUSY || s === -EAGAIN) {
           outcome.failed.EBUSY++;
           this.queueRetry(buf, i, (attempts?.[i] ?? 0) + 1);
         } else if (s === -ENOMEM) {
-          if (enomem) {
-            enomem.ensure(enomem.count + 1);
-            copyPage(buf, i, enomem);
-          } else {
-            outcome.failed.ENOMEM++;
-          }
+          if (enomem) copyPage(buf, i, enomem);
+          else outcome.failed.ENOMEM++;
         } else if (s === -ENOENT || s === -EFAULT) {
           this.setPlacement(index, ABSENT);
           outcome.failed.ENOENT++;
@@ -399,8 +423,27 @@ export class VmMigrator extends EventEmitter<VmMigratorEvents> {
         } else {
           outcome.failed.other++;
         }
+        dram = this.dramPages;
+        cxl = this.cxlPages;
       }
+      this.dramPages = dram;
+      this.cxlPages = cxl;
+      moved.count = movedCount;
+      outcome.moved += nMoved;
+      outcome.already += nAlready;
+      outcome.failed.other += nOther;
     }
+  }
+
+  private bufs?: { dBuf: PageBuffer; pBuf: PageBuffer; promotedBuf: PageBuffer; demotedBuf: PageBuffer };
+
+  private buffers(pages: number): { dBuf: PageBuffer; pBuf: PageBuffer; promotedBuf: PageBuffer; demotedBuf: PageBuffer } {
+    this.bufs ??= { dBuf: new PageBuffer(1024), pBuf: new PageBuffer(1024), promotedBuf: new PageBuffer(1024), demotedBuf: new PageBuffer(1024) };
+    for (const b of Object.values(this.bufs)) {
+      b.clear();
+      b.ensure(pages);
+    }
+    return this.bufs;
   }
 
   private queueRetry(buf: PageBuffer, i: number, attempts: number): void {
@@ -462,11 +505,9 @@ export class VmMigrator extends EventEmitter<VmMigratorEvents> {
     const notes = new Set<string>();
     if (!this.crossNodeMoves) notes.add(this.dramNodes.length + this.cxlNodes.length <= 1 ? SINGLE_NODE_NOTE : 'no CXL node configured: demotions not possible');
     this.stampValue = (this.stampValue + 1) >>> 0 || 1;
-    const promotedBuf = new PageBuffer(64);
-    const demotedBuf = new PageBuffer(64);
-
-    const dBuf = new PageBuffer(1024);
-    const pBuf = new PageBuffer(1024);
+    // Buffers sized once for the whole message (bounded by maxPagesPerDecision), reused.
+    const want = Math.min(this.maxPagesPerDecision, sumPages(demote) + sumPages(promote));
+    const { dBuf, pBuf, promotedBuf, demotedBuf } = this.buffers(want);
     const demoteNode = this.cxlNodes[0] ?? -1;
     const promoteNode = this.dramNodes[0] ?? -1;
     const dRes = this.translator.translate(demote, demoteNode, dBuf, this.maxPagesPerDecision);
@@ -511,7 +552,7 @@ export class VmMigrator extends EventEmitter<VmMigratorEvents> {
     await this.moveBuffer(pBuf, report.promote, promotedBuf, 1, enomem);
     if (enomem.count > 0) await this.makeRoomAndRetry(enomem, report, promotedBuf, demotedBuf, notes);
 
-    for (let i = 0; i < promotedBuf.count; i++) this.pushPromoted(promotedBuf.index[i]);
+    this.pushPromoted(promotedBuf);
     if (report.promote.failed.EACCES + report.demote.failed.EACCES > 0) notes.add(`EACCES: ${EACCES_FIX}`);
     if (this.gone) notes.add(`${this.name} is gone (QEMU exited)`);
     return this.finish(report, notes, promotedBuf, demotedBuf);
@@ -626,16 +667,32 @@ export class VmMigrator extends EventEmitter<VmMigratorEvents> {
     report.promote.failed.ENOMEM += still.count;
   }
 
-  private pushPromoted(index: number): void {
+  /** Appends promoted pages to the FIFO (oldest dropped when full). */
+  private pushPromoted(buf: PageBuffer): void {
     const cap = this.promotedFifo.length;
     if (cap === 0) return;
-    if (this.fifoLen === cap) {
-      this.fifoHead = (this.fifoHead + 1) % cap;
-      this.fifoLen--;
+    const fifo = this.promotedFifo;
+    const index = buf.index;
+    let head = this.fifoHead;
+    let len = this.fifoLen;
+    let tail = (head + len) % cap;
+    for (let i = 0; i < buf.count; i++) {
+      if (buf.gpaPfn[i] < 0) continue;
+      fifo[tail] = index[i];
+      tail = tail + 1 === cap ? 0 : tail + 1;
+      if (len === cap) head = head + 1 === cap ? 0 : head + 1;
+      else len++;
     }
-    this.promotedFifo[(this.fifoHead + this.fifoLen) % cap] = index;
-    this.fifoLen++;
+    this.fifoHead = head;
+    this.fifoLen = len;
   }
+
+}
+
+function sumPages(runs: PageRuns): number {
+  let n = 0;
+  for (let i = 0; i < runs.count; i++) n += runs.pages[i];
+  return n;
 }
 
 function mergeFailures(into: DirectionOutcome, from: DirectionOutcome): void {
@@ -665,20 +722,46 @@ function countRejected(res: TranslateResult, runs: PageRuns, outcome: DirectionO
   }
 }
 
-/** Compresses moved pages (gpaPfn, in any order) into sorted runs. */
+/** Compresses moved pages (gpaPfn, in any order) into sorted runs. Pages usually arrive
+ *  in ascending order (the guest sends sorted runs), so sorting is skipped when they do. */
 function toRuns(buf: PageBuffer): PageRuns {
-  const pfns: number[] = [];
-  for (let i = 0; i < buf.count; i++) if (buf.gpaPfn[i] >= 0) pfns.push(buf.gpaPfn[i]);
-  pfns.sort((a, b) => a - b);
-  const runs = emptyRuns(pfns.length);
-  for (const pfn of pfns) {
-    const last = runs.count - 1;
-    if (last >= 0 && runs.gpaPfn[last] + runs.pages[last] === pfn && runs.pages[last] < 0xffffffff) runs.pages[last]++;
-    else if (last < 0 || runs.gpaPfn[last] + runs.pages[last] <= pfn) {
-      runs.gpaPfn[runs.count] = pfn;
-      runs.pages[runs.count] = 1;
-      runs.count++;
+  let pfns = buf.gpaPfn.subarray(0, buf.count);
+  let sorted = true;
+  for (let i = 1; i < pfns.length; i++) {
+    if (pfns[i] < pfns[i - 1]) {
+      sorted = false;
+      break;
     }
   }
+  if (!sorted) pfns = Float64Array.from(pfns).sort();
+  const runs = emptyRuns(0);
+  let count = 0;
+  const first = new Float64Array(Math.min(pfns.length, 1 << 16) || 1);
+  const lengths = new Uint32Array(first.length);
+  let gpa = first;
+  let len = lengths;
+  for (let i = 0; i < pfns.length; i++) {
+    const pfn = pfns[i];
+    if (pfn < 0) continue; // pages demoted to make room are not the guest's request
+    const last = count - 1;
+    if (last >= 0 && gpa[last] + len[last] === pfn && len[last] < 0xffffffff) {
+      len[last]++;
+    } else if (last < 0 || gpa[last] + len[last] <= pfn) {
+      if (count === gpa.length) {
+        const g2 = new Float64Array(gpa.length * 2);
+        const l2 = new Uint32Array(gpa.length * 2);
+        g2.set(gpa);
+        l2.set(len);
+        gpa = g2;
+        len = l2;
+      }
+      gpa[count] = pfn;
+      len[count] = 1;
+      count++;
+    }
+  }
+  runs.count = count;
+  runs.gpaPfn = gpa;
+  runs.pages = len;
   return runs;
 }
