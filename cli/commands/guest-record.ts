@@ -3,7 +3,7 @@
 // first faults are seen), or the built-in hotspot workload with its ground truth.
 import type { Command } from 'commander';
 import { spawn, type ChildProcess } from 'node:child_process';
-import { mkdirSync, readFileSync, rmSync, statSync } from 'node:fs';
+import { existsSync, mkdirSync, readFileSync, rmSync, statSync } from 'node:fs';
 import { release } from 'node:os';
 import { dirname, resolve } from 'node:path';
 import { action, examples } from '../command.js';
@@ -135,6 +135,22 @@ export async function spawnPaused(command: string[]): Promise<ChildProcess> {
   throw new UserError(`cannot start ${command[0]} paused`, 'target-failed');
 }
 
+/** mkdir -p without Node's recursive mode, which spins forever under /proc. */
+function makeDirs(dir: string): void {
+  const missing: string[] = [];
+  for (let d = dir; !existsSync(d); d = dirname(d)) {
+    missing.unshift(d);
+    if (dirname(d) === d) break;
+  }
+  for (const d of missing) {
+    try {
+      mkdirSync(d);
+    } catch (err) {
+      throw new UserError(`cannot create ${dir}: ${(err as Error).message}`, 'io');
+    }
+  }
+}
+
 interface RecordCliOptions extends OutputOptions {
   source: string;
   damonMode: string;
@@ -191,11 +207,7 @@ async function record(command: string[], o: RecordCliOptions): Promise<void> {
     const status = damonStatus();
     if (status.busy) throw new UserError(busyMessage(status), 'damon-busy');
   }
-  try {
-    mkdirSync(dirname(outPath), { recursive: true });
-  } catch (err) {
-    throw new UserError(`cannot create ${dirname(outPath)}: ${(err as Error).message}`, 'io');
-  }
+  makeDirs(dirname(outPath));
 
   let started: StartedSampler | undefined;
   let workload: RunningWorkload | undefined;
