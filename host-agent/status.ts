@@ -8,6 +8,8 @@ import type { HostStatus } from './server.js';
 import { MOVE_FAILURES } from './migrator.js';
 
 export interface StatusEndpoints {
+  /** The Prometheus port actually bound (useful with port 0). */
+  prometheusPort?: number;
   close(): void;
 }
 
@@ -42,7 +44,9 @@ export async function serveStatus(getStatus: () => HostStatus, socketPath: strin
       http!.listen(prometheus.port, prometheus.host, () => resolve());
     });
   }
+  const address = http?.address();
   return {
+    prometheusPort: address && typeof address === 'object' ? address.port : undefined,
     close() {
       server.close();
       http?.close();

@@ -1,0 +1,129 @@
+// Status endpoints (unix socket JSON, Prometheus text on loopback) and the serial identity
+// (the host dials the VM's virtio-serial chardev socket, as QEMU would expose it).
+import { describe, expect, it } from 'vitest';
+import { spawn } from 'node:child_process';
+import { mkdtempSync, rmSync } from 'node:fs';
+import { createServer, type Socket } from 'node:net';
+import { request } from 'node:http';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import { fetchStatus, prometheusText, serveStatus } from '../host-agent/status.js';
+import { parseHostConfig } from '../host-agent/config.js';
+import { HostServer, type HostStatus } from '../host-agent/server.js';
+import { FrameDecoder, encodeMessage, PROTOCOL_VERSION, type Message } from '../src/protocol/index.js';
+import { runsFrom } from '../src/samples.js';
+
+const sample: HostStatus = {
+  pid: 1,
+  startedAt: 't',
+  dramNodes: [0],
+  cxlNodes: [1],
+  nodeSplit: 'config',
+  crossNodeMoves: true,
+  notes: [],
+  unknownPeers: 0,
+  vms: [
+    {
+      name: 'vm"1',
+      connected: true,
+      target: 'qemu',
+      state: 'ready',
+      totalPages: 10,
+      dramPages: 4,
+      cxlPages: 6,
+      dramBudgetPages: 5,
+      promotedBytesPerSec: 0,
+      demotedBytesPerSec: 0,
+      promotedPages: 3,
+      demotedPages: 2,
+      failures: { ENOENT: 1, EBUSY: 0, ENOMEM: 0, EACCES: 0, other: 0, budget: 2, 'rate-limited': 0, 'outside-ram': 0, 'no-target-node': 0, 'vm-gone': 0 },
+      decisions: 1,
+      throttled: 0,
+      protocolErrors: 0,
+      refusedConnections: 0,
+      retryPending: 0,
+      moveCalls: 1,
+      queryCalls: 1,
+      crossNodeMoves: true,
+    },
+  ],
+};
+
+describe('status endpoints', () => {
+  it('serves JSON on a unix socket and Prometheus text on loopback', async () => {
+    const dir = mkdtempSync(join(tmpdir(), 'vtier-status-'));
+    const ep = await serveStatus(() => sample, join(dir, 's.sock'), { host: '127.0.0.1', port: 0 });
+    try {
+      expect(await fetchStatus(join(dir, 's.sock'))).toEqual(sample);
+      const text = await new Promise<string>((resolve, reject) => {
+        request({ host: '127.0.0.1', port: ep.prometheusPort, path: '/metrics' }, (res) => {
+          let body = '';
+          res.on('data', (d) => (body += d));
+          res.on('end', () => resolve(body));
+        })
+          .on('error', reject)
+          .end();
+      });
+      expect(text).toBe(prometheusText(sample));
+      expect(text).toContain('vtier_vm_dram_bytes{vm="vm\\"1"} 16384');
+      expect(text).toContain('vtier_vm_move_failures_total{vm="vm\\"1",reason="budget"} 2');
+      await expect(fetchStatus(join(dir, 'nope.sock'))).rejects.toThrow(/host run/);
+    } finally {
+      ep.close();
+      rmSync(dir, { recursive: true, force: true });
+    }
+  });
+});
+
+describe('serial identity', () => {
+  it('dials the VM chardev socket, serves it, and redials after it drops', async () => {
+    const dir = mkdtempSync(join(tmpdir(), 'vtier-serial-'));
+    const chardev = join(dir, 'vm-serial.sock');
+    const holder = spawn('sleep', ['60']);
+    const accepted: Socket[] = [];
+    const chardevServer = createServer((s) => accepted.push(s));
+    await new Promise<void>((r) => chardevServer.listen(chardev, r));
+    const server = new HostServer({
+      config: parseHostConfig({ vms: [{ name: 'ser', identity: { serial: chardev }, localPid: holder.pid, dramBudget: '64M' }], statusSocket: join(dir, 'st.sock') }),
+    });
+    try {
+      await server.start();
+      await server.whenReady('ser', 20_000);
+      const waitAccepted = async (n: number) => {
+        const deadline = Date.now() + 10_000;
+        while (accepted.length < n) {
+          if (Date.now() > deadline) throw new Error('host did not dial the chardev');
+          await new Promise((r) => setTimeout(r, 20));
+        }
+        return accepted[n - 1];
+      };
+      const talk = async (sock: Socket, vmName: string): Promise<Message[]> => {
+        const dec = new FrameDecoder({ from: 'host' });
+        const got: Message[] = [];
+        sock.on('data', (c) => {
+          for (const r of dec.push(c)) if (r.ok) got.push(r.message);
+        });
+        sock.write(encodeMessage({ type: 'hello', protocolVersion: PROTOCOL_VERSION, agentVersion: 't', pageSize: 4096, ramRanges: runsFrom([[0, 16]]), source: 'test', epochMs: 100, vmName }));
+        const deadline = Date.now() + 10_000;
+        while (!got.some((m) => m.type === 'welcome' || m.type === 'error')) {
+          if (Date.now() > deadline) throw new Error('no answer');
+          await new Promise((r) => setTimeout(r, 20));
+        }
+        return got;
+      };
+      const first = await waitAccepted(1);
+      expect((await talk(first, 'ser')).map((m) => m.type)).toContain('welcome');
+      expect(server.status().vms[0].connected).toBe(true);
+      first.destroy();
+      const second = await waitAccepted(2);
+      const answer = await talk(second, 'other-vm');
+      expect(answer.find((m) => m.type === 'error')).toMatchObject({ code: 'identity-mismatch' });
+    } finally {
+      server.stop();
+      chardevServer.close();
+      for (const s of accepted) s.destroy();
+      holder.kill('SIGKILL');
+      rmSync(dir, { recursive: true, force: true });
+    }
+  });
+});
