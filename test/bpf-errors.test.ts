@@ -1,6 +1,7 @@
 // Bad arguments throw TypeError naming the field; kernel and libbpf failures carry
 // .code (errno name) and .syscall.
 import { existsSync } from 'node:fs';
+import fc from 'fast-check';
 import { afterEach, describe, expect, it } from 'vitest';
 import { builtPath, openBpfObject, type BpfObject } from '../native/addon.js';
 import { openSampler } from '../guest-agent/sampler-object.js';
@@ -127,5 +128,49 @@ describe.skipIf(skip)('bpf addon errors', () => {
     } finally {
       s.close();
     }
+  });
+
+  it('perf attr parsing: arbitrary JS values give a TypeError, a kernel errno or a link, never a crash', () => {
+    const obj = openObject();
+    for (const p of obj.programs()) obj.setAutoload(p.name, p.name === 'on_perf_sample');
+    obj.load();
+    const anything = fc.oneof(
+      fc.integer({ min: -5, max: 20 }),
+      fc.double(),
+      fc.bigInt({ min: -(2n ** 70n), max: 2n ** 70n }),
+      fc.boolean(),
+      fc.string({ maxLength: 4 }),
+      fc.constant(undefined),
+      fc.constant(null),
+      fc.constant({}),
+    );
+    const attr = fc.record(
+      {
+        type: fc.oneof(fc.constantFrom(1, 0x7ffffff0), anything),
+        config: fc.oneof(fc.constantFrom(2, 0), anything),
+        samplePeriod: fc.oneof(fc.constantFrom(1, 1000), anything),
+        sampleFreq: anything,
+        sampleType: anything,
+        preciseIp: anything,
+        excludeKernel: anything,
+        wakeupEvents: anything,
+      },
+      { requiredKeys: [] },
+    );
+    fc.assert(
+      fc.property(attr, fc.oneof(fc.constant([0]), fc.array(anything, { maxLength: 2 })), (a, cpus) => {
+        let links: number[] = [];
+        try {
+          links = obj.attachPerfEvent('on_perf_sample', a as never, { cpus: cpus as number[] });
+        } catch (err) {
+          const e = err as Error & { code?: string; syscall?: string };
+          if (e instanceof TypeError) expect(e.message).toMatch(/^(attr(\.\w+)?|target(\.cpus)?): /);
+          else expect(typeof e.code).toBe('string');
+          return;
+        }
+        for (const l of links) obj.detach(l);
+      }),
+      { numRuns: 300 },
+    );
   });
 });
