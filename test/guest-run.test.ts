@@ -1,5 +1,5 @@
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { execFile } from 'node:child_process';
+import { execFile, spawn } from 'node:child_process';
 import { mkdtempSync, rmSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
@@ -376,6 +376,29 @@ describe('vtier guest run (CLI, replay mode)', () => {
     expect(summary.moved.promote).toBeGreaterThan(0);
     expect(host.violations).toEqual([]);
     host.close();
+  });
+
+  it('keeps running without a host, and stops cleanly on SIGTERM with a summary', async () => {
+    const tracePath = join(dir, 'sigterm.trace');
+    writeTrace(tracePath, 200, 100);
+    const child = spawn(
+      'node',
+      [cli, 'guest', 'run', '--connect', `unix:${join(dir, 'nobody-listens.sock')}`, '--source', `replay:${tracePath}`, '--dram-budget', '600K', '--epoch', '50ms', '--json', '--status-every', '200ms'],
+      { stdio: ['ignore', 'pipe', 'pipe'] },
+    );
+    let stdout = '';
+    let stderr = '';
+    child.stdout.on('data', (d: Buffer) => (stdout += d));
+    child.stderr.on('data', (d: Buffer) => (stderr += d));
+    await until(() => /epoch [1-9]\d* .*host (connecting|reconnecting)/.test(stderr), 15_000, () => stderr);
+    child.kill('SIGTERM');
+    const code = await new Promise<number | null>((resolve) => child.on('exit', resolve));
+    expect(code).toBe(0);
+    const summary = JSON.parse(stdout);
+    expect(summary).toMatchObject({ stopReason: 'SIGTERM', budgetFrom: 'local', budgetPages: 150, decisionsSent: 0, connects: 0 });
+    expect(summary.epoch).toBeGreaterThan(0);
+    expect(summary.decisionsUnsent).toBeGreaterThan(0);
+    expect(summary.samples).toBeGreaterThan(0);
   });
 
   it('fails with one line and exit code 2 on bad input', async () => {

@@ -262,10 +262,35 @@ describe('reconnecting client', () => {
   });
 });
 
+describe('reconnecting client against a peer that accepts and drops', () => {
+  it('keeps backing off until the peer sends something', async () => {
+    const path = join(dir, 'dropper.sock');
+    const server = await listen(`unix:${path}`);
+    let accepted = 0;
+    server.on('connection', (stream: Duplex) => {
+      accepted++;
+      stream.destroy();
+    });
+    const client = new ReconnectingClient(`unix:${path}`, { peerSide: 'host', initialDelayMs: 10, maxDelayMs: 80 });
+    const delays: number[] = [];
+    client.on('reconnecting', ({ delayMs }) => delays.push(delayMs));
+    client.start();
+    await new Promise((r) => setTimeout(r, 400));
+    client.stop();
+    server.close();
+    expect(accepted).toBeGreaterThanOrEqual(4);
+    // Connected every time, yet the delay grows to the cap instead of resetting to 10 ms.
+    expect(delays.slice(0, 4)).toEqual([10, 20, 40, 80]);
+    expect(accepted).toBeLessThan(15);
+  });
+});
+
 describe('serial and tcp transports', () => {
   let socat: ChildProcess | undefined;
+  const children: ChildProcess[] = [];
   afterAll(() => {
     if (socat?.pid) socat.kill();
+    for (const child of children) if (child.exitCode === null) child.kill();
   });
 
   it('carries frames between a pty (the guest port) and a chardev-style unix socket (the host side)', async () => {
@@ -287,6 +312,47 @@ describe('serial and tcp transports', () => {
     expect(await atGuest).toEqual({ type: 'budget', dramBudgetPages: 1234 });
     guest.destroy();
     host.destroy();
+  });
+
+  it('a guest on a serial port comes back after the host side goes away', async () => {
+    const sock = join(dir, 'chardev2.sock');
+    const port = join(dir, 'virtio-port2');
+    const startSocat = async () => {
+      const child = spawn('socat', [`PTY,raw,echo=0,link=${port}`, `UNIX-LISTEN:${sock}`], { stdio: 'ignore' });
+      children.push(child);
+      for (let i = 0; i < 100 && !(existsSync(sock) && existsSync(port)); i++) await new Promise((r) => setTimeout(r, 20));
+      return child;
+    };
+    let chardev = await startSocat();
+    const guest = new ReconnectingClient(`serial:${port}`, { peerSide: 'host', initialDelayMs: 20, maxDelayMs: 100 });
+    const budgets: number[] = [];
+    guest.on('message', (m) => m.type === 'budget' && budgets.push(m.dramBudgetPages));
+    guest.start();
+    await waitFor(guest, 'connected');
+    const hostSide = async (pages: number) => {
+      const conn = new ProtocolConnection(await connect(`serial:${sock}`), { peerSide: 'guest' });
+      conn.send({ type: 'budget', dramBudgetPages: pages });
+      return conn;
+    };
+    const host1 = await hostSide(111);
+    for (let i = 0; i < 100 && budgets.length < 1; i++) await new Promise((r) => setTimeout(r, 20));
+    expect(budgets).toEqual([111]);
+
+    // QEMU's side goes away: the port reports EOF/EIO, the guest retries with backoff.
+    host1.destroy();
+    chardev.kill();
+    await waitFor(guest, 'disconnected');
+    await new Promise((r) => setTimeout(r, 150));
+    expect(guest.connected).toBe(false);
+
+    chardev = await startSocat();
+    await waitFor(guest, 'connected');
+    const host2 = await hostSide(222);
+    for (let i = 0; i < 100 && budgets.length < 2; i++) await new Promise((r) => setTimeout(r, 20));
+    expect(budgets).toEqual([111, 222]);
+    guest.stop();
+    host2.destroy();
+    chardev.kill();
   });
 
   it('tcp works on loopback and refuses to listen elsewhere', async () => {

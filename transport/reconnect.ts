@@ -1,5 +1,7 @@
 // A client connection that comes back: connects, and after any failure or disconnect
-// retries with exponential backoff (capped), resetting the delay once a connection is up.
+// retries with exponential backoff (capped). The delay resets only once the peer has sent
+// a valid message: a virtio-serial port opens fine (and then reads EOF) while nobody is on
+// the host side, and a listener may accept and drop at once; neither must cause a tight loop.
 // The owner keeps working while the peer is away; events say what is happening.
 import { EventEmitter } from 'node:events';
 import type { Message, ProtocolError, ProtocolLimits, Side } from '../src/protocol/index.js';
@@ -36,7 +38,7 @@ export interface ReconnectingClientEvents {
 
 export class ReconnectingClient extends EventEmitter<ReconnectingClientEvents> {
   connection: ProtocolConnection | null = null;
-  /** Failed attempts since the last successful connection. */
+  /** Attempts since the peer last proved alive (sent a valid message). */
   attempt = 0;
   connects = 0;
   private timer: NodeJS.Timeout | null = null;
@@ -86,11 +88,13 @@ export class ReconnectingClient extends EventEmitter<ReconnectingClientEvents> {
       stream.destroy();
       return;
     }
-    this.attempt = 0;
     this.connects++;
     const connection = new ProtocolConnection(stream, { peerSide: this.options.peerSide, limits: this.options.limits });
     this.connection = connection;
-    connection.on('message', (message) => this.emit('message', message));
+    connection.on('message', (message) => {
+      this.attempt = 0;
+      this.emit('message', message);
+    });
     connection.on('protocol-error', (error) => this.emit('protocol-error', error));
     connection.on('close', (error) => {
       if (this.connection === connection) this.connection = null;
