@@ -183,6 +183,9 @@ async function main(): Promise<void> {
       agentCpuPctOfCore: cpuPct(rs, true),
       agentCpuPctOfCoreMinusBaseline: cpuPct(rs, true) - baseCpu,
       startStopCpuMs: median(rs.map((r) => r.startStopCpuMs)),
+      // User-space cost per sample (drain, translation, delivery) and BPF cost per event.
+      agentUsPerSample: median(rs.map((r) => (r.samples ? r.agentCpuUs / r.samples : 0))),
+      bpfNsPerEvent: median(rs.map((r) => (r.samples ? r.bpfNs / r.samples : 0))),
       bpfRunTimeMsPerRun: median(rs.map((r) => r.bpfNs / 1e6)),
       samplesPerRun: median(rs.map((r) => r.samples)),
       batchesPerRun: median(rs.map((r) => r.batches)),
@@ -208,7 +211,7 @@ async function main(): Promise<void> {
   for (const s of summary) {
     lines.push(
       `  ${s.source}${s.damonMode ? ` (${s.damonMode})` : ''}: loop slowdown ${s.loopSlowdownPct.toFixed(2)}% CPU-time (${s.loopWallSlowdownPct.toFixed(1)}% wall; target <= 2%), first-touch slowdown ${s.touchSlowdownPct.toFixed(1)}% CPU-time (${s.touchWallSlowdownPct.toFixed(1)}% wall), ` +
-        `agent CPU ${s.agentCpuPctOfCore.toFixed(2)}% of a core (${s.agentCpuPctOfCoreMinusBaseline.toFixed(2)}% above the no-sampler runs; target <= 1%), BPF ${s.bpfRunTimeMsPerRun.toFixed(1)} ms/run, ${s.samplesPerRun} samples/run, start+stop ${s.startStopCpuMs.toFixed(0)} ms CPU`,
+        `agent CPU ${s.agentCpuPctOfCore.toFixed(2)}% of a core (${s.agentCpuPctOfCoreMinusBaseline.toFixed(2)}% above the no-sampler runs; target <= 1%), BPF ${s.bpfRunTimeMsPerRun.toFixed(1)} ms/run (${s.bpfNsPerEvent.toFixed(0)} ns/event), ${s.samplesPerRun} samples/run, ${s.agentUsPerSample.toFixed(2)} us agent CPU/sample, start+stop ${s.startStopCpuMs.toFixed(0)} ms CPU`,
     );
   }
   process.stdout.write(`${lines.join('\n')}\n`);
