@@ -207,6 +207,30 @@ describe('native AF_UNIX sockets (the same code path as AF_VSOCK)', () => {
     server.close();
   });
 
+  it('leaks no file descriptors over many connections, and a closed handle fails cleanly', async () => {
+    const path = join(dir, 'churn.sock');
+    const server = await listen(`unix:${path}`);
+    server.on('connection', (stream: Duplex) => stream.on('data', () => stream.end()).on('error', () => {}));
+    const before = openFds();
+    for (let i = 0; i < 200; i++) {
+      const client = await connect(`unix:${path}`);
+      const closed = new Promise((r) => client.on('close', r));
+      client.write('x');
+      client.resume();
+      await closed;
+    }
+    await new Promise((r) => setTimeout(r, 50));
+    expect(openFds()).toBeLessThanOrEqual(before + 2);
+    const { socketHandle } = await import('../native/addon.js');
+    const { fd } = socketConnect('unix', { path });
+    const handle = socketHandle(fd, 'stream', 'unix', () => {});
+    handle.close();
+    handle.close(); // idempotent
+    expect(() => handle.write(new Uint8Array(1))).toThrow(expect.objectContaining({ code: 'EBADF' }));
+    expect(() => handle.setEvents(true, true)).not.toThrow();
+    server.close();
+  });
+
   it('replaces a stale socket file but refuses a live one', async () => {
     const path = join(dir, 'stale.sock');
     const first = await listen(`unix:${path}`);
