@@ -123,6 +123,33 @@ describe('hysteresis', () => {
     expect(d.stats).toMatchObject({ dramPages: 2, deferredPages: 1 });
   });
 
+  it('a new hot set at least twice as hot displaces the stale one in the epoch it appears', () => {
+    const c = new Classifier({ dramBudgetPages: 16, coolEverySamples: 0, coolEveryEpochs: 1 });
+    for (let epoch = 0; epoch < 3; epoch++) {
+      c.ingest(hits(range(0, 16), 6));
+      c.decide();
+    }
+    // Old set: 6 -> 3, 3+6 -> 4, 4+6 -> 5 after halving; the new set arrives at 12 > 2 x 5.
+    c.ingest(hits(range(300, 16), 12));
+    const d = c.decide();
+    expect(frames(d.promote)).toEqual(range(300, 16));
+    expect(frames(d.demote)).toEqual(range(0, 16));
+    expect(d.stats.deferredPages).toBe(0);
+  });
+
+  it('a new hot set less than twice as hot waits until the old one cools or idles', () => {
+    const c = new Classifier({ dramBudgetPages: 16, coolEverySamples: 0, coolEveryEpochs: 1, idleEpochsBeforeDemote: 2 });
+    for (let epoch = 0; epoch < 3; epoch++) {
+      c.ingest(hits(range(0, 16), 6));
+      c.decide();
+    }
+    c.ingest(hits(range(300, 16), 9)); // 9 < 2 x 5
+    const first = c.decide();
+    expect(first.stats).toMatchObject({ promotedPages: 0, deferredPages: 16 });
+    c.ingest(hits(range(300, 16), 9));
+    expect(frames(c.decide().promote)).toEqual(range(300, 16));
+  });
+
   it('idle for K epochs makes a page demotable whatever its count', () => {
     const c = new Classifier({ dramBudgetPages: 1, coolEverySamples: 0, idleEpochsBeforeDemote: 3 });
     c.ingest(hits([100], 50));

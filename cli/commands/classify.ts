@@ -1,10 +1,241 @@
-// PLACEHOLDER until its owner lands it: `vtier classify`.
+// `vtier classify TRACE --dram 2G`: replays a trace recorded by `vtier guest record`
+// through the classifier, one decision per epoch, and prints the decisions and the
+// hot-set timeline. Offline and deterministic: the same trace gives the same output.
+import { readFileSync } from 'node:fs';
 import type { Command } from 'commander';
-import { action } from '../command.js';
-import { UserError } from '../output.js';
+import { action, examples } from '../command.js';
+import { printResult, UserError, type OutputOptions } from '../output.js';
+import { Classifier, ClassifierConfigError, type ClassifierOptions, type EpochDecision } from '../../src/classifier/index.js';
+import { decodeTrace, TraceFormatError, type DecodedTrace } from '../../src/trace/index.js';
+import { formatBytes, InputError, parseDurationMs, parsePositiveInt, parseSizeBytes } from '../../src/util/units.js';
+import type { PageRuns } from '../../src/samples.js';
+
+/** More epochs than this means --epoch is far too small for the trace's length. */
+const MAX_EPOCHS = 1_000_000;
+
+interface ClassifyOptions extends OutputOptions {
+  dram: string;
+  epoch?: string;
+  huge?: boolean;
+  runs?: boolean;
+  coolEpochs?: string;
+  coolSamples?: string;
+  idleEpochs?: string;
+  migrateLimit?: string;
+  unknown?: string;
+}
+
+export interface ClassifyEpoch {
+  epoch: number;
+  /** Epoch start, milliseconds after the trace start. */
+  startMs: number;
+  batches: number;
+  pageSamples: number;
+  stats: EpochDecision['stats'];
+  promote: Array<[gpaPfn: number, pages: number]>;
+  demote: Array<[gpaPfn: number, pages: number]>;
+}
+
+export interface ClassifyResult {
+  trace: { path: string; source: string; pageSize: number; ramPages: number; batches: number; truncated: boolean; truncatedReason?: string };
+  options: { dramBudgetPages: number; epochMs: number; hugePages: boolean };
+  epochs: ClassifyEpoch[];
+  summary: {
+    epochs: number;
+    pageSamples: number;
+    promotedPages: number;
+    demotedPages: number;
+    promotedBytes: number;
+    demotedBytes: number;
+    finalHotPages: number;
+    finalDramPages: number;
+    maxDeferredPages: number;
+    rejectedRuns: number;
+  };
+  warning?: string;
+}
+
+function pairs(runs: PageRuns): Array<[number, number]> {
+  const out: Array<[number, number]> = [];
+  for (let i = 0; i < runs.count; i++) out.push([runs.gpaPfn[i], runs.pages[i]]);
+  return out;
+}
+
+function readTrace(path: string): DecodedTrace {
+  let bytes: Uint8Array;
+  try {
+    bytes = readFileSync(path);
+  } catch (err) {
+    const e = err as NodeJS.ErrnoException;
+    throw new UserError(`cannot read trace ${path}: ${e.code === 'ENOENT' ? 'no such file' : e.message}`, 'bad-input', 2);
+  }
+  try {
+    return decodeTrace(bytes);
+  } catch (err) {
+    if (err instanceof TraceFormatError) throw new UserError(`${path} is not a valid trace: ${err.message}`, 'bad-trace', 2);
+    throw err;
+  }
+}
+
+/** Runs the classifier over a decoded trace; pure apart from the classifier itself. */
+export function classifyTrace(trace: DecodedTrace, path: string, options: Omit<ClassifierOptions, 'ramRanges'>, epochMs: number, withRuns: boolean): ClassifyResult {
+  const header = trace.header;
+  const ramRanges = header.ramRanges.count > 0 ? header.ramRanges : undefined;
+  let ramPages = 0;
+  for (let i = 0; i < header.ramRanges.count; i++) ramPages += header.ramRanges.pages[i];
+  const classifier = new Classifier({ ...options, ramRanges, pageSizeBytes: header.pageSize });
+  const epochNs = epochMs * 1e6;
+  const epochOf = (tNs: number): number => Math.max(0, Math.floor((tNs - header.startNs) / epochNs));
+  const lastEpoch = trace.batches.reduce((last, b) => Math.max(last, epochOf(b.tNs)), 0);
+  if (lastEpoch + 1 > MAX_EPOCHS) {
+    throw new InputError(`--epoch ${epochMs}ms splits this trace into ${lastEpoch + 1} epochs (limit ${MAX_EPOCHS}); use a longer epoch`);
+  }
+  const epochs: ClassifyEpoch[] = [];
+  let next = 0;
+  let maxDeferred = 0;
+  let pageSamplesTotal = 0;
+  for (let epoch = 0; epoch <= lastEpoch; epoch++) {
+    let batches = 0;
+    let pageSamples = 0;
+    // Batches are in file order; a batch stamped before its predecessor joins the current epoch.
+    while (next < trace.batches.length && epochOf(trace.batches[next].tNs) <= epoch) {
+      const samples = trace.batches[next++].samples;
+      classifier.ingest(samples);
+      batches++;
+      for (let i = 0; i < samples.count; i++) pageSamples += samples.pages[i];
+    }
+    const decision = classifier.decide();
+    pageSamplesTotal += pageSamples;
+    maxDeferred = Math.max(maxDeferred, decision.stats.deferredPages);
+    epochs.push({
+      epoch: decision.epoch,
+      startMs: epoch * epochMs,
+      batches,
+      pageSamples,
+      stats: decision.stats,
+      promote: withRuns ? pairs(decision.promote) : [],
+      demote: withRuns ? pairs(decision.demote) : [],
+    });
+  }
+  const final = classifier.stats();
+  const promotedPages = epochs.reduce((sum, e) => sum + e.stats.promotedPages, 0);
+  const demotedPages = epochs.reduce((sum, e) => sum + e.stats.demotedPages, 0);
+  return {
+    trace: {
+      path,
+      source: header.source,
+      pageSize: header.pageSize,
+      ramPages,
+      batches: trace.batches.length,
+      truncated: trace.truncated,
+      ...(trace.truncatedReason ? { truncatedReason: trace.truncatedReason } : {}),
+    },
+    options: { dramBudgetPages: options.dramBudgetPages, epochMs, hugePages: Boolean(options.hugePages) },
+    epochs,
+    summary: {
+      epochs: epochs.length,
+      pageSamples: pageSamplesTotal,
+      promotedPages,
+      demotedPages,
+      promotedBytes: promotedPages * header.pageSize,
+      demotedBytes: demotedPages * header.pageSize,
+      finalHotPages: final.hotPages,
+      finalDramPages: final.dramPages,
+      maxDeferredPages: maxDeferred,
+      rejectedRuns: final.rejectedRuns,
+    },
+  };
+}
+
+function hexRange([gpaPfn, pages]: [number, number], pageSize: number): string {
+  const hex = (pfn: number): string => `0x${(pfn * pageSize).toString(16)}`;
+  return `${hex(gpaPfn)}-${hex(gpaPfn + pages)}`;
+}
+
+export function formatClassify(result: ClassifyResult, withRuns: boolean): string {
+  const { trace, options, summary } = result;
+  const pageSize = trace.pageSize;
+  const lines = [
+    `trace ${trace.path}: ${trace.source}, ${trace.batches} batches, RAM ${formatBytes(trace.ramPages * pageSize)}${trace.truncated ? ' (truncated)' : ''}`,
+    `DRAM budget ${formatBytes(options.dramBudgetPages * pageSize)} (${options.dramBudgetPages} pages), epoch ${options.epochMs} ms${options.hugePages ? ', 2 MiB granularity' : ''}`,
+    '',
+    'hot-set timeline',
+    `${'epoch'.padStart(5)}  ${'t(s)'.padStart(7)}  ${'samples'.padStart(9)}  ${'sampled'.padStart(8)}  ${'hot'.padStart(8)}  ${'thresh'.padStart(6)}  ${'promoted'.padStart(8)}  ${'demoted'.padStart(8)}  ${'deferred'.padStart(8)}  ${'DRAM'.padStart(8)}`,
+  ];
+  for (const e of result.epochs) {
+    const s = e.stats;
+    const threshold = s.thresholdCount > 65535 ? '-' : String(s.thresholdCount);
+    lines.push(
+      `${String(e.epoch).padStart(5)}  ${(e.startMs / 1000).toFixed(2).padStart(7)}  ${String(e.pageSamples).padStart(9)}  ${String(s.sampledPages).padStart(8)}  ${String(s.hotPages).padStart(8)}  ${threshold.padStart(6)}  ${String(s.promotedPages).padStart(8)}  ${String(s.demotedPages).padStart(8)}  ${String(s.deferredPages).padStart(8)}  ${String(s.dramPages).padStart(8)}`,
+    );
+    if (withRuns) {
+      if (e.promote.length > 0) lines.push(`         promote ${e.promote.map((r) => hexRange(r, pageSize)).join(' ')}`);
+      if (e.demote.length > 0) lines.push(`         demote  ${e.demote.map((r) => hexRange(r, pageSize)).join(' ')}`);
+    }
+  }
+  lines.push(
+    '',
+    `summary: ${summary.epochs} epochs, ${summary.pageSamples} page samples; promoted ${summary.promotedPages} pages (${formatBytes(summary.promotedBytes)}), demoted ${summary.demotedPages} pages (${formatBytes(summary.demotedBytes)})`,
+    `         final hot set ${summary.finalHotPages} pages, DRAM ${summary.finalDramPages} pages, most deferred in an epoch ${summary.maxDeferredPages}, rejected runs ${summary.rejectedRuns}`,
+  );
+  return lines.join('\n');
+}
 
 export function registerClassify(program: Command): void {
-  action(program.command('classify').description('(not built yet)').allowUnknownOption().argument('[args...]'), () => {
-    throw new UserError('vtier classify is not built yet', 'not-implemented');
+  const cmd = program
+    .command('classify')
+    .description('replay a recorded trace through the classifier: decisions per epoch and the hot-set timeline')
+    .argument('<trace>', 'trace file written by `vtier guest record`')
+    .requiredOption('--dram <size>', 'DRAM budget granted to the guest (e.g. 512M, 2G)')
+    .option('--epoch <duration>', 'decision epoch (default: the epoch the trace was recorded with)')
+    .option('--huge', 'decide at 2 MiB granularity (THP-backed guests)')
+    .option('--runs', 'print the promoted/demoted GPA ranges of every epoch (always in --json)')
+    .option('--cool-epochs <n>', 'halve all counts every n epochs (default: off)')
+    .option('--cool-samples <n>', 'halve all counts every n page samples (default: 2000000)')
+    .option('--idle-epochs <k>', 'a DRAM page idle for k epochs may be demoted (default: 8)')
+    .option('--migrate-limit <size>', 'bytes moved per epoch, promotions plus demotions (default: unlimited)')
+    .option('--unknown <tier>', 'where pages with no placement report are assumed to be: cxl or dram (default: cxl)');
+  examples(cmd, [
+    'vtier classify run.trace --dram 2G',
+    'vtier classify run.trace --dram 512M --epoch 1s --runs',
+    'vtier classify run.trace --dram 2G --huge --migrate-limit 256M --json',
+  ]);
+  action<ClassifyOptions>(cmd, (args, options) => {
+    const path = String(args[0]);
+    const trace = readTrace(path);
+    const pageSize = trace.header.pageSize;
+    const dramBytes = parseSizeBytes(options.dram, '--dram');
+    const dramBudgetPages = Math.floor(dramBytes / pageSize);
+    if (dramBudgetPages <= 0) throw new InputError(`--dram: "${options.dram}" is less than one ${pageSize}-byte page`);
+    let ramPages = 0;
+    for (let i = 0; i < trace.header.ramRanges.count; i++) ramPages += trace.header.ramRanges.pages[i];
+    if (ramPages > 0 && dramBudgetPages > ramPages) {
+      throw new InputError(`--dram ${options.dram} is larger than the trace's guest RAM (${formatBytes(ramPages * pageSize)})`);
+    }
+    const epochMs = options.epoch !== undefined ? parseDurationMs(options.epoch, '--epoch') : trace.header.epochMs;
+    if (!(epochMs > 0)) throw new InputError(`--epoch must be longer than 0 (trace epoch: ${trace.header.epochMs} ms)`);
+    const unknownTier = options.unknown ?? 'cxl';
+    if (unknownTier !== 'cxl' && unknownTier !== 'dram') throw new InputError(`--unknown: "${unknownTier}" is not cxl or dram`);
+    const classifierOptions: Omit<ClassifierOptions, 'ramRanges'> = {
+      dramBudgetPages,
+      hugePages: Boolean(options.huge),
+      unknownTier,
+      ...(options.coolEpochs !== undefined ? { coolEveryEpochs: parsePositiveInt(options.coolEpochs, '--cool-epochs') } : {}),
+      ...(options.coolSamples !== undefined ? { coolEverySamples: parsePositiveInt(options.coolSamples, '--cool-samples') } : {}),
+      ...(options.idleEpochs !== undefined ? { idleEpochsBeforeDemote: parsePositiveInt(options.idleEpochs, '--idle-epochs') } : {}),
+      ...(options.migrateLimit !== undefined ? { migrationBudgetBytesPerEpoch: parseSizeBytes(options.migrateLimit, '--migrate-limit') } : {}),
+    };
+    let result: ClassifyResult;
+    try {
+      result = classifyTrace(trace, path, classifierOptions, epochMs, Boolean(options.json || options.runs));
+    } catch (err) {
+      if (err instanceof ClassifierConfigError) throw new InputError(err.message);
+      throw err;
+    }
+    if (trace.truncated) {
+      result.warning = `trace is truncated${trace.truncatedReason ? ` (${trace.truncatedReason})` : ''}; classified the ${trace.batches.length} batches present`;
+      if (!options.json) process.stderr.write(`vtier: warning: ${result.warning}\n`);
+    }
+    printResult(options, result, () => formatClassify(result, Boolean(options.runs)));
   });
 }

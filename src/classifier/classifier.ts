@@ -486,7 +486,10 @@ export class Classifier {
     return threshold;
   }
 
-  /** 4 KiB mode: candidate lists in one pass, counting-sorted, then the budgeted selection. */
+  /** 4 KiB mode: candidate lists in one pass, counting-sorted, then the budgeted selection.
+   *  Hysteresis is pairwise: a hot page displaces a DRAM page only when it is at least
+   *  twice as hot (or the DRAM page has been idle for K epochs), so pages of similar heat
+   *  never trade places, while a new hot set displaces a stale one at once. */
   private selectPages(threshold: number): Selection {
     const table = this.table;
     const hist = table.histogram;
@@ -494,16 +497,17 @@ export class Classifier {
     const warmFloor = Math.max(1, Math.ceil(threshold / 2));
     let candidatesMax = 0;
     for (let c = warmFloor; c <= MAX_COUNT; c++) candidatesMax += hist[c];
+    let maxCount = MAX_COUNT;
+    while (maxCount > 0 && hist[maxCount] === 0) maxCount--;
     const promoteItems = new Int32Array(candidatesMax);
     const promoteKeys = new Uint32Array(candidatesMax);
-    // Warm/hot DRAM pages are only demoted after a budget cut: list them only then.
+    // Only a budget cut can demote a page that no candidate is twice as hot as.
     const listAll = table.dramPages > this.budget;
     const demoteItems = new Int32Array(table.trackedDramPages);
     const demoteKeys = new Uint32Array(demoteItems.length);
     let promoteCount = 0;
     let hotCount = 0;
     let demoteCount = 0;
-    let eligibleCount = 0;
     const idleK = this.idleK;
     const end = table.trackedPages;
     for (let p = 0; p < end; p++) {
@@ -512,12 +516,11 @@ export class Classifier {
       const c = word & COUNT_MASK;
       const i = (word & IDLE_FIELD) >>> IDLE_SHIFT;
       if (word & FLAG_DRAM) {
-        // Demotable ("clearly colder"): below half the threshold, or idle for K epochs.
-        const eligible = 2 * c < threshold || i >= idleK;
-        if (eligible || listAll) {
-          if (eligible) eligibleCount++;
+        // Idle for K epochs counts as cold whatever the (stale) count says.
+        const key = i >= idleK ? 0 : c;
+        if (listAll || 2 * key < maxCount) {
           demoteItems[demoteCount] = p;
-          demoteKeys[demoteCount++] = eligible ? c : MAX_COUNT + 1 + c;
+          demoteKeys[demoteCount++] = key;
         }
       } else if (c >= warmFloor) {
         if (c >= threshold) hotCount++;
@@ -526,23 +529,25 @@ export class Classifier {
       }
       if (i < IDLE_NEVER) state[p] = word + IDLE_ONE;
     }
-    // Hottest first (the hot ones are the first hotCount), coldest first with the
-    // eligible ones (keys below MAX_COUNT + 1) ahead of the rest.
-    const promoteOrder = countingSort(promoteItems, promoteKeys, promoteCount, MAX_COUNT + 1, true);
-    const demoteOrder = countingSort(demoteItems, demoteKeys, demoteCount, 2 * (MAX_COUNT + 1), false);
+    // Hottest first (the hot ones are the first hotCount), coldest first.
+    const promoteSortedKeys = new Uint32Array(promoteCount);
+    const promoteOrder = countingSort(promoteItems, promoteKeys, promoteCount, MAX_COUNT + 1, true, promoteSortedKeys);
+    const demoteSortedKeys = new Uint32Array(demoteCount);
+    const demoteOrder = countingSort(demoteItems, demoteKeys, demoteCount, MAX_COUNT + 1, false, demoteSortedKeys);
 
     const picked = new Picker(this.budget, table.dramPages, this.migrationPages, [...table.untouchedDram].sort((a, b) => a - b));
     const promote = new Int32Array(Math.min(promoteCount, this.budget));
     let promoted = 0;
     let demoteCursor = 0;
-    const demoteOne = (eligibleOnly: boolean): boolean => {
+    /** Demotes the coldest DRAM page(s) if they are colder than half of `incoming`. */
+    const demoteOne = (incoming: number): boolean => {
       if (picked.demoteUntouched()) return true;
-      if (demoteCursor >= (eligibleOnly ? eligibleCount : demoteCount)) return false;
+      if (demoteCursor >= demoteCount || 2 * demoteSortedKeys[demoteCursor] >= incoming) return false;
       demoteCursor++;
       picked.demote(1);
       return true;
     };
-    while (picked.overBudget() && demoteOne(false));
+    while (picked.overBudget() && demoteOne(Infinity));
     const forced = picked.demoted;
     let deferred = 0;
     let filled = 0;
@@ -550,7 +555,8 @@ export class Classifier {
       const hot = k < hotCount;
       // Warm pages only go into free DRAM; hot ones may swap with clearly colder pages.
       if (!hot && (picked.free < 1 || picked.movesLeft < 1)) break;
-      if (picked.free < 1 && picked.movesLeft >= 2 && !demoteOne(true)) {
+      if (picked.free < 1 && picked.movesLeft >= 2 && !demoteOne(promoteSortedKeys[k])) {
+        // Later candidates are colder and later DRAM pages hotter: no more swaps.
         deferred += hotCount - k;
         break;
       }
@@ -565,7 +571,8 @@ export class Classifier {
     return { promote: promote.subarray(0, promoted), demote: demoteOrder.subarray(0, demoteCursor), untouchedDemoted: picked.untouchedDemoted, deferred, filled, forced };
   }
 
-  /** 2 MiB mode: whole chunks move; a chunk is promoted when most of its sampled pages are hot. */
+  /** 2 MiB mode: whole chunks move; a chunk is promoted when most of its sampled pages are
+   *  hot, and displaces a DRAM chunk with less than half as many hot pages (or idle for K). */
   private selectChunks(threshold: number): Selection {
     const table = this.table;
     const state = table.state;
@@ -579,7 +586,6 @@ export class Classifier {
     const demoteKeys = new Uint32Array(chunks);
     let promoteCount = 0;
     let demoteCount = 0;
-    let eligibleCount = 0;
     for (let chunk = 0; chunk < chunks; chunk++) {
       let hot = 0;
       let sampled = 0;
@@ -603,42 +609,48 @@ export class Classifier {
       if (mostlyHot && dramPages < PAGES_PER_CHUNK) {
         promoteItems[promoteCount] = chunk;
         promoteKeys[promoteCount++] = hot;
-      }
-      if (dramPages > 0) {
-        // Every chunk holding DRAM is listed so a budget cut can always be met; a chunk
-        // being promoted sorts last and is never eligible for a demotion to make room.
-        const eligible = !mostlyHot && (hot < (this.hugeHotFraction / 2) * sampled || sampled === 0 || recent === 0);
-        if (eligible) eligibleCount++;
+      } else if (dramPages > 0) {
+        // Every other chunk holding DRAM is listed, so a budget cut can always be met.
         demoteItems[demoteCount] = chunk;
-        demoteKeys[demoteCount++] = eligible ? hot : mostlyHot ? 2 * PAGES_PER_CHUNK + 1 : PAGES_PER_CHUNK + 1 + hot;
+        demoteKeys[demoteCount++] = recent === 0 ? 0 : hot;
       }
     }
     const promoteOrder = countingSort(promoteItems, promoteKeys, promoteCount, PAGES_PER_CHUNK + 1, true);
-    const demoteOrder = countingSort(demoteItems, demoteKeys, demoteCount, 2 * (PAGES_PER_CHUNK + 1), false);
+    const demoteSortedKeys = new Uint32Array(demoteCount);
+    const demoteOrder = countingSort(demoteItems, demoteKeys, demoteCount, PAGES_PER_CHUNK + 1, false, demoteSortedKeys);
     const picked = new Picker(this.budget, table.dramPages, this.migrationPages, [...table.untouchedDram].sort((a, b) => a - b));
-    const demotedChunk = new Uint8Array(chunks);
     const demoteChunks: number[] = [];
     const promoteChunks: number[] = [];
     let demoteCursor = 0;
-    const demoteOne = (eligibleOnly: boolean, maxPages: number): boolean => {
+    const demoteOne = (incoming: number, maxPages: number): boolean => {
       if (maxPages >= PAGES_PER_CHUNK && picked.demoteUntouched()) return true;
-      if (demoteCursor >= (eligibleOnly ? eligibleCount : demoteCount)) return false;
+      if (demoteCursor >= demoteCount || 2 * demoteSortedKeys[demoteCursor] >= incoming) return false;
       const chunk = demoteOrder[demoteCursor];
       if (dramOf[chunk] > maxPages) return false;
       demoteCursor++;
-      demotedChunk[chunk] = 1;
       demoteChunks.push(chunk);
       picked.demote(dramOf[chunk]);
       return true;
     };
-    while (picked.overBudget() && demoteOne(false, Infinity));
+    while (picked.overBudget() && demoteOne(Infinity, Infinity));
+    if (picked.overBudget()) {
+      // Only chunks being promoted are left holding DRAM: give up their DRAM pages too.
+      const partial = promoteOrder.slice().reverse().filter((chunk) => dramOf[chunk] > 0);
+      for (const chunk of partial) {
+        if (!picked.overBudget()) break;
+        demoteChunks.push(chunk);
+        picked.demote(dramOf[chunk]);
+        hotOf[chunk] = 0;
+        dramOf[chunk] = PAGES_PER_CHUNK; // never promoted below
+      }
+    }
     const forced = picked.demoted;
     let deferred = 0;
     for (let k = 0; k < promoteCount; k++) {
       const chunk = promoteOrder[k];
-      if (demotedChunk[chunk]) continue;
       const cost = PAGES_PER_CHUNK - dramOf[chunk];
-      while (picked.free < cost && picked.movesLeft > cost && demoteOne(true, picked.movesLeft - cost));
+      if (cost === 0) continue;
+      while (picked.free < cost && picked.movesLeft > cost && demoteOne(hotOf[chunk], picked.movesLeft - cost));
       if (picked.free < cost || picked.movesLeft < cost) {
         deferred += hotOf[chunk];
         continue;

@@ -2,13 +2,15 @@
 // lists hold up to millions of page indexes, so Array.prototype.sort is out.
 
 /** Returns the first `n` items ordered by `keys` (ascending, or descending when asked);
- *  equal keys keep their input order, which keeps decisions deterministic. */
+ *  equal keys keep their input order, which keeps decisions deterministic. When
+ *  `sortedKeys` is given it receives the keys in the same order. */
 export function countingSort(
   items: Int32Array,
   keys: Uint32Array,
   n: number,
   keyLimit: number,
   descending: boolean,
+  sortedKeys?: Uint32Array,
 ): Int32Array {
   const buckets = new Uint32Array(keyLimit + 1);
   for (let i = 0; i < n; i++) buckets[descending ? keyLimit - 1 - keys[i] : keys[i]]++;
@@ -19,6 +21,10 @@ export function countingSort(
     offset += size;
   }
   const out = new Int32Array(n);
-  for (let i = 0; i < n; i++) out[buckets[descending ? keyLimit - 1 - keys[i] : keys[i]]++] = items[i];
+  for (let i = 0; i < n; i++) {
+    const at = buckets[descending ? keyLimit - 1 - keys[i] : keys[i]]++;
+    out[at] = items[i];
+    if (sortedKeys) sortedKeys[at] = keys[i];
+  }
   return out;
 }
