@@ -151,6 +151,10 @@ export class GuestAgent extends EventEmitter<GuestAgentEvents> {
     this.options = options;
     this.ramPages = ramPageCount(options.ramRanges);
     if (this.ramPages === 0) throw new TypeError('ramRanges: the guest has no RAM ranges');
+    const maxRamRanges = options.limits?.maxRamRanges ?? DEFAULT_LIMITS.maxRamRanges;
+    if (options.ramRanges.count > maxRamRanges) {
+      throw new TypeError(`ramRanges: ${options.ramRanges.count} ranges exceed the protocol limit of ${maxRamRanges}`);
+    }
     this.maxRuns = options.limits?.maxRunsPerList ?? DEFAULT_LIMITS.maxRunsPerList;
     this.reportTimeoutMs = options.reportTimeoutMs ?? 30_000;
     this.budgetPages = options.dramBudgetPages ?? null;
