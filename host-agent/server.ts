@@ -15,6 +15,7 @@ import { FixedBudget, SharedPool, TokenBucket, VmMigrator, MOVE_FAILURES, type D
 import { defaultTierNodes, readNumaTopology, type NumaTopology } from './numa.js';
 import { QemuTarget } from './qemu-target.js';
 import { readPidfile } from './layout.js';
+import { pagesOutside } from './translate.js';
 
 const AGENT_VERSION = process.env.npm_package_version ?? '0.1.0';
 const MAX_REPORT_RUNS = 65_536;
@@ -44,6 +45,8 @@ export interface VmStatus {
   protocolErrors: number;
   refusedConnections: number;
   retryPending: number;
+  /** RAM pages the guest's hello declared that the host's layout does not have (should be 0). */
+  ramMismatchPages: number;
   /** move_pages calls made on this VM's process: moves and placement queries. */
   moveCalls: number;
   queryCalls: number;
@@ -80,6 +83,10 @@ class VmState {
   reattachTimer?: NodeJS.Timeout;
   /** Sample source of the last guest that said hello (kept after it disconnects). */
   lastSource?: string;
+  /** Guest-declared RAM pages outside the host's view of the VM (should be 0). */
+  ramMismatchPages = 0;
+  /** Last attach error already logged (log once per distinct error, not every retry). */
+  loggedError?: string;
   constructor(readonly cfg: VmConfig) {}
 }
 
@@ -257,12 +264,17 @@ export class HostServer extends EventEmitter<HostServerEvents> {
       }
       vm.state = 'ready';
       vm.lastError = undefined;
+      vm.loggedError = undefined;
       this.log(`${vm.cfg.name}: attached (pid ${pid}, ${vm.migrator.totalPages} pages, ${vm.migrator.dramPages} on DRAM, ${vm.migrator.cxlPages} on CXL)`);
       this.sendBudgets();
       this.emit('ready', vm.cfg.name);
     } catch (err) {
       vm.state = (vm.state as VmStatus['state']) === 'gone' ? 'gone' : 'error';
       vm.lastError = (err as Error).message;
+      if (vm.loggedError !== vm.lastError) {
+        vm.loggedError = vm.lastError;
+        this.log(`${vm.cfg.name}: not attached: ${vm.lastError} (retrying every ${this.reattachMs} ms)`);
+      }
       this.scheduleReattach(vm);
     }
   }
@@ -383,6 +395,11 @@ export class HostServer extends EventEmitter<HostServerEvents> {
         clearTimeout(helloTimer);
         s.hello = msg;
         vm.lastSource = msg.source;
+        const table = vm.qemu?.attachment?.translator.table;
+        vm.ramMismatchPages = table ? pagesOutside(table, msg.ramRanges) : 0;
+        if (vm.ramMismatchPages > 0) {
+          this.log(`${vm.cfg.name}: the guest declares ${vm.ramMismatchPages} pages of RAM that QEMU's layout does not have (wrong VM on this socket, or a stale layout?)`);
+        }
         this.send(vm, s, { type: 'welcome', protocolVersion: PROTOCOL_VERSION, agentVersion: AGENT_VERSION, vmName: vm.cfg.name });
         if (vm.migrator) this.send(vm, s, { type: 'budget', dramBudgetPages: vm.migrator.budget.grantPages(vm.migrator) });
         return;
@@ -513,6 +530,7 @@ export class HostServer extends EventEmitter<HostServerEvents> {
         failures,
         ...vm.counters,
         retryPending: m?.retryPending ?? 0,
+        ramMismatchPages: vm.ramMismatchPages,
         moveCalls: m?.stats.moveCalls ?? 0,
         queryCalls: m?.stats.queryCalls ?? 0,
         crossNodeMoves: this.crossNodeMoves,

@@ -191,3 +191,32 @@ export class RangeTranslator {
     return this.all;
   }
 }
+
+/** Pages of `runs` that no range of the table covers (guest-declared RAM the host does not
+ *  see: a sign the connection belongs to another VM, or a stale layout). */
+export function pagesOutside(t: TranslationTable, runs: PageRuns): number {
+  let outside = 0;
+  for (let r = 0; r < runs.count; r++) {
+    let pfn = runs.gpaPfn[r];
+    const end = pfn + runs.pages[r];
+    while (pfn < end) {
+      const i = findRange(t, pfn);
+      if (i >= 0) {
+        pfn = Math.min(end, t.endPfn[i]);
+        continue;
+      }
+      // Skip to the next range start (binary search for the first start > pfn).
+      let lo = 0;
+      let hi = t.count;
+      while (lo < hi) {
+        const mid = (lo + hi) >>> 1;
+        if (t.startPfn[mid] <= pfn) lo = mid + 1;
+        else hi = mid;
+      }
+      const next = lo < t.count ? Math.min(end, t.startPfn[lo]) : end;
+      outside += next - pfn;
+      pfn = next;
+    }
+  }
+  return outside;
+}

@@ -181,6 +181,8 @@ describe.skipIf(Boolean(missing))('host server vs hostile guests (two real QEMU 
     const st = await fetchStatus(join(dir, 'status.sock'));
     const v1 = st.vms.find((v) => v.name === 'vm1')!;
     expect(v1.refusedConnections).toBeGreaterThanOrEqual(1);
+    // The scripted guests declared RAM frames [0, 1024): 0xc0-0xff is QEMU's ROM hole.
+    expect(v1.ramMismatchPages).toBe(0x40);
     expect(v1.protocolErrors).toBeGreaterThanOrEqual(5);
     expect(st.notes).toContain('single NUMA node: cross-node moves not possible here');
     const v2 = st.vms.find((v) => v.name === 'vm2')!;

@@ -4,7 +4,7 @@
 import { describe, expect, it } from 'vitest';
 import fc from 'fast-check';
 import { buildLayout, parseMtreeFlat, parseProcMaps, type RamRange } from '../host-agent/layout.js';
-import { buildTable, PageBuffer, translateRuns } from '../host-agent/translate.js';
+import { buildTable, PageBuffer, pagesOutside, translateRuns } from '../host-agent/translate.js';
 import { runsFrom } from '../src/samples.js';
 
 // Trimmed from Debian QEMU 7.2: -machine q35 -m 3G, memory-backend-file id=mem0.
@@ -160,5 +160,11 @@ describe('translateRuns', () => {
     const capped = translateRuns(table, runsFrom([[0x100, 100], [0x200, 100]]), 0, out, 150);
     expect(capped.pages).toBe(100);
     expect(capped.rejected).toEqual([{ run: 1, reason: 'too-many-pages' }]);
+  });
+
+  it('counts guest-declared RAM pages outside the layout', () => {
+    expect(pagesOutside(table, runsFrom([[0, 0xc0]]))).toBe(0);
+    expect(pagesOutside(table, runsFrom([[0, 0x1000]]))).toBe(0x40);
+    expect(pagesOutside(table, runsFrom([[0xfff, 2], [0x100000, 0x400], [0x100400, 5], [0x200000, 3]]))).toBe(1 + 0 + 5 + 3); // 0x1000 is past the seam-adjacent ranges
   });
 });

@@ -42,6 +42,7 @@ const sample: HostStatus = {
       protocolErrors: 0,
       refusedConnections: 0,
       retryPending: 0,
+      ramMismatchPages: 0,
       moveCalls: 1,
       queryCalls: 1,
       crossNodeMoves: true,

@@ -44,6 +44,7 @@ export function formatStatus(s: HostStatus): string {
     if (v.protocolErrors > 0) extra.push(`protocol errors ${v.protocolErrors}`);
     if (v.refusedConnections > 0) extra.push(`refused hellos ${v.refusedConnections}`);
     if (v.retryPending > 0) extra.push(`busy pages queued ${v.retryPending}`);
+    if (v.ramMismatchPages > 0) extra.push(`guest declares ${v.ramMismatchPages} RAM pages QEMU does not have: check which VM this is`);
     if (extra.length > 0) lines.push(`${v.name}: ${extra.join('; ')}`);
   }
   return lines.join('\n');
