@@ -1,7 +1,7 @@
 // Child processes for campaigns: start a workload stopped (so the agent can attach before
 // the first instruction runs), read a process's CPU time from /proc, stop what we started.
 import { spawn, type ChildProcess } from 'node:child_process';
-import { readFileSync } from 'node:fs';
+import { readdirSync, readFileSync, readlinkSync } from 'node:fs';
 import { createServer } from 'node:net';
 
 /** Clock ticks per second for /proc/PID/stat times (USER_HZ is 100 on every Linux ABI). */
@@ -141,4 +141,31 @@ export function freeLoopbackPort(): Promise<number> {
 
 export function sleep(ms: number): Promise<void> {
   return new Promise((r) => setTimeout(r, ms));
+}
+
+/**
+ * True once `pid` holds an attached BPF program: a `bpf-prog` fd plus a `bpf_link` or
+ * `[perf_event]` fd (how libbpf attaches tracepoints and perf events). That is the moment a
+ * BPF-based agent starts seeing events, which a fixed sleep cannot know on a loaded machine.
+ */
+export function hasAttachedBpf(pid: number, procRoot = '/proc'): boolean {
+  let names: string[];
+  try {
+    names = readdirSync(`${procRoot}/${pid}/fd`);
+  } catch {
+    return false;
+  }
+  let prog = false;
+  let attach = false;
+  for (const name of names) {
+    let target: string;
+    try {
+      target = readlinkSync(`${procRoot}/${pid}/fd/${name}`);
+    } catch {
+      continue;
+    }
+    if (target === 'anon_inode:bpf-prog') prog = true;
+    else if (target === 'anon_inode:bpf_link' || target === 'anon_inode:[perf_event]') attach = true;
+  }
+  return prog && attach;
 }

@@ -7,7 +7,7 @@
 // order from pair to pair (AB, BA, ...) so drift on the machine cancels out.
 import { spawn, spawnSync, type ChildProcess } from 'node:child_process';
 import { basename, join } from 'node:path';
-import { captureTail, readProcCpu, sleep, spawnStopped, stopChild, waitExit, type ProcCpu } from './children.js';
+import { captureTail, hasAttachedBpf, readProcCpu, sleep, spawnStopped, stopChild, waitExit, type ProcCpu } from './children.js';
 import type { PreparedWorkload, Throughput } from './presets/types.js';
 import { METRICS, vtierCommand, type Observation, type ResultsWriter } from './results.js';
 import { pairedRatioInterval, mean, type Interval } from './stats.js';
@@ -37,7 +37,8 @@ export function resolveAgent(source: string, customCommand?: string): AgentSpec 
   if (help.status !== 0 || !/--pid/.test(help.stdout ?? '')) {
     throw new Error('vtier guest record is not available in this build; pass --agent-cmd "CMD ... {pid}" to measure another agent');
   }
-  return { kind: 'vtier-guest-record', argv: [node, bin, 'guest', 'record', '--source', source, '--pid', '{pid}', '--out', '{out}'] };
+  // Records until stopped: the campaign ends it with SIGINT when the workload exits.
+  return { kind: 'vtier-guest-record', argv: [node, bin, 'guest', 'record', '--source', source, '--pid', '{pid}', '--duration', '24h', '--out', '{out}'] };
 }
 
 /** A user command as a workload: timed by wall clock, no throughput figure. */
@@ -62,6 +63,8 @@ export interface ArmResult {
   /** Agent CPU seconds from its start (includes loading BPF programs, node start-up). */
   agentCpuTotalS: number | null;
   agentExit: { code: number | null; signal: string | null } | null;
+  /** Seconds from starting the agent until its BPF programs were attached (vtier agents only). */
+  agentAttachS: number | null;
   agentStderrTail: string | null;
   workloadStdoutTail: string;
   workloadStderrTail: string;
@@ -71,7 +74,10 @@ export interface OverheadOptions {
   workload: PreparedWorkload;
   runs: number;
   agent: AgentSpec;
+  /** Fixed wait before each run (custom agents: their whole warm-up; both arms wait it). */
   warmupMs: number;
+  /** vtier agents: longest wait for the agent's BPF programs to attach (default 60 s). */
+  attachTimeoutMs?: number;
   results: ResultsWriter;
   onProgress?: (done: number, total: number, info: string) => void;
   signal?: AbortSignal;
@@ -120,7 +126,21 @@ async function runArm(arm: ArmResult['arm'], run: number, opts: OverheadOptions,
         lastCpu = readProcCpu(agentPid) ?? lastCpu;
       }, 100);
     }
-    // Same wait in both arms: the agent attaches, the baseline just waits.
+    let agentAttachS: number | null = null;
+    if (agent && opts.agent.kind === 'vtier-guest-record') {
+      // The workload stays stopped until the agent's programs are attached, however long
+      // node start-up and BPF loading take on a loaded machine.
+      const started = performance.now();
+      const limitMs = opts.attachTimeoutMs ?? 60_000;
+      while (!hasAttachedBpf(agent.pid ?? -1)) {
+        abortable(opts.signal, pairs);
+        if (agent.exitCode !== null || agent.signalCode !== null) break;
+        if (performance.now() - started > limitMs) throw new Error(`the agent did not attach its BPF programs within ${limitMs / 1000} s`);
+        await sleep(25);
+      }
+      agentAttachS = (performance.now() - started) / 1000;
+    }
+    // Same fixed wait in both arms.
     await sleep(opts.warmupMs);
     abortable(opts.signal, pairs);
     if (agent && (agent.exitCode !== null || agent.signalCode !== null)) {
@@ -142,9 +162,16 @@ async function runArm(arm: ArmResult['arm'], run: number, opts: OverheadOptions,
       if (!alive) throw new Error(`the agent exited before the workload finished: ${agentTail?.().trim().split('\n').pop() ?? '(no message)'}`);
       agentCpuTotalS = cpuAtEnd ? cpuAtEnd.selfS + cpuAtEnd.childrenS : null;
       agentCpuS = cpuAtEnd && cpuAtStart ? cpuAtEnd.selfS + cpuAtEnd.childrenS - (cpuAtStart.selfS + cpuAtStart.childrenS) : null;
-      // SIGINT: the agent's normal stop (finishes its trace, restores kernel state).
+      // SIGINT: the agent's normal stop (finishes its trace, restores kernel state). An agent
+      // watching a pid may see the workload exit first and stop on its own, reporting that
+      // the target is gone: a normal end here too, since its CPU time was read above.
       const stopped = await stopChild(agent, 'SIGINT', 10_000);
       agentExit = { code: stopped.code, signal: stopped.signal };
+      const targetGone = /target process \d+ exited|exited during|target[- ]gone/i.test(agentTail?.() ?? '');
+      // Only vtier's own agent promises a clean exit; other agents may simply die of SIGINT.
+      if (opts.agent.kind === 'vtier-guest-record' && stopped.code !== 0 && !(stopped.code === 1 && targetGone)) {
+        throw new Error(`the agent failed when stopped (exit ${stopped.code ?? stopped.signal}): ${agentTail?.().trim().split('\n').pop() ?? ''}`);
+      }
     }
     if (exit.code !== 0) {
       throw new Error(`workload exited with ${exit.code === null ? `signal ${exit.signal}` : `code ${exit.code}`}: ${workload.stderr().trim().split('\n').pop() ?? ''}`);
@@ -158,6 +185,7 @@ async function runArm(arm: ArmResult['arm'], run: number, opts: OverheadOptions,
       agentCpuS,
       agentCpuTotalS,
       agentExit,
+      agentAttachS,
       agentStderrTail: agentTail ? agentTail().slice(-2000) : null,
       workloadStdoutTail: workload.stdout().slice(-2000),
       workloadStderrTail: workload.stderr().slice(-2000),
@@ -180,6 +208,7 @@ function armObservations(r: ArmResult, workload: string): Observation[] {
     out.push({ system: r.arm, workload, run: r.run, metric: METRICS.agentCpu, value: r.agentCpuS, unit: 's' });
     out.push({ system: r.arm, workload, run: r.run, metric: METRICS.agentCpuShare, value: r.agentCpuS / r.wallS, unit: 'fraction' });
   }
+  if (r.agentAttachS !== null) out.push({ system: r.arm, workload, run: r.run, metric: 'agent_attach_time', value: r.agentAttachS, unit: 's' });
   if (r.agentCpuTotalS !== null) out.push({ system: r.arm, workload, run: r.run, metric: 'agent_cpu_total', value: r.agentCpuTotalS, unit: 's' });
   return out;
 }

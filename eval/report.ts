@@ -190,33 +190,59 @@ function migrationSection(observations: Observation[]): Section | null {
   };
 }
 
-/** Metrics the summary shows; every other metric is listed under "All metrics". */
-const KEY_METRICS = new Set<string>([
-  METRICS.slowdown, METRICS.agentCpu, METRICS.agentCpuShare, METRICS.throughput, METRICS.wallTime, METRICS.dramServedShare,
-  METRICS.promotedBytes, METRICS.demotedBytes, 'modelled_slowdown', 'precision_steady', 'recall_steady', 'f1_steady',
-  'epochs_to_converge', 'vmstat:pgpromote_success', 'vmstat:numa_hint_faults',
-]);
+/** Metrics the summary shows, in this column order; every other metric is listed under "All other metrics". */
+const KEY_METRICS: string[] = [
+  METRICS.slowdown, 'modelled_slowdown', METRICS.dramServedShare, 'precision_steady', 'recall_steady', 'epochs_to_converge',
+  METRICS.throughput, METRICS.wallTime, METRICS.agentCpu, METRICS.agentCpuShare,
+  METRICS.promotedBytes, METRICS.demotedBytes, 'vmstat:pgpromote_success', 'vmstat:numa_hint_faults',
+];
 
-function summaryTable(observations: Observation[], keyOnly: boolean): Table {
+/** Unit shown in a column header; ratios and fractions speak for themselves. */
+function headerUnit(unit: string): string {
+  return unit === '' || unit === 'ratio' || unit === 'fraction' || unit === 'bytes' ? '' : ` (${unit})`;
+}
+
+/** Key numbers: one row per (workload, system), one column per key metric, mean ± 95% CI half-width. */
+function summaryTable(observations: Observation[]): Table {
+  const scalar = observations.filter((o) => o.timeS === undefined && o.param === undefined && KEY_METRICS.includes(o.metric));
+  const present = KEY_METRICS.filter((m) => scalar.some((o) => o.metric === m));
+  const finals = observations.filter((o) => o.timeS !== undefined && TIME_METRICS.has(o.metric));
+  const finalMetrics = [METRICS.precision, METRICS.recall, METRICS.f1].filter((m) => finals.some((o) => o.metric === m));
+  const units = new Map(scalar.map((o) => [o.metric, o.unit]));
+  const columns = ['workload', 'system', 'runs', ...present.map((m) => `${m}${headerUnit(units.get(m) ?? '')}`), ...finalMetrics.map((m) => `${m} (final)`)];
+  const keys = [...new Set([...scalar, ...finals].map((o) => `${o.workload}\u0000${o.system}`))].sort(byText);
+  const rows = keys.map((key) => {
+    const [workload, system] = key.split('\u0000');
+    let runs = 0;
+    const cells = present.map((metric) => {
+      const values = scalar.filter((o) => o.workload === workload && o.system === system && o.metric === metric).map((o) => o.value);
+      if (values.length === 0) return '';
+      runs = Math.max(runs, values.length);
+      const ci = meanInterval(values);
+      const show = (v: number): string => (units.get(metric) === 'bytes' ? fmtBytes(v) : fmt(v));
+      return Number.isFinite(ci.halfWidth) ? `${show(ci.mean)} ± ${show(ci.halfWidth)}` : show(ci.mean);
+    });
+    const finalCells = finalMetrics.map((metric) => {
+      const series = finals.filter((o) => o.workload === workload && o.system === system && o.metric === metric);
+      if (series.length === 0) return '';
+      const lastTime = Math.max(...series.map((o) => o.timeS ?? 0));
+      return fmt(mean(series.filter((o) => o.timeS === lastTime).map((o) => o.value)));
+    });
+    return [workload, system, runs > 0 ? String(runs) : '', ...cells, ...finalCells];
+  });
+  return { columns, rows };
+}
+
+/** Every other scalar metric, one row per (workload, system, metric). */
+function otherMetricsTable(observations: Observation[]): Table {
   const rows: string[][] = [];
-  // Swept observations have their own sections; the summary keeps one row per plain metric.
-  const scalar = observations.filter((o) => o.timeS === undefined && o.param === undefined && KEY_METRICS.has(o.metric) === keyOnly);
-  const groups = [...groupBy(scalar, (o) => [o.workload, o.system, o.metric, o.unit, o.param ?? '', o.paramValue ?? ''].join('\u0000'))];
-  groups.sort((a, b) => byText(a[0], b[0]));
+  const scalar = observations.filter((o) => o.timeS === undefined && o.param === undefined && !KEY_METRICS.includes(o.metric));
+  const groups = [...groupBy(scalar, (o) => [o.workload, o.system, o.metric, o.unit].join('\u0000'))].sort((a, b) => byText(a[0], b[0]));
   for (const [, group] of groups) {
     const o = group[0];
     const ci = meanInterval(group.map((g) => g.value));
     const show = (v: number): string => (o.unit === 'bytes' ? fmtBytes(v) : fmt(v));
     rows.push([o.workload, o.system, o.metric, o.unit, String(ci.n), show(ci.mean), Number.isFinite(ci.halfWidth) ? `± ${show(ci.halfWidth)}` : '']);
-  }
-  if (!keyOnly) return { columns: ['workload', 'system', 'metric', 'unit', 'n', 'mean', '95% CI'], rows };
-  // Time series: the last point of each series.
-  const series = groupBy(observations.filter((o) => o.timeS !== undefined), (o) => `${o.workload}\u0000${o.system}\u0000${o.metric}`);
-  for (const [, group] of [...series].sort((a, b) => byText(a[0], b[0]))) {
-    const lastTime = Math.max(...group.map((g) => g.timeS ?? 0));
-    const last = group.filter((g) => g.timeS === lastTime);
-    const o = last[0];
-    rows.push([o.workload, o.system, `${o.metric} (final, t=${fmt(lastTime)} s)`, o.unit, String(last.length), fmt(mean(last.map((g) => g.value))), '']);
   }
   return { columns: ['workload', 'system', 'metric', 'unit', 'n', 'mean', '95% CI'], rows };
 }
@@ -235,7 +261,7 @@ export async function buildReport(results: LoadedResults, options: { plots?: boo
   if (options.plots !== false) {
     for (const section of sections) if (section.spec) section.svg = await renderSvg(section.spec);
   }
-  const others = summaryTable(obs, false);
+  const others = otherMetricsTable(obs);
   if (others.rows.length > 0) {
     sections.push({ id: 'all-metrics', title: 'All other metrics', caption: 'Every other metric in the results, mean over runs.', table: others });
   }
@@ -250,7 +276,7 @@ export async function buildReport(results: LoadedResults, options: { plots?: boo
     machine: results.machine,
     warnings,
     sections,
-    summary: summaryTable(obs, true),
+    summary: summaryTable(obs),
   };
 }
 
@@ -294,7 +320,7 @@ function escapeHtml(text: string): string {
 function htmlTable(table: Table, className = ''): string {
   const head = table.columns.map((c) => `<th>${escapeHtml(c)}</th>`).join('');
   const body = table.rows.map((r) => `<tr>${r.map((c) => `<td>${escapeHtml(c)}</td>`).join('')}</tr>`).join('\n');
-  return `<table${className ? ` class="${className}"` : ''}><thead><tr>${head}</tr></thead><tbody>\n${body}\n</tbody></table>`;
+  return `<div class="scroll"><table${className ? ` class="${className}"` : ''}><thead><tr>${head}</tr></thead><tbody>\n${body}\n</tbody></table></div>`;
 }
 
 const STYLE = `
@@ -312,6 +338,7 @@ table.facts td:first-child { white-space: nowrap; color: #555; }
 code, pre { font-family: ui-monospace, SFMono-Regular, Menlo, monospace; font-size: 12px; }
 pre { background: #f5f5f7; padding: 8px; overflow-x: auto; max-height: 400px; }
 details { margin: 6px 0; }
+.scroll { overflow-x: auto; }
 `;
 
 /** One self-contained HTML page: inline CSS and SVG, no scripts, no network. */
@@ -325,7 +352,7 @@ export function renderHtml(model: ReportModel): string {
     parts.push('<div class="banner" id="interrupted"><strong>Interrupted run:</strong> the campaign did not finish (no DONE marker). The numbers below cover only the runs completed before it stopped.</div>');
   }
   for (const warning of model.warnings) parts.push(`<p class="warn">⚠ ${escapeHtml(warning)}</p>`);
-  parts.push('<h2 id="summary">Summary</h2>');
+  parts.push('<h2 id="summary">Key numbers</h2>');
   parts.push(model.summary.rows.length ? htmlTable(model.summary) : '<p>No observations.</p>');
   for (const section of model.sections) {
     parts.push(`<h2 id="${escapeHtml(section.id)}">${escapeHtml(section.title)}</h2>`);
@@ -357,7 +384,7 @@ export function renderMarkdown(model: ReportModel): string {
   if (model.command) out.push(`\`${commandLine(model.command)}\``, '');
   if (!model.complete) out.push('> **Interrupted run:** the campaign did not finish (no DONE marker); the numbers cover only the completed runs.', '');
   for (const warning of model.warnings) out.push(`> warning: ${warning}`, '');
-  out.push('## Summary', '', model.summary.rows.length ? mdTable(model.summary) : 'No observations.', '');
+  out.push('## Key numbers', '', model.summary.rows.length ? mdTable(model.summary) : 'No observations.', '');
   for (const section of model.sections) out.push(`## ${section.title}`, '', section.caption, '', mdTable(section.table), '');
   out.push('## Command and machine', '', mdTable({ columns: ['fact', 'value'], rows: factRows(model.command, model.machine) }), '');
   return out.join('\n');

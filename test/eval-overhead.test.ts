@@ -2,7 +2,7 @@
 // install here, Ctrl-C in the middle, bad input. The agent is a shell loop that watches the
 // workload pid (given with --agent-cmd) unless this build has `vtier guest record`.
 import { spawn, spawnSync } from 'node:child_process';
-import { existsSync, mkdtempSync, readdirSync, readFileSync, rmSync } from 'node:fs';
+import { existsSync, mkdtempSync, readdirSync, readFileSync, rmSync, statSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { afterAll, describe, expect, it } from 'vitest';
@@ -50,6 +50,28 @@ describe('eval overhead', () => {
     const raw = JSON.parse(readFileSync(join(out, 'runs', '002-run1-agent.json'), 'utf8'));
     expect(raw.agentExit).not.toBeNull();
     expect(raw.workloadExit).toBe(0);
+  });
+
+  it('measures the real guest agent (vtier guest record --source faults) on vtier-workload', () => {
+    const out = join(base, 'guest-record');
+    const workload = join(repoRoot(), 'build', 'Release', 'vtier-workload');
+    expect(existsSync(workload), 'npm run build:native builds vtier-workload').toBe(true);
+    const res = vtier(['eval', 'overhead', '--runs', '1', '--source', 'faults', '--warmup', '100ms', '--out', out, '--json', '--',
+      workload, 'hotspot', '--size-bytes', String(64 * 2 ** 20), '--duration-ms', '1500', '--report-ms', '0']);
+    expect(res.status, res.stdout + res.stderr).toBe(0);
+    const summary = JSON.parse(res.stdout);
+    expect(summary.agent.kind).toBe('vtier-guest-record');
+    expect(summary.agent.argv).toContain('faults');
+    const raw = JSON.parse(readFileSync(join(out, 'runs', '002-run1-agent.json'), 'utf8'));
+    // The agent was stopped with SIGINT and finished cleanly, having seen the workload's faults.
+    // Stopped by SIGINT (exit 0), or it saw the workload exit a moment before and said so.
+    if (raw.agentExit.code !== 0) expect(raw.agentStderrTail).toMatch(/target process \d+ exited/);
+    expect(raw.agentExit.signal).toBeNull();
+    expect(statSync(join(out, 'runs', 'agent-run1.trace')).size).toBeGreaterThan(1000);
+    expect(summary.agentCpuS).toBeGreaterThan(0);
+    // The workload started only once the agent's programs were attached.
+    expect(raw.agentAttachS).toBeGreaterThan(0);
+    expect(loadResults(out).observations.some((o) => o.metric === 'agent_attach_time')).toBe(true);
   });
 
   it('uses the sysbench preset and its throughput', () => {

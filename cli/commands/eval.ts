@@ -82,7 +82,7 @@ function registerOverhead(evalCmd: Command): void {
     .option('--source <source>', 'sample source for the agent (auto|damon|faults|pebs|ibs)', 'auto')
     .option('--runs <n>', 'paired runs (each = one run without and one with the agent)', '5')
     .option('--preset <name>', `built-in workload: ${Object.keys(PRESETS).join(', ')} (installed on demand)`)
-    .option('--warmup <duration>', 'time given to the agent to attach before the workload starts (both arms wait it)', '2s')
+    .option('--warmup <duration>', 'fixed wait before each run, both arms (vtier agents first wait until their BPF programs are attached; --agent-cmd agents get only this)', '500ms')
     .option('--agent-cmd <command>', 'measure another agent: a shell command with {pid} (and optionally {out})')
     .option('-o, --out <dir>', 'results directory (default results/overhead-<timestamp>)')
     .option('--results-dir <dir>', 'parent directory for results', 'results');

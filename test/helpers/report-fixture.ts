@@ -14,7 +14,7 @@ const GOLDEN = join(import.meta.dirname, '..', 'golden', 'report');
 function arm(arm: ArmResult['arm'], run: number, wallS: number, opsPerSec: number): ArmResult {
   return {
     arm, run, wallS, throughput: { value: opsPerSec, unit: 'ops/s' }, workloadExit: 0,
-    agentCpuS: arm === 'agent' ? 0.02 * run : null, agentCpuTotalS: null, agentExit: null, agentStderrTail: null, workloadStdoutTail: '', workloadStderrTail: '',
+    agentCpuS: arm === 'agent' ? 0.02 * run : null, agentCpuTotalS: null, agentExit: null, agentAttachS: null, agentStderrTail: null, workloadStdoutTail: '', workloadStderrTail: '',
   };
 }
 
