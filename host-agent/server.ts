@@ -99,6 +99,9 @@ export interface HostServerOptions {
   reattachMs?: number;
   /** How often QEMU's memory layout is re-read to catch hotplug (0 = events only). */
   layoutPollMs?: number;
+  /** The listen function (default: transport/listen). Tests stand in for AF_VSOCK here,
+   *  which must not be opened on the development machines. */
+  listen?: typeof transportListen;
   log?: (line: string) => void;
 }
 
@@ -122,6 +125,7 @@ export class HostServer extends EventEmitter<HostServerEvents> {
   private readonly movePagesFn?: MovePagesFn;
   private readonly reattachMs: number;
   private readonly layoutPollMs: number;
+  private readonly listenFn: typeof transportListen;
   private readonly log: (line: string) => void;
   private unknownPeers = 0;
   private stopped = false;
@@ -145,6 +149,7 @@ export class HostServer extends EventEmitter<HostServerEvents> {
     this.movePagesFn = o.movePages;
     this.reattachMs = o.reattachMs ?? 2000;
     this.layoutPollMs = o.layoutPollMs ?? 5000;
+    this.listenFn = o.listen ?? transportListen;
     this.log = o.log ?? (() => {});
     for (const cfg of o.config.vms) {
       const vm = new VmState(cfg);
@@ -164,7 +169,7 @@ export class HostServer extends EventEmitter<HostServerEvents> {
     for (const vm of this.vms.values()) {
       const id = vm.cfg.identity;
       if (id.kind === 'listen') {
-        const server = await transportListen(id.spec);
+        const server = await this.listenFn(id.spec);
         server.on('connection', (stream: Duplex, peer: PeerIdentity) => this.accept(vm, stream, describePeer(peer)));
         server.on('error', (err: Error) => this.log(`${vm.cfg.name}: listener error: ${err.message}`));
         this.servers.push(server);
@@ -173,12 +178,13 @@ export class HostServer extends EventEmitter<HostServerEvents> {
       }
     }
     if (this.config.vsockListen) {
-      const server = await transportListen(this.config.vsockListen);
+      const server = await this.listenFn(this.config.vsockListen);
       server.on('connection', (stream: Duplex, peer: PeerIdentity) => {
         const vm = peer.cid !== undefined ? this.byCid.get(peer.cid) : undefined;
         if (!vm) {
           this.unknownPeers++;
           this.log(`dropped connection from unknown vsock CID ${peer.cid}`);
+          stream.on('error', () => {});
           stream.destroy();
           return;
         }

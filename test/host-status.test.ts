@@ -128,3 +128,57 @@ describe('serial identity', () => {
     }
   });
 });
+
+describe('vsock identity (listener stood in: AF_VSOCK is never opened here)', () => {
+  it('maps the peer CID to its VM and drops unknown CIDs', async () => {
+    const { EventEmitter } = await import('node:events');
+    const { PassThrough, Duplex } = await import('node:stream');
+    const dir = mkdtempSync(join(tmpdir(), 'vtier-vsock-'));
+    const holder = spawn('sleep', ['60']);
+    const fake = Object.assign(new EventEmitter(), { spec: 'vsock:any:7070', close() {} });
+    const specs: string[] = [];
+    const server = new HostServer({
+      config: parseHostConfig({ vms: [{ name: 'cid3', identity: { vsockCid: 3 }, localPid: holder.pid, dramBudget: '64M' }], vsockListen: 'vsock:any:7070', statusSocket: join(dir, 'st.sock') }),
+      listen: (async (spec: unknown) => {
+        specs.push(JSON.stringify(spec));
+        return fake;
+      }) as never,
+    });
+    // A connected pair of byte streams: the guest writes to one end, the host reads the other.
+    const pair = () => {
+      const toHost = new PassThrough();
+      const toGuest = new PassThrough();
+      const hostSide = Duplex.from({ readable: toHost, writable: toGuest });
+      return { hostSide, toHost, toGuest };
+    };
+    try {
+      await server.start();
+      await server.whenReady('cid3', 20_000);
+      expect(specs).toEqual([JSON.stringify({ kind: 'vsock', cid: 0xffffffff, port: 7070 })]);
+      const stranger = pair();
+      fake.emit('connection', stranger.hostSide, { via: 'vsock:any:7070', kind: 'vsock', cid: 99 });
+      await new Promise((r) => setTimeout(r, 50));
+      expect(stranger.hostSide.destroyed).toBe(true);
+      expect(server.status().unknownPeers).toBe(1);
+      const known = pair();
+      const dec = new FrameDecoder({ from: 'host' });
+      const got: Message[] = [];
+      known.toGuest.on('data', (c: Buffer) => {
+        for (const r of dec.push(c)) if (r.ok) got.push(r.message);
+      });
+      fake.emit('connection', known.hostSide, { via: 'vsock:any:7070', kind: 'vsock', cid: 3 });
+      known.toHost.write(encodeMessage({ type: 'hello', protocolVersion: PROTOCOL_VERSION, agentVersion: 't', pageSize: 4096, ramRanges: runsFrom([[0, 16]]), source: 'test', epochMs: 100 }));
+      const deadline = Date.now() + 5000;
+      while (!got.some((m) => m.type === 'welcome')) {
+        if (Date.now() > deadline) throw new Error('no welcome');
+        await new Promise((r) => setTimeout(r, 20));
+      }
+      expect(got.find((m) => m.type === 'welcome')).toMatchObject({ vmName: 'cid3' });
+      expect(server.status().vms[0]).toMatchObject({ connected: true, peer: 'vsock cid 3' });
+    } finally {
+      server.stop();
+      holder.kill('SIGKILL');
+      rmSync(dir, { recursive: true, force: true });
+    }
+  });
+});
