@@ -26,10 +26,10 @@ export class CampaignAborted extends Error {
   }
 }
 
-/** Finds the agent to measure: `vtier guest record` when this build has it, else a clear error. */
+/** Finds the agent to measure: `vtier guest record` when this build has it, else a clear error.
+ *  A custom command may name the workload with {pid}; system-wide agents need not. */
 export function resolveAgent(source: string, customCommand?: string): AgentSpec {
   if (customCommand) {
-    if (!customCommand.includes('{pid}')) throw new Error('--agent-cmd must contain {pid} (the workload process to watch)');
     return { kind: 'custom', argv: ['/bin/sh', '-c', `exec ${customCommand}`] };
   }
   const [node, bin] = vtierCommand();

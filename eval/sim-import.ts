@@ -138,14 +138,17 @@ export function simObservations(data: unknown, fileName = 'sim.json'): Observati
   const points = [data.points, data.sweep, data.runs].find((v) => Array.isArray(v)) as unknown[] | undefined;
   if (!points || !points.every(isObject)) return null;
   const out: Observation[] = [];
+  // Each point is a full sim run, so it carries both dramBytes and samplePeriod: the
+  // sweep's own `parameter` says which of them varies.
+  const swept = typeof data.parameter === 'string' ? data.parameter : null;
+  const keyFor: Record<string, string[]> = { dram: ['dramBytes', 'dram_bytes'], period: ['samplePeriod', 'period'] };
   for (const point of points as Json[]) {
     let param: { name: string; value: number } | undefined;
-    for (const [key, name] of Object.entries(SWEEP_PARAMS)) {
-      if (typeof point[key] === 'number') param = { name, value: point[key] as number };
+    const candidates = swept ? keyFor[swept] ?? [swept] : Object.keys(SWEEP_PARAMS);
+    for (const key of candidates) {
+      if (!param && typeof point[key] === 'number') param = { name: SWEEP_PARAMS[key] ?? snake(key), value: point[key] as number };
     }
-    if (!param && typeof data.parameter === 'string' && typeof point.value === 'number') {
-      param = { name: SWEEP_PARAMS[data.parameter] ?? snake(data.parameter), value: point.value };
-    }
+    if (!param && swept && typeof point.value === 'number') param = { name: SWEEP_PARAMS[swept] ?? snake(swept), value: point.value };
     const run = runObservations(point, workloadName(data, fallback), param);
     if (!run) return null;
     out.push(...run);

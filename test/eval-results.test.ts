@@ -120,6 +120,20 @@ describe('eval/results', () => {
     expect(simObservations([1, 2])).toBeNull();
   });
 
+  it('imports a sim sweep by the swept parameter, though every point carries both', () => {
+    const point = (dramBytes: number, share: number) => ({
+      value: dramBytes, dramBytes, samplePeriod: 10000, workload: { name: 'hotspot' }, epochMs: 1000,
+      policies: [{ policy: 'vtier', dramShare: share }],
+    });
+    const obs = simObservations({ parameter: 'dram', workload: { name: 'hotspot' }, points: [point(2 ** 30, 0.4), point(2 ** 31, 0.7)] });
+    expect(obs?.filter((o) => o.metric === 'dram_served_share')).toEqual([
+      { system: 'vtier', workload: 'hotspot', run: 0, metric: 'dram_served_share', value: 0.4, unit: 'fraction', param: 'dram_bytes', paramValue: 2 ** 30 },
+      { system: 'vtier', workload: 'hotspot', run: 0, metric: 'dram_served_share', value: 0.7, unit: 'fraction', param: 'dram_bytes', paramValue: 2 ** 31 },
+    ]);
+    const periods = simObservations({ parameter: 'period', points: [{ ...point(2 ** 30, 0.4), samplePeriod: 100 }] });
+    expect(periods?.[0]).toMatchObject({ param: 'period', paramValue: 100 });
+  });
+
   it('names directories by UTC time', () => {
     expect(timestampForName(new Date('2026-01-02T03:04:05.678Z'))).toBe('20260102T030405Z');
   });

@@ -83,7 +83,7 @@ function registerOverhead(evalCmd: Command): void {
     .option('--runs <n>', 'paired runs (each = one run without and one with the agent)', '5')
     .option('--preset <name>', `built-in workload: ${Object.keys(PRESETS).join(', ')} (installed on demand)`)
     .option('--warmup <duration>', 'fixed wait before each run, both arms (vtier agents first wait until their BPF programs are attached; --agent-cmd agents get only this)', '500ms')
-    .option('--agent-cmd <command>', 'measure another agent: a shell command with {pid} (and optionally {out})')
+    .option('--agent-cmd <command>', 'measure another agent: a shell command; {pid} = the workload process, {out} = a file in the results dir')
     .option('-o, --out <dir>', 'results directory (default results/overhead-<timestamp>)')
     .option('--results-dir <dir>', 'parent directory for results', 'results');
   action<OverheadCliOptions>(cmd, async (args, options) => {
@@ -144,7 +144,8 @@ function registerOverhead(evalCmd: Command): void {
     'vtier eval overhead --preset redis --runs 5 --source damon',
     'vtier eval overhead --preset sysbench --runs 3',
     'vtier eval overhead --runs 5 -- vtier workload hotspot --size 1G --duration 20s',
-    'vtier eval overhead --runs 3 --agent-cmd "damo record --target_pid {pid}" -- ./my-benchmark',
+    'vtier eval overhead --runs 3 --agent-cmd "damo record {pid}" -- ./my-benchmark',
+    'vtier eval overhead --preset redis --agent-cmd "vtier guest run --connect unix:/tmp/vtier-vm1.sock --source damon -q"',
   ]);
 }
 
@@ -162,7 +163,7 @@ function registerCompare(evalCmd: Command): void {
     .option('--systems <list>', `comma-separated: ${SYSTEMS.join(',')}`, SYSTEMS.join(','))
     .option('--runs <n>', 'rounds (each runs every system once, order rotated)', '3')
     .option('--rate-limit <MBps>', 'kernel.numa_balancing_promote_rate_limit_MBps for autonuma', '65536')
-    .option('--vtier-cmd <command>', 'the vtier agent for the vtier system: a shell command with {pid}')
+    .option('--vtier-cmd <command>', 'the vtier agent for the vtier system: a shell command ({pid} = the workload process)')
     .option('--warmup <duration>', 'time given to the agent to attach before the workload starts', '2s')
     .option('-o, --out <dir>', 'results directory (default results/compare-<timestamp>)')
     .option('--results-dir <dir>', 'parent directory for results', 'results');
@@ -181,9 +182,8 @@ function registerCompare(evalCmd: Command): void {
     let vtierAgentArgv: string[] | undefined;
     if (systems.includes('vtier')) {
       if (!options.vtierCmd) {
-        throw new UserError('the vtier system needs --vtier-cmd "CMD ... {pid}" (the guest agent with a host agent) until vtier guest run drives a local target', 'no-agent');
+        throw new UserError('the vtier system needs --vtier-cmd "CMD" (the guest agent connected to its host agent, e.g. vtier guest run --connect vsock:2:7070 --source damon; {pid} = the workload)', 'no-agent');
       }
-      if (!options.vtierCmd.includes('{pid}')) throw new UserError('--vtier-cmd must contain {pid}', 'bad-input', 2);
       vtierAgentArgv = ['/bin/sh', '-c', `exec ${options.vtierCmd}`];
     }
     const results = createResults('compare', options, { systems, runs, rateLimitMBps: rateLimit, warmupMs, dramNodes: check.dramNodes, cxlNodes: check.cxlNodes, vtierAgentArgv: vtierAgentArgv ?? null });
@@ -225,7 +225,7 @@ function registerCompare(evalCmd: Command): void {
   });
   examples(cmd, [
     'vtier eval compare --systems autonuma,static --runs 3 -- vtier workload hotspot --size 8G --duration 60s',
-    'vtier eval compare --vtier-cmd "vtier guest run --pid {pid} --host unix:/run/vtier/host.sock" -- ./bench',
+    'vtier eval compare --vtier-cmd "vtier guest run --connect vsock:2:7070 --source damon" -- ./bench',
     `(on one NUMA node) ${'vtier sim --workload hotspot --size 10G --dram 2G --policy vtier,autonuma,static'}`,
   ]);
 }
