@@ -118,6 +118,33 @@ describe.skipIf(!run)('faults source (real kernel)', () => {
     expect(recall).toBeGreaterThanOrEqual(0.95);
   });
 
+  it('raw mode streams the fault addresses of the target too', async () => {
+    const pages = 500;
+    const toucher = await startToucher(pages);
+    children.push(toucher.child);
+    const sampler = await Sampler.start({ source: 'faults', pid: toucher.child.pid, epochMs: 100, raw: true });
+    const addresses = new Set<number>();
+    let otherTgid = 0;
+    sampler.onRaw((records) => {
+      for (let i = 0; i < records.count; i++) {
+        if (records.tgid[i] !== toucher.child.pid) otherTgid++;
+        addresses.add(Math.floor(records.addr[i] / 4096));
+      }
+    });
+    try {
+      toucher.child.stdin.write('go\n');
+      expect(await toucher.next()).toBe('done');
+      await new Promise((r) => setTimeout(r, 300));
+    } finally {
+      await sampler.stop();
+      toucher.child.stdin.end();
+    }
+    let found = 0;
+    for (let i = 0; i < pages; i++) if (addresses.has(toucher.baseVpage + i)) found++;
+    expect(found / pages).toBeGreaterThanOrEqual(0.95);
+    expect(otherTgid).toBe(0);
+  });
+
   it('a target that exits mid-run stops the sampler with a typed "target gone" error', async () => {
     const toucher = await startToucher(10);
     children.push(toucher.child);
