@@ -44,7 +44,8 @@ export interface ClassifierOptions {
   coolEveryEpochs?: number;
   /** Halve all counts every N page samples (0 = never; default 2,000,000 as in Memtis). */
   coolEverySamples?: number;
-  /** A DRAM page with no sample for this many epochs may be demoted whatever its count (default 8). */
+  /** A DRAM page with no sample for this many epochs may be demoted whatever its count
+   *  (default 8; stretched automatically when sampling is too sparse for K epochs to mean idle). */
   idleEpochsBeforeDemote?: number;
   /** Bytes moved (promote + demote) per epoch; default unlimited. Forced demotions after a
    *  budget cut are not limited by it (the DRAM grant is the harder constraint). */
@@ -85,6 +86,9 @@ export interface EpochStats {
   forcedDemotedPages: number;
   /** Whether counts were halved at the end of this epoch. */
   cooled: boolean;
+  /** Idle epochs that made a DRAM page cold this epoch (idleEpochsBeforeDemote, stretched
+   *  when samples are too sparse for it). */
+  idleEpochs: number;
 }
 
 export interface EpochDecision {
@@ -212,6 +216,9 @@ export class Classifier {
   private readonly coolEveryEpochs: number;
   private readonly coolEverySamples: number;
   private readonly idleK: number;
+  /** Page samples ingested since the last decision, and a smoothed per-epoch rate. */
+  private epochPageSamples = 0;
+  private samplesPerEpoch = 0;
   private readonly migrationPages: number;
   private readonly huge: boolean;
   private readonly hugeHotFraction: number;
@@ -312,6 +319,7 @@ export class Classifier {
     this.acceptedRuns += tally[TALLY_ACCEPTED];
     this.rejected += tally[TALLY_REJECTED];
     this.pageSamples += tally[TALLY_PAGES];
+    this.epochPageSamples += tally[TALLY_PAGES];
   }
 
   /** Records where pages are (host placement reports, or the simulator after moves). */
@@ -382,8 +390,11 @@ export class Classifier {
   decide(): EpochDecision {
     if (this.pendingCool) this.coolNow();
     this.epoch++;
+    this.samplesPerEpoch = this.epoch === 1 ? this.epochPageSamples : 0.5 * this.samplesPerEpoch + 0.5 * this.epochPageSamples;
+    this.epochPageSamples = 0;
     const threshold = this.threshold();
-    const moves = this.huge ? this.selectChunks(threshold) : this.selectPages(threshold);
+    const idleEpochs = this.effectiveIdleEpochs();
+    const moves = this.huge ? this.selectChunks(threshold, idleEpochs) : this.selectPages(threshold, idleEpochs);
     const { promote, demote } = this.emit(moves);
     let hotPages = 0;
     const hist = this.table.histogram;
@@ -411,6 +422,7 @@ export class Classifier {
         fillPromotedPages: moves.filled,
         forcedDemotedPages: moves.forced,
         cooled,
+        idleEpochs,
       },
     };
   }
@@ -473,6 +485,16 @@ export class Classifier {
     this.table.cool();
   }
 
+  /** Epochs without a sample after which a page counts as cold. With sparse sampling a
+   *  hot page goes several epochs unsampled, so K is stretched until a page sampled at the
+   *  hot set's mean rate (samples per epoch / budget) is idle that long with ~5% chance (e^-3). */
+  private effectiveIdleEpochs(): number {
+    const perEpoch = this.samplesPerEpoch;
+    const rate = perEpoch / this.budget; // samples per hot page per epoch, pessimistic
+    const stretched = rate > 0 ? Math.ceil(3 / rate) : IDLE_NEVER;
+    return Math.min(IDLE_NEVER, Math.max(this.idleK, stretched));
+  }
+
   /** Lowest count c >= minHotCount with (pages with count >= c) <= budget; 65536 if none. */
   private threshold(): number {
     const hist = this.table.histogram;
@@ -490,7 +512,7 @@ export class Classifier {
    *  Hysteresis is pairwise: a hot page displaces a DRAM page only when it is at least
    *  twice as hot (or the DRAM page has been idle for K epochs), so pages of similar heat
    *  never trade places, while a new hot set displaces a stale one at once. */
-  private selectPages(threshold: number): Selection {
+  private selectPages(threshold: number, idleK: number): Selection {
     const table = this.table;
     const hist = table.histogram;
     const state = table.state;
@@ -508,7 +530,6 @@ export class Classifier {
     let promoteCount = 0;
     let hotCount = 0;
     let demoteCount = 0;
-    const idleK = this.idleK;
     const end = table.trackedPages;
     for (let p = 0; p < end; p++) {
       const word = state[p];
@@ -573,11 +594,10 @@ export class Classifier {
 
   /** 2 MiB mode: whole chunks move; a chunk is promoted when most of its sampled pages are
    *  hot, and displaces a DRAM chunk with less than half as many hot pages (or idle for K). */
-  private selectChunks(threshold: number): Selection {
+  private selectChunks(threshold: number, idleK: number): Selection {
     const table = this.table;
     const state = table.state;
     const chunks = table.chunkCount;
-    const idleK = this.idleK;
     const hotOf = new Uint16Array(chunks);
     const dramOf = new Uint16Array(chunks);
     const promoteItems = new Int32Array(chunks);
