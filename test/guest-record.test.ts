@@ -93,6 +93,14 @@ describe('vtier guest record', () => {
     }
   });
 
+  it('an output directory that cannot be created is one line, not a hang', async () => {
+    const r = await vtier('guest', 'record', '--source', 'faults', '--pid', String(process.pid), '--out', '/proc/vtier-nope/x.trace', '--json');
+    expect(r.code).toBe(1);
+    const { error } = JSON.parse(r.stdout);
+    expect(error.kind).toBe('io');
+    expect(error.message).toMatch(/^cannot create \/proc\/vtier-nope/);
+  });
+
   it('a pid that does not exist is refused', async () => {
     const r = await vtier('guest', 'record', '--source', 'faults', '--pid', '999999999', '--out', join(dir, 'n.trace'), '--json');
     expect(r.code).toBe(1);
@@ -125,8 +133,8 @@ describe('vtier guest record', () => {
       'guest', 'record', '--source', 'faults', '--duration', '2s', '--epoch', '200ms', '--workload-size', '64M', '--no-thp',
       '--truth', join(dir, 'full.truth'), '--out', out,
     );
-    if (r.code !== 1) console.log('unexpected:', r.stdout, r.stderr, readFileSync(out).length);
-    expect(r.code).toBe(1);
+    // On failure, show what was recorded: a run that fits in 64 KiB saw too few faults.
+    expect(r.code, `${r.stdout}${r.stderr}`).toBe(1);
     expect(r.stderr).toMatch(/^vtier: error: trace truncated at batch \d+: disk full \(ENOSPC\)\n$/);
     const trace = decodeTrace(readFileSync(out));
     expect(trace.truncated).toBe(true);
