@@ -105,6 +105,9 @@ export class PageBuffer {
 export function translateRuns(t: TranslationTable, runs: PageRuns, targetNode: number, out: PageBuffer, maxPages = Infinity): TranslateResult {
   const rejected: TranslateResult['rejected'] = [];
   const start = out.count;
+  // Guests send sorted runs: most runs fall in the range of the previous one.
+  let lastRange = -1;
+  out.ensure(out.count + Math.min(maxPages, runs.count));
   for (let r = 0; r < runs.count; r++) {
     const pfn = runs.gpaPfn[r];
     const pages = runs.pages[r];
@@ -117,7 +120,7 @@ export function translateRuns(t: TranslationTable, runs: PageRuns, targetNode: n
       continue;
     }
     // Check the whole run first (it may span adjacent ranges), then emit.
-    let ri = findRange(t, pfn);
+    let ri = lastRange >= 0 && pfn >= t.startPfn[lastRange] && pfn < t.endPfn[lastRange] ? lastRange : findRange(t, pfn);
     if (ri < 0) {
       rejected.push({ run: r, reason: 'outside-ram' });
       continue;
@@ -136,7 +139,8 @@ export function translateRuns(t: TranslationTable, runs: PageRuns, targetNode: n
       rejected.push({ run: r, reason: 'outside-ram' });
       continue;
     }
-    out.ensure(out.count + pages);
+    lastRange = ri;
+    if (out.count + pages > out.hva.length) out.ensure(out.count + pages);
     const hva = out.hva;
     const index = out.index;
     const node = out.node;
