@@ -62,22 +62,35 @@ export function translatePages(
   let untranslated = 0;
   // Virtual pages grouped by process (counting pass, then fill), each group in
   // ascending page order so pagemap reads whole spans.
+  // Runs of equal tgid (the usual case with a pid filter) cost one Map access per run.
   const groupSize = new Map<number, number>();
+  let runTgid = -1;
+  let runLength = 0;
   for (let i = 0; i < n; i++) {
     if (drained.kind[i] === KIND_PHYS) {
       pfn[out] = drained.page[i];
       reads[out] = drained.reads[i];
       writes[out++] = drained.writes[i];
+    } else if (drained.tgid[i] === runTgid) {
+      runLength++;
     } else {
-      groupSize.set(drained.tgid[i], (groupSize.get(drained.tgid[i]) ?? 0) + 1);
+      if (runLength) groupSize.set(runTgid, (groupSize.get(runTgid) ?? 0) + runLength);
+      runTgid = drained.tgid[i];
+      runLength = 1;
     }
   }
+  if (runLength) groupSize.set(runTgid, (groupSize.get(runTgid) ?? 0) + runLength);
   const groups = new Map<number, { indices: Uint32Array; filled: number }>();
   for (const [tgid, size] of groupSize) groups.set(tgid, { indices: new Uint32Array(size), filled: 0 });
+  let group: { indices: Uint32Array; filled: number } | undefined;
+  runTgid = -1;
   for (let i = 0; i < n; i++) {
     if (drained.kind[i] === KIND_PHYS) continue;
-    const group = groups.get(drained.tgid[i])!;
-    group.indices[group.filled++] = i;
+    if (drained.tgid[i] !== runTgid) {
+      runTgid = drained.tgid[i];
+      group = groups.get(runTgid)!;
+    }
+    group!.indices[group!.filled++] = i;
   }
   for (const [tgid, group] of groups) {
     const order = sortIndicesByPage(drained.page, group.indices);
