@@ -169,6 +169,26 @@ describe('hysteresis', () => {
   });
 });
 
+describe('sparse sampling', () => {
+  it('stretches idle-K so a hot page that merely went unsampled is not taken for idle', () => {
+    // 64 DRAM pages, ~8 samples per epoch: a hot page is sampled every ~8 epochs, so
+    // K = 3 epochs without a sample is no evidence; K stretches towards ceil(3 / (8 / 64)) = 24.
+    const c = new Classifier({ dramBudgetPages: 64, idleEpochsBeforeDemote: 3, coolEverySamples: 0 });
+    c.ingest(hits(range(0, 64), 4));
+    expect(c.decide().stats.promotedPages).toBe(64);
+    let demoted = 0;
+    let idleEpochs = 0;
+    for (let epoch = 0; epoch < 6; epoch++) {
+      c.ingest(hits(range(1000 + epoch * 8, 8), 3)); // new pages, less than twice as hot
+      const d = c.decide();
+      demoted += d.stats.demotedPages;
+      idleEpochs = d.stats.idleEpochs;
+    }
+    expect(idleEpochs).toBeGreaterThanOrEqual(20); // the rate is smoothed over epochs (64 samples in the first)
+    expect(demoted).toBe(0);
+  });
+});
+
 describe('budgets', () => {
   it('respects the per-epoch migration budget and defers the rest', () => {
     const c = new Classifier({ dramBudgetPages: 100, migrationBudgetBytesPerEpoch: 10 * 4096, coolEverySamples: 0 });
