@@ -105,4 +105,18 @@ describe.skipIf(!haveChromium && !ci)('report in headless Chromium', () => {
     expect(result.plots[0].marks).toBeGreaterThan(5);
     expect(result.plots[0].width).toBeGreaterThan(300);
   });
+
+  it('renders the report of a real vtier eval sim run', () => {
+    const out = join(base, 'sim');
+    runCli([
+      'eval', 'sim', '--out', out, '--', '--workload', 'shifting', '--size', '128M', '--dram', '20%', '--policy', 'vtier,autonuma,static,oracle',
+      '--duration', '12s', '--shift-every', '6s', '--accesses-per-epoch', '50000', '--timeline',
+    ]);
+    const result = probe(join(out, 'report.html'));
+    expect(result.plots.map((p) => p.id)).toEqual(['accuracy-shifting', 'dram-share', 'migration']);
+    for (const plot of result.plots) {
+      expect(plot.width, plot.id).toBeGreaterThan(300);
+      expect(plot.marks, plot.id).toBeGreaterThan(5);
+    }
+  });
 });
