@@ -13,6 +13,36 @@ export interface PlanOptions {
   minPromoteScore: number;
 }
 
+// One reusable buffer per memory size: a 10 GiB memory's order array is 10 MB, and
+// allocating (and zeroing) it for every policy every epoch dominated the step.
+const buffers = new Map<number, Uint32Array>();
+function scratch(pages: number): Uint32Array {
+  let b = buffers.get(pages);
+  if (!b) {
+    if (buffers.size > 4) buffers.clear();
+    b = new Uint32Array(pages);
+    buffers.set(pages, b);
+  }
+  return b;
+}
+
+/** Moves that make DRAM hold exactly the pages marked in `want` (at most `capacity` of them),
+ *  demoting unwanted pages only as far as the promotions need room. One pass, no sorting. */
+export function planToSet(want: Uint8Array, tier: Uint8Array, capacity: number, dramUsed: number): Migrations {
+  const promote = new PageList(1024);
+  for (let p = 0; p < tier.length; p++) if (want[p] === 1 && tier[p] === CXL) promote.push(p);
+  const demote = new PageList(1024);
+  let need = dramUsed + promote.count - capacity;
+  for (let p = 0; p < tier.length && need > 0; p++) {
+    if (want[p] === 0 && tier[p] === DRAM) {
+      demote.push(p);
+      need--;
+    }
+  }
+  if (need > 0) promote.count -= need;
+  return { promote, demote };
+}
+
 export function planByScore(score: ArrayLike<number>, maxScore: number, tier: Uint8Array, o: PlanOptions): Migrations {
   const pages = tier.length;
   const keys = 2 * (maxScore + 1);
@@ -25,7 +55,7 @@ export function planByScore(score: ArrayLike<number>, maxScore: number, tier: Ui
     start[k] = sum;
     sum += c;
   }
-  const order = new Uint32Array(pages);
+  const order = scratch(pages);
   for (let p = 0; p < pages; p++) order[start[keys - 1 - (2 * score[p] + tier[p])]++] = p;
 
   const promote = new PageList(1024);

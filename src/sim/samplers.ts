@@ -6,15 +6,19 @@
 // after arming comes Exp(rate) later. This is exact for the i.i.d. generators and an
 // approximation for the sequential parts of `graph`.
 import type { Prng } from './prng.js';
-import { PAGE_MASK, WRITE_BIT } from './workloads.js';
 import { PageList, type Signals } from './policy.js';
 
 /** PEBS/IBS-like: each real access is sampled with probability 1/period. A simulated access
  *  stands for `accessWeight` real ones, so it yields Binomial(weight, 1/period) samples,
  *  drawn as geometric gaps when the expectation is below one (the usual case). */
 export class PebsSampler {
-  /** Sampled page of each sample; bit 31 marks a store. */
+  /** Sampled page of each record; bit 31 marks a store. */
   readonly samples = new PageList(4096);
+  /** Samples each record stands for (1 when thinning; more when the period is below the
+   *  access weight, so absurdly dense sampling stays one record per simulated access). */
+  weights = new Uint32Array(4096);
+  /** Total samples of the last call. */
+  total = 0;
   constructor(readonly period: number) {
     if (!(period >= 1)) throw new RangeError('sample period must be >= 1');
   }
@@ -22,6 +26,7 @@ export class PebsSampler {
   sample(signals: Signals, rng: Prng): PageList {
     const out = this.samples;
     out.clear();
+    this.total = 0;
     const { stream, accessWeight } = signals;
     const q = accessWeight / this.period;
     if (q < 1) {
@@ -31,23 +36,21 @@ export class PebsSampler {
         out.push(stream[i]);
         i += 1 + Math.floor(Math.log(1 - rng.next()) / logNot);
       }
+      if (this.weights.length < out.pages.length) this.weights = new Uint32Array(out.pages.length);
+      this.weights.fill(1, 0, out.count);
+      this.total = out.count;
     } else {
+      if (this.weights.length < stream.length) this.weights = new Uint32Array(stream.length);
       for (let i = 0; i < stream.length; i++) {
         const n = rng.poisson(q);
-        for (let k = 0; k < n; k++) out.push(stream[i]);
+        if (n === 0) continue;
+        this.weights[out.count] = n;
+        out.push(stream[i]);
+        this.total += n;
       }
     }
     return out;
   }
-}
-
-/** Samples taken per page as counts (page, reads, writes), for consumers that want aggregates. */
-export function countSamples(samples: PageList, counts: Uint32Array): void {
-  for (let i = 0; i < samples.count; i++) counts[samples.pages[i] & PAGE_MASK]++;
-}
-
-export function isWrite(access: number): boolean {
-  return (access & WRITE_BIT) !== 0;
 }
 
 /** Full accessed-bit scans: every `intervalMs` the whole page table is walked and each bit
@@ -68,35 +71,36 @@ export class AccessedBitScanner {
     const dtSec = this.intervalMs / 1000;
     const rates = signals.ratesPerSec;
     const seen = this.seen;
-    // Consecutive pages usually share a rate: memoise the binomial's first term and ratio.
+    // Consecutive pages usually share a rate: memoise the binomial CDF for the last rate.
+    const cdf = new Float64Array(scans + 1);
     let lastRate = -1;
-    let p0 = 1;
-    let ratio = 0;
+    let always = -1;
     for (let page = 0; page < this.pages; page++) {
       const rate = rates[page];
       if (rate !== lastRate) {
         lastRate = rate;
         const p = 1 - Math.exp(-rate * dtSec);
-        p0 = Math.pow(1 - p, scans);
-        ratio = p >= 1 ? Infinity : p / (1 - p);
+        always = p <= 0 ? 0 : p >= 1 ? scans : -1;
+        if (always < 0) {
+          let pk = Math.pow(1 - p, scans);
+          const ratio = p / (1 - p);
+          let sum = pk;
+          cdf[0] = sum;
+          for (let k = 0; k < scans; k++) {
+            pk *= ((scans - k) / (k + 1)) * ratio;
+            sum += pk;
+            cdf[k + 1] = sum;
+          }
+          cdf[scans] = 2; // guard against rounding: the search always stops
+        }
       }
-      if (ratio === 0) {
-        seen[page] = 0;
-        continue;
-      }
-      if (ratio === Infinity) {
-        seen[page] = scans;
+      if (always >= 0) {
+        seen[page] = always;
         continue;
       }
       const u = rng.next();
       let k = 0;
-      let pk = p0;
-      let cdf = p0;
-      while (u > cdf && k < scans) {
-        pk *= ((scans - k) / (k + 1)) * ratio;
-        k++;
-        cdf += pk;
-      }
+      while (u > cdf[k]) k++;
       seen[page] = k;
     }
     return seen;

@@ -47,6 +47,7 @@ export class AutonumaPolicy implements Policy {
   readonly name = 'autonuma';
   private scanner: HintFaultScanner | null = null;
   private promotedNow: Uint8Array | null = null;
+  private lruKey: Uint16Array | null = null;
   private last = { trackingNs: 0, events: 0 };
   /** nbp_threshold: 0 means "use the default". */
   private thresholdMs = 0;
@@ -156,25 +157,31 @@ export class AutonumaPolicy implements Policy {
     this.thresholdMs = th;
   }
 
-  /** DRAM pages, least recently used first: the time since a page's last access is
-   *  Exp(rate) for a Poisson access stream, so draw it and order by it (log2 buckets). */
+  /** DRAM pages, least recently used first. For a Poisson access stream the expected time
+   *  since a page's last access is 1/rate, so kswapd's LRU order is (up to noise) the order of
+   *  rates; pages are counting-sorted by log2 of the rate (1/8 octave buckets). */
   private lruOrder(ctx: PolicyContext): Uint32Array {
-    const buckets = 80;
+    const buckets = 512;
     const rates = ctx.signals.ratesPerSec;
-    const key = new Uint8Array(ctx.pages);
-    const counts = new Uint32Array(buckets + 1);
+    const key = (this.lruKey ??= new Uint16Array(ctx.pages));
+    const counts = new Uint32Array(buckets);
     let n = 0;
+    let lastRate = -1;
+    let k = 0;
     for (let p = 0; p < ctx.pages; p++) {
       if (ctx.tier[p] !== DRAM) continue;
-      const ageMs = rates[p] > 0 ? (ctx.rng.exp() / rates[p]) * 1000 : Infinity;
-      const k = ageMs === Infinity ? buckets : Math.max(0, Math.min(buckets - 1, Math.floor(Math.log2(1 + ageMs * 1000) * 2)));
+      const r = rates[p];
+      if (r !== lastRate) {
+        lastRate = r;
+        k = r <= 0 ? 0 : Math.max(1, Math.min(buckets - 1, 256 + Math.floor(Math.log2(r) * 8)));
+      }
       key[p] = k;
       counts[k]++;
       n++;
     }
-    const start = new Uint32Array(buckets + 1);
+    const start = new Uint32Array(buckets);
     let sum = 0;
-    for (let k = buckets; k >= 0; k--) {
+    for (let k = 0; k < buckets; k++) {
       start[k] = sum;
       sum += counts[k];
     }

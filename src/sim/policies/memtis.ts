@@ -25,6 +25,7 @@ export class MemtisPolicy implements Policy {
   private sampler: PebsSampler | null = null;
   private counts: Uint32Array | null = null;
   private bin: Uint8Array | null = null;
+  private hist: Float64Array | null = null;
   private samplesSinceCool = 0;
   private last = { trackingNs: 0, events: 0 };
   hotThresholdBin = 0;
@@ -46,20 +47,31 @@ export class MemtisPolicy implements Policy {
     this.bin ??= new Uint8Array(ctx.pages);
     const samples = this.sampler.sample(ctx.signals, ctx.rng);
     const counts = this.counts;
-    for (let i = 0; i < samples.count; i++) counts[samples.pages[i] & PAGE_MASK]++;
-    this.samplesSinceCool += samples.count;
-    if (this.samplesSinceCool >= this.params.coolingSamples) {
-      for (let p = 0; p < ctx.pages; p++) counts[p] >>>= 1;
-      this.samplesSinceCool = 0;
-    }
     const bins = this.params.bins;
-    const hist = new Float64Array(bins);
     const bin = this.bin;
-    for (let p = 0; p < ctx.pages; p++) {
-      const c = counts[p];
-      const b = c === 0 ? 0 : Math.min(bins - 1, 32 - Math.clz32(c));
-      bin[p] = b;
-      hist[b]++;
+    const hist = (this.hist ??= Float64Array.from({ length: bins }, (_, b) => (b === 0 ? ctx.pages : 0)));
+    // Histogram kept up to date per sample; rebuilt only when cooling halves every count.
+    const weights = this.sampler.weights;
+    for (let i = 0; i < samples.count; i++) {
+      const p = samples.pages[i] & PAGE_MASK;
+      const c = (counts[p] = Math.min(0xffffffff, counts[p] + weights[i]));
+      const b = Math.min(bins - 1, 32 - Math.clz32(c));
+      if (b !== bin[p]) {
+        hist[bin[p]]--;
+        hist[b]++;
+        bin[p] = b;
+      }
+    }
+    this.samplesSinceCool += this.sampler.total;
+    if (this.samplesSinceCool >= this.params.coolingSamples) {
+      hist.fill(0);
+      for (let p = 0; p < ctx.pages; p++) {
+        const c = (counts[p] >>>= 1);
+        const b = c === 0 ? 0 : Math.min(bins - 1, 32 - Math.clz32(c));
+        bin[p] = b;
+        hist[b]++;
+      }
+      this.samplesSinceCool = 0;
     }
     // Lower the threshold while the hot set (bins >= threshold) still fits in DRAM.
     let threshold = bins - 1;
@@ -69,7 +81,7 @@ export class MemtisPolicy implements Policy {
       hot += hist[threshold];
     }
     this.hotThresholdBin = threshold;
-    this.last = { trackingNs: samples.count * this.settings.sampleCostNs, events: samples.count };
+    this.last = { trackingNs: this.sampler.total * this.settings.sampleCostNs, events: this.sampler.total };
     return planByScore(bin, bins - 1, ctx.tier, {
       capacity: ctx.dramCapacityPages,
       dramUsed: ctx.dramUsedPages,

@@ -2,7 +2,7 @@
 // K = DRAM pages) and places exactly it in DRAM before the epoch starts, moving only pages that
 // change the outcome. An upper bound on the DRAM-served share of any placement that changes
 // once per epoch; it pays for its migrations like the rest.
-import { planByScore } from '../plan.js';
+import { planToSet } from '../plan.js';
 import { emptyMigrations, type Migrations, type Policy, type PolicyContext } from '../policy.js';
 
 export class OraclePolicy implements Policy {
@@ -11,12 +11,7 @@ export class OraclePolicy implements Policy {
   onEpoch(ctx: PolicyContext): Migrations {
     const future = ctx.futureHotSet;
     if (!future) return emptyMigrations();
-    return planByScore(future, 1, ctx.tier, {
-      capacity: ctx.dramCapacityPages,
-      dramUsed: ctx.dramUsedPages,
-      budgetPages: Infinity,
-      minPromoteScore: 1,
-    });
+    return planToSet(future, ctx.tier, ctx.dramCapacityPages, ctx.dramUsedPages);
   }
   overhead() {
     return { trackingNs: 0, events: 0 };

@@ -92,11 +92,12 @@ export class VtierPolicy implements Policy {
           s.gpaPfn[i] = page;
           s.pages[i] = 1;
         }
-        if (a & WRITE_BIT) s.writes[i] = 1;
-        else s.reads[i] = 1;
+        const w = this.pebs.weights[i];
+        if (a & WRITE_BIT) s.writes[i] = w;
+        else s.reads[i] = w;
       }
       s.count = list.count;
-      this.last = { trackingNs: list.count * this.settings.sampleCostNs, events: list.count };
+      this.last = { trackingNs: this.pebs.total * this.settings.sampleCostNs, events: this.pebs.total };
       return s;
     }
     if (kind === 'abit') {
