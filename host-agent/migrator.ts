@@ -142,6 +142,8 @@ export interface MigratorOptions {
   maxAttempts?: number;
   /** Most pages one decisions message may name (promote + demote). */
   maxPagesPerDecision?: number;
+  /** Query the named pages' placement before each decision (default true). */
+  verifyPlacement?: boolean;
   now?: () => number;
 }
 
@@ -183,6 +185,7 @@ export class VmMigrator extends EventEmitter<VmMigratorEvents> {
   private readonly maxRetryPages: number;
   private readonly maxAttempts: number;
   readonly maxPagesPerDecision: number;
+  private readonly verifyPlacement: boolean;
   private readonly now: () => number;
 
   /** Node of each page (dense numbering), UNKNOWN or ABSENT. */
@@ -220,6 +223,7 @@ export class VmMigrator extends EventEmitter<VmMigratorEvents> {
     this.maxRetryPages = o.maxRetryPages ?? 65_536;
     this.maxAttempts = o.maxAttempts ?? 3;
     this.maxPagesPerDecision = o.maxPagesPerDecision ?? 1 << 20;
+    this.verifyPlacement = o.verifyPlacement ?? true;
     this.now = o.now ?? (() => performance.now());
     for (const n of o.dramNodes) this.tierOfNode[n] = 1;
     for (const n of o.cxlNodes) {
@@ -435,6 +439,27 @@ export class VmMigrator extends EventEmitter<VmMigratorEvents> {
     }
   }
 
+  /** Reads the current node of the pages in buf (move_pages query mode) into placement. */
+  private async queryPages(buf: PageBuffer): Promise<void> {
+    for (let start = 0; start < buf.count; start += this.batchPages) {
+      const end = Math.min(buf.count, start + this.batchPages);
+      let r;
+      try {
+        r = await this.callMove(buf.hva.subarray(start, end), null);
+      } catch {
+        return; // the move itself will report the failure
+      }
+      if (!r) return;
+      const status = r.status;
+      const index = buf.index;
+      for (let k = 0; k < end - start; k++) {
+        const s = status[k];
+        const i = index[start + k];
+        if (this.placement[i] !== (s >= 0 ? s : ABSENT)) this.setPlacement(i, s >= 0 ? s : ABSENT);
+      }
+    }
+  }
+
   private bufs?: { dBuf: PageBuffer; pBuf: PageBuffer; promotedBuf: PageBuffer; demotedBuf: PageBuffer };
 
   private buffers(pages: number): { dBuf: PageBuffer; pBuf: PageBuffer; promotedBuf: PageBuffer; demotedBuf: PageBuffer } {
@@ -525,6 +550,19 @@ export class VmMigrator extends EventEmitter<VmMigratorEvents> {
 
     // Retries first: they were decided earlier.
     await this.runRetries(report, promotedBuf, demotedBuf);
+
+    // Placement truth for exactly these pages, from the kernel: pages may have moved since
+    // the last look (kernel demotion under memory pressure, NUMA balancing, swap).
+    if (this.verifyPlacement) {
+      await this.queryPages(dBuf);
+      await this.queryPages(pBuf);
+      if (this.gone) {
+        report.demote.failed['vm-gone'] += dBuf.count;
+        report.promote.failed['vm-gone'] += pBuf.count;
+        notes.add(`${this.name} is gone (QEMU exited)`);
+        return this.finish(report, notes, promotedBuf, demotedBuf);
+      }
+    }
 
     // 1. Demotions (they make room in DRAM).
     this.filter(dBuf, 2, report.demote);

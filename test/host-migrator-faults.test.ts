@@ -133,7 +133,7 @@ describe('VmMigrator on a simulated DRAM + CXL host', () => {
     await m2.refreshPlacement();
     let goneError: Error | undefined;
     m1.on('gone', (e) => (goneError = e));
-    k1.dieAfterCalls = k1.calls.length + 1; // first batch works, second dies
+    k1.dieAfterCalls = k1.calls.length + 4; // 3 placement queries (batches of 4) and the first move work, the second move dies
     const [r1, r2] = await Promise.all([m1.apply(1, runsFrom([[0x100, 12]]), runsFrom([])), m2.apply(1, runsFrom([[0x100, 12]]), runsFrom([]))]);
     expect(m1.gone).toBe(true);
     expect(goneError?.message).toMatch(/ESRCH/);
