@@ -44,7 +44,9 @@ async function vtier(...args: string[]) {
 describe('vtier guest record', () => {
   recordIt('records the faults source on the built-in workload into a valid trace', async () => {
     const out = join(dir, 'faults.trace');
-    const r = await vtier('guest', 'record', '--source', 'faults', '--duration', '1s', '--epoch', '200ms', '--workload-size', '32M', '--no-thp', '--out', out, '--json');
+    // A short epoch: the workload's first touches span several drains, all of which must
+    // reach the trace.
+    const r = await vtier('guest', 'record', '--source', 'faults', '--duration', '1s', '--epoch', '20ms', '--workload-size', '32M', '--no-thp', '--out', out, '--json');
     expect(r.stderr).toBe('');
     expect(r.code).toBe(0);
     const summary = JSON.parse(r.stdout);

@@ -230,39 +230,12 @@ async function record(command: string[], o: RecordCliOptions): Promise<void> {
 
   const startNs = monotonicNs();
   const startTimeMs = Date.now();
-  try {
-    if (pid !== undefined) {
-      started = await startSampler(setup, pid);
-      targetLabel.pid = pid;
-    } else if (command.length) {
-      child = await spawnPaused(command);
-      targetLabel.pid = child.pid;
-      targetLabel.command = command;
-      started = await startSampler(setup, child.pid);
-      child.kill('SIGCONT');
-    } else {
-      const truthPath = o.truth ? resolve(o.truth) : `${outPath}.truth`;
-      targetLabel.workload = `hotspot ${formatBytes(workloadSize)}${o.thp ? ' THP' : ''}`;
-      targetLabel.truthPath = truthPath;
-      try {
-        workload = await startWorkload({
-          pattern: o.workload as WorkloadPattern,
-          sizeBytes: workloadSize,
-          thp: o.thp,
-          truthPath,
-          reportMs: 0,
-          beforeTouch: async (workloadPid) => {
-            started = await startSampler(setup, workloadPid);
-          },
-        });
-      } catch (err) {
-        if (err instanceof WorkloadError) throw new UserError(err.message, 'workload-failed');
-        throw err;
-      }
-      targetLabel.workload = `${o.workload} ${formatBytes(workloadSize)}${o.thp ? ' THP' : ''}`;
-      targetLabel.pid = workload.pid;
-    }
-    const { sampler, source } = started!;
+  // Attach the writer the moment the sampler runs: page sources drain on their own timer,
+  // and the first-touch faults of a target starting up must not go past unheard.
+  let header: TraceHeader | undefined;
+  const attach = (s: StartedSampler): void => {
+    started = s;
+    const { sampler, source } = s;
     const info = sampler.describe();
     const host = hostFact();
     const facts: Record<string, Scalar> = {
@@ -280,7 +253,7 @@ async function record(command: string[], o: RecordCliOptions): Promise<void> {
       if (typeof v === 'string' || typeof v === 'boolean' || (typeof v === 'number' && Number.isFinite(v))) tunables[k] = v;
       else if (v !== undefined && v !== null) tunables[k] = JSON.stringify(v);
     }
-    const header: TraceHeader = {
+    header = {
       source,
       damonMode: source === 'damon' ? (info.damonMode as TraceHeader['damonMode']) : undefined,
       pageSize: 4096,
@@ -317,6 +290,45 @@ async function record(command: string[], o: RecordCliOptions): Promise<void> {
         wake();
       } else finishEarly(err);
     });
+  };
+
+  try {
+    if (pid !== undefined) {
+      targetLabel.pid = pid;
+      attach(await startSampler(setup, pid));
+    } else if (command.length) {
+      child = await spawnPaused(command);
+      targetLabel.pid = child.pid;
+      targetLabel.command = command;
+      attach(await startSampler(setup, child.pid));
+      child.kill('SIGCONT');
+    } else {
+      const truthPath = o.truth ? resolve(o.truth) : `${outPath}.truth`;
+      targetLabel.workload = `hotspot ${formatBytes(workloadSize)}${o.thp ? ' THP' : ''}`;
+      targetLabel.truthPath = truthPath;
+      try {
+        workload = await startWorkload({
+          pattern: o.workload as WorkloadPattern,
+          sizeBytes: workloadSize,
+          thp: o.thp,
+          truthPath,
+          reportMs: 0,
+          beforeTouch: async (workloadPid) => {
+            targetLabel.pid = workloadPid;
+            attach(await startSampler(setup, workloadPid));
+          },
+        });
+      } catch (err) {
+        if (err instanceof WorkloadError) throw new UserError(err.message, 'workload-failed');
+        throw err;
+      }
+      targetLabel.workload = `${o.workload} ${formatBytes(workloadSize)}${o.thp ? ' THP' : ''}`;
+      targetLabel.pid = workload.pid;
+    }
+    const { sampler, source } = started!;
+    const info = sampler.describe();
+    const trace = writer!;
+    const head = header!;
     child?.on('exit', () => {
       stopReason ??= 'command-exited';
       wake();
@@ -365,18 +377,18 @@ async function record(command: string[], o: RecordCliOptions): Promise<void> {
     await sampler.stop();
     const stats = sampler.stats();
     if (failure) throw failure;
-    writer.finish({ samples: stats.samples, pagesSeen: stats.pagesSeen, drops: stats.drops, untranslated: stats.untranslated, endNs: monotonicNs() });
+    trace.finish({ samples: stats.samples, pagesSeen: stats.pagesSeen, drops: stats.drops, untranslated: stats.untranslated, endNs: monotonicNs() });
     const workloadSummary = workload ? await workload.stop() : undefined;
     const bytes = statSync(outPath).size;
-    const batches = writer.batches;
+    const batches = trace.batches;
     const elapsedS = (Date.now() - recordStartMs) / 1000;
     const data = {
       source,
-      damonMode: header.damonMode ?? null,
+      damonMode: head.damonMode ?? null,
       why: started!.why ?? null,
       durationS: Number(elapsedS.toFixed(3)),
       stopped: stopReason,
-      epochMs: header.epochMs,
+      epochMs: head.epochMs,
       target: { pid: targetLabel.pid ?? null, command: targetLabel.command ?? null, workload: targetLabel.workload ?? null },
       samples: stats.samples,
       pagesSeen: stats.pagesSeen,
@@ -390,7 +402,7 @@ async function record(command: string[], o: RecordCliOptions): Promise<void> {
     };
     printResult(o, data, () =>
       [
-        `recorded ${elapsedS.toFixed(1)} s of ${source}${header.damonMode ? ` (${header.damonMode})` : ''} samples from ${
+        `recorded ${elapsedS.toFixed(1)} s of ${source}${head.damonMode ? ` (${head.damonMode})` : ''} samples from ${
           targetLabel.workload ? `the built-in ${targetLabel.workload} workload (pid ${targetLabel.pid})` : targetLabel.command ? `${targetLabel.command.join(' ')} (pid ${targetLabel.pid})` : `pid ${targetLabel.pid}`
         }${stopReason === 'interrupted' ? ', interrupted' : stopReason === 'command-exited' ? ', command exited' : ''}`,
         `  samples ${stats.samples}, pages seen ${stats.pagesSeen}, drops ${stats.drops}, untranslated ${stats.untranslated}, batches ${batches}`,
