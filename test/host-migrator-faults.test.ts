@@ -205,6 +205,18 @@ describe('VmMigrator on a simulated DRAM + CXL host', () => {
     expect(r.demote.failed['no-target-node']).toBe(4);
   });
 
+  it('re-reads placement before each decision: a page the kernel demoted behind its back is promoted again', async () => {
+    const k = new FakeKernel(HVA, 64, 1);
+    const m = migrator(k);
+    await m.refreshPlacement();
+    expect((await m.apply(1, runsFrom([[0x105, 1]]), runsFrom([]))).promote.moved).toBe(1);
+    k.node.set(HVA + 5 * PAGE, 1); // kernel reclaim demoted it
+    const r = await m.apply(2, runsFrom([[0x105, 1]]), runsFrom([]));
+    expect(r.promote).toMatchObject({ moved: 1, already: 0 });
+    expect(k.node.get(HVA + 5 * PAGE)).toBe(0);
+    expect(r.dramPages).toBe(1);
+  });
+
   it('reads CAP_SYS_NICE from CapEff', () => {
     expect(hasCapSysNice('CapEff:\t000001ffffffffff\n')).toBe(true);
     expect(hasCapSysNice('CapEff:\t0000000000000000\n')).toBe(false);
