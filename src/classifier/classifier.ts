@@ -135,6 +135,27 @@ interface Selection {
   forced: number;
 }
 
+/** Grow-only typed arrays by slot: no 10+ MB allocation and zero-fill every epoch. */
+class Scratch {
+  private readonly buffers: ArrayBuffer[] = [];
+
+  int32(slot: number, length: number): Int32Array {
+    return new Int32Array(this.buffer(slot, length * 4), 0, length);
+  }
+
+  uint32(slot: number, length: number): Uint32Array {
+    return new Uint32Array(this.buffer(slot, length * 4), 0, length);
+  }
+
+  private buffer(slot: number, bytes: number): ArrayBuffer {
+    const have = this.buffers[slot];
+    if (have !== undefined && have.byteLength >= bytes) return have;
+    const grown = new ArrayBuffer(Math.max(bytes, Math.ceil((have?.byteLength ?? 0) * 1.5)));
+    this.buffers[slot] = grown;
+    return grown;
+  }
+}
+
 /** Book-keeping for one epoch's selection: DRAM room and the migration allowance. */
 class Picker {
   demoted = 0;
@@ -232,6 +253,8 @@ export class Classifier {
   private coolings = 0;
   private pendingCool = false;
   private readonly tally = new Float64Array(3);
+  /** Candidate lists, reused across epochs (they reach millions of entries). */
+  private readonly scratch = new Scratch();
 
   constructor(options: ClassifierOptions) {
     if (!options || typeof options !== 'object') throw new ClassifierConfigError('options are required');
@@ -521,12 +544,12 @@ export class Classifier {
     for (let c = warmFloor; c <= MAX_COUNT; c++) candidatesMax += hist[c];
     let maxCount = MAX_COUNT;
     while (maxCount > 0 && hist[maxCount] === 0) maxCount--;
-    const promoteItems = new Int32Array(candidatesMax);
-    const promoteKeys = new Uint32Array(candidatesMax);
+    const promoteItems = this.scratch.int32(0, candidatesMax);
+    const promoteKeys = this.scratch.uint32(1, candidatesMax);
     // Only a budget cut can demote a page that no candidate is twice as hot as.
     const listAll = table.dramPages > this.budget;
-    const demoteItems = new Int32Array(table.trackedDramPages);
-    const demoteKeys = new Uint32Array(demoteItems.length);
+    const demoteItems = this.scratch.int32(2, table.trackedDramPages);
+    const demoteKeys = this.scratch.uint32(3, table.trackedDramPages);
     let promoteCount = 0;
     let hotCount = 0;
     let demoteCount = 0;
@@ -553,8 +576,12 @@ export class Classifier {
     // Hottest first (the hot ones are the first hotCount), coldest first.
     const promoteSortedKeys = new Uint32Array(promoteCount);
     const promoteOrder = countingSort(promoteItems, promoteKeys, promoteCount, MAX_COUNT + 1, true, promoteSortedKeys);
-    const demoteSortedKeys = new Uint32Array(demoteCount);
-    const demoteOrder = countingSort(demoteItems, demoteKeys, demoteCount, MAX_COUNT + 1, false, demoteSortedKeys);
+    // Without a budget cut, each demotion makes room for one promotion: at most
+    // promoteCount of the coldest are ever needed (none in a settled epoch).
+    const demoteNeeded = listAll ? demoteCount : Math.min(demoteCount, promoteCount);
+    const demoteSortedKeys = new Uint32Array(demoteNeeded);
+    const demoteOrder = countingSort(demoteItems, demoteKeys, demoteCount, MAX_COUNT + 1, false, demoteSortedKeys, demoteNeeded);
+    demoteCount = demoteNeeded;
 
     const picked = new Picker(this.budget, table.dramPages, this.migrationPages, [...table.untouchedDram].sort((a, b) => a - b));
     const promote = new Int32Array(Math.min(promoteCount, this.budget));
