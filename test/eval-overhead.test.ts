@@ -156,6 +156,17 @@ describe('eval overhead', () => {
     }
   });
 
+  it('reads stress-ng\'s real metrics output', async () => {
+    const { stressNgPreset } = await import('../eval/presets/stress-ng.js');
+    const res = spawnSync('stress-ng', ['--vm', '1', '--vm-bytes', '16M', '--timeout', '1s', '--metrics-brief'], { encoding: 'utf8' });
+    expect(res.status).toBe(0);
+    const prepared = await stressNgPreset.prepare();
+    const figure = prepared.run().parse(res.stdout, res.stderr);
+    expect(figure?.unit).toBe('bogo-ops/s');
+    expect(figure?.value).toBeGreaterThan(0);
+    expect(prepared.run().parse('', 'nothing here')).toBeNull();
+  });
+
   it('reads process CPU time from /proc', () => {
     const cpu = readProcCpu(process.pid);
     expect(cpu?.selfS).toBeGreaterThan(0);
