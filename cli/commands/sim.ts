@@ -55,7 +55,7 @@ interface SimCliOptions extends OutputOptions {
 }
 
 interface SweepCliOptions extends SimCliOptions {
-  over: string;
+  over?: string;
   values?: string;
 }
 
@@ -318,10 +318,15 @@ function addRunOptions(cmd: Command): Command {
 }
 
 export function registerSim(program: Command): void {
+  // `sim sweep` is a mode of the same command rather than a commander subcommand: the two
+  // share every option, and commander would hand options given after `sweep` to the parent.
   const sim = addRunOptions(
     program
       .command('sim')
+      .argument('[mode]', 'omit for one comparison; "sweep" to repeat it over --over values')
       .description('Simulate DRAM+CXL tiering and compare placement policies (one row per policy)')
+      .option('--over <what>', 'sweep: dram or period')
+      .option('--values <list>', 'sweep: DRAM sizes/percentages (default 5%,10%,20%,40%) or periods (default 100,1000,10000,100000)')
       .addHelpText(
         'after',
         `\nThe run is deterministic for a seed. Simulated time advances in epochs; each epoch scores
@@ -331,7 +336,8 @@ run), steady = the same over the last quarter of each hot-set phase, precision/r
 contents vs the true top-K pages (K = DRAM pages, steady windows), converge = first epoch with
 recall >= 0.95, reconverge = worst epochs to get back after a hot-set shift, slowdown = modelled
 time vs all-DRAM (latency/bandwidth, migrations and tracking cost included), policy-cpu-ms =
-measured wall time of the policy's own code.`,
+measured wall time of the policy's own code.
+\`vtier sim sweep --over dram|period [--values ...]\` repeats the comparison for each value.`,
       ),
   );
   examples(sim, [
@@ -339,81 +345,80 @@ measured wall time of the policy's own code.`,
     'vtier sim --workload shifting --shift-every 15s --duration 60s --json --timeline',
     'vtier sim --workload kv --size 4G --dram 25% --policy vtier-thp,damon,oracle --csv',
     'vtier sim --trace run.trace --dram 512M --policy vtier,memtis,oracle',
-  ]);
-  action<SimCliOptions>(sim, (_args, o) => {
-    const p = prepare(o);
-    const progress = createProgress({ label: 'simulating', total: p.config.epochs, json: o.json || o.csv });
-    let result: SimResult;
-    try {
-      result = run(p, (e) => progress.update(e + 1));
-    } finally {
-      progress.stop();
-    }
-    if (o.csv && !o.json) {
-      process.stdout.write(`${csv(csvRows([{ policies: result.policies }]))}\n`);
-      return;
-    }
-    printResult(o, runJson(p, result), () => {
-      const rows = [COLUMNS.map(([h]) => h), ...result.policies.map((r) => COLUMNS.map(([, f]) => f(r)))];
-      return `${summaryLine(p, result)}\n\n${table(rows)}\n\nsimulated ${(result.simulatedAccesses / 1e6).toFixed(0)} M accesses in ${(result.wallMs / 1000).toFixed(1)} s`;
-    });
-  });
-
-  const sweep = addRunOptions(
-    sim
-      .command('sweep')
-      .description('Repeat the comparison over DRAM sizes or sample periods (sensitivity)')
-      .requiredOption('--over <what>', 'dram or period')
-      .option('--values <list>', 'values: DRAM sizes/percentages (default 5%,10%,20%,40%) or periods (default 100,1000,10000,100000)'),
-  );
-  examples(sweep, [
     'vtier sim sweep --over dram --values 5%,10%,20%,40% --policy vtier-thp,autonuma,oracle',
     'vtier sim sweep --over period --values 1000,10000,100000 --policy vtier,vtier-thp --json',
   ]);
-  action<SweepCliOptions>(sweep, (_args, o) => {
-    if (o.over !== 'dram' && o.over !== 'period') throw new InputError(`--over: "${o.over}" is not dram or period`);
-    const values = String(o.values ?? (o.over === 'dram' ? '5%,10%,20%,40%' : '100,1000,10000,100000'))
-      .split(',')
-      .map((v) => v.trim())
-      .filter(Boolean);
-    if (values.length === 0) throw new InputError('--values: give at least one value');
-    const prepared = values.map((v) =>
-      o.over === 'dram' ? prepare(o, { dram: v }) : prepare(o, { samplePeriod: parsePositiveInt(v, '--values') }),
-    );
-    const total = prepared.reduce((n, p) => n + p.config.epochs, 0);
-    const progress = createProgress({ label: `sweep over ${o.over}`, total, json: o.json || o.csv });
-    const results: SimResult[] = [];
-    let done = 0;
-    try {
-      prepared.forEach((p, i) => {
-        results.push(run(p, (e) => progress.update(done + e + 1, `${o.over}=${values[i]}`)));
-        done += p.config.epochs;
-      });
-    } finally {
-      progress.stop();
-    }
-    const header = o.over === 'dram' ? 'dram' : 'period';
-    if (o.csv && !o.json) {
-      process.stdout.write(`${csv(csvRows(results.map((r, i) => ({ value: values[i], policies: r.policies })), header))}\n`);
-      return;
-    }
-    const data = {
-      parameter: o.over,
-      workload: prepared[0].describe,
-      points: results.map((r, i) => ({
-        value: o.over === 'dram' ? r.dramPages * PAGE_BYTES : prepared[i].config.settings.samplePeriod,
-        ...(o.over === 'dram' ? { dramBytes: r.dramPages * PAGE_BYTES } : { samplePeriod: prepared[i].config.settings.samplePeriod }),
-        ...runJson(prepared[i], r),
-      })),
-    };
-    printResult(o, data, () => {
-      const cols = COLUMNS.filter(([h]) => ['policy', 'steady', 'precision', 'recall', 'converge', 'promoted-GiB', 'slowdown'].includes(h));
-      const rows = [[header, ...cols.map(([h]) => h)]];
-      results.forEach((r, i) => {
-        const label = o.over === 'dram' ? `${values[i]} (${formatBytes(r.dramPages * PAGE_BYTES)})` : values[i];
-        for (const pr of r.policies) rows.push([label, ...cols.map(([, f]) => f(pr))]);
-      });
-      return `${summaryLine(prepared[0], results[0])}\n\n${table(rows)}`;
+  action<SweepCliOptions>(sim, (args, o) => {
+    const mode = args[0] as string | undefined;
+    if (mode === 'sweep') return sweep(o);
+    if (mode !== undefined) throw new InputError(`unknown mode "${mode}" (omit it, or "sweep")`);
+    if (o.over !== undefined || o.values !== undefined) throw new InputError('--over/--values need the sweep mode: vtier sim sweep --over ...');
+    single(o);
+  });
+}
+
+function single(o: SimCliOptions): void {
+  const p = prepare(o);
+  const progress = createProgress({ label: 'simulating', total: p.config.epochs, json: o.json || o.csv });
+  let result: SimResult;
+  try {
+    result = run(p, (e) => progress.update(e + 1));
+  } finally {
+    progress.stop();
+  }
+  if (o.csv && !o.json) {
+    process.stdout.write(`${csv(csvRows([{ policies: result.policies }]))}\n`);
+    return;
+  }
+  printResult(o, runJson(p, result), () => {
+    const rows = [COLUMNS.map(([h]) => h), ...result.policies.map((r) => COLUMNS.map(([, f]) => f(r)))];
+    return `${summaryLine(p, result)}\n\n${table(rows)}\n\nsimulated ${(result.simulatedAccesses / 1e6).toFixed(0)} M accesses in ${(result.wallMs / 1000).toFixed(1)} s`;
+  });
+}
+
+function sweep(o: SweepCliOptions): void {
+  if (o.over !== 'dram' && o.over !== 'period') throw new InputError(`--over: "${o.over ?? ''}" is not dram or period`);
+  const values = String(o.values ?? (o.over === 'dram' ? '5%,10%,20%,40%' : '100,1000,10000,100000'))
+    .split(',')
+    .map((v) => v.trim())
+    .filter(Boolean);
+  if (values.length === 0) throw new InputError('--values: give at least one value');
+  const prepared = values.map((v) =>
+    o.over === 'dram' ? prepare(o, { dram: v }) : prepare(o, { samplePeriod: parsePositiveInt(v, '--values') }),
+  );
+  const total = prepared.reduce((n, p) => n + p.config.epochs, 0);
+  const progress = createProgress({ label: `sweep over ${o.over}`, total, json: o.json || o.csv });
+  const results: SimResult[] = [];
+  let done = 0;
+  try {
+    prepared.forEach((p, i) => {
+      results.push(run(p, (e) => progress.update(done + e + 1, `${o.over}=${values[i]}`)));
+      done += p.config.epochs;
     });
+  } finally {
+    progress.stop();
+  }
+  const header = o.over === 'dram' ? 'dram' : 'period';
+  if (o.csv && !o.json) {
+    process.stdout.write(`${csv(csvRows(results.map((r, i) => ({ value: values[i], policies: r.policies })), header))}\n`);
+    return;
+  }
+  const data = {
+    parameter: o.over,
+    workload: prepared[0].describe,
+    points: results.map((r, i) => ({
+      value: o.over === 'dram' ? r.dramPages * PAGE_BYTES : prepared[i].config.settings.samplePeriod,
+      ...(o.over === 'dram' ? { dramBytes: r.dramPages * PAGE_BYTES } : { samplePeriod: prepared[i].config.settings.samplePeriod }),
+      ...runJson(prepared[i], r),
+    })),
+  };
+  printResult(o, data, () => {
+    const cols = COLUMNS.filter(([h]) => ['policy', 'steady', 'precision', 'recall', 'converge', 'promoted-GiB', 'slowdown'].includes(h));
+    const rows = [[header, ...cols.map(([h]) => h)]];
+    results.forEach((r, i) => {
+      const label = o.over === 'dram' ? `${values[i]} (${formatBytes(r.dramPages * PAGE_BYTES)})` : values[i];
+      for (const pr of r.policies) rows.push([label, ...cols.map(([, f]) => f(pr))]);
+    });
+    return `${summaryLine(prepared[0], results[0])}\n\n${table(rows)}`;
   });
 }
