@@ -99,7 +99,7 @@ export function intervalSpec(title: string, points: IntervalPoint[], yTitle: str
   if (finite.length > 0) {
     layers.push({
       transform: [{ filter: 'isValid(datum.low) && isValid(datum.high)' }],
-      mark: { type: 'errorbar', ticks: true, thickness: 1.5 },
+      mark: { type: 'errorbar', ticks: { size: 16 }, thickness: 1.5 },
       encoding: { ...shared, y: { field: 'low', type: 'quantitative', title: yTitle, scale: { zero: false } }, y2: { field: 'high' } },
     });
   }

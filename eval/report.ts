@@ -108,7 +108,7 @@ function slowdownSection(observations: Observation[]): Section | null {
   return {
     id: 'slowdown',
     title: 'Slowdown per workload',
-    caption: 'Ratio of paired runs (with / without); points are means, bars the 95% t confidence interval; 1 = no slowdown.',
+    caption: 'Ratio to the paired baseline run (overhead: with / without the agent; compare: system / static, no migration); points are means, bars the 95% t confidence interval; 1 = no slowdown.',
     table: {
       columns: ['workload', 'system', 'runs', 'mean slowdown', '95% CI'],
       rows: points.map((p) => [p.workload, p.system, String(p.n), fmt(p.mean), Number.isFinite(p.low) ? `${fmt(p.low)} – ${fmt(p.high)}` : 'n < 2']),
