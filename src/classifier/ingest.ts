@@ -88,6 +88,45 @@ export function accumulate(
     const runPages = pagesOf[i];
     const weightSum = reads[i] + writes[i];
     i++;
+    const intPfn = pfn | 0;
+    if (intPfn === pfn && intPfn >= 0 && runPages === 1) {
+      // The hot path (PEBS/IBS/faults below 8 TiB): integer arithmetic only, one
+      // directory read, one state word.
+      if (ram !== undefined && !ram.contains(intPfn, 1)) {
+        rejected++;
+        continue;
+      }
+      accepted++;
+      pageSamples++;
+      if (weightSum !== 0) {
+        const weight = weightSum > MAX_COUNT ? MAX_COUNT : weightSum;
+        const key = intPfn >>> CHUNK_SHIFT;
+        const dir = dirs[key >>> DIR_PAGE_BITS];
+        const entry = dir === undefined ? 0 : dir[key & DIR_PAGE_MASK];
+        let base: number;
+        if (entry >= DIR_FIRST_CHUNK) base = (entry - DIR_FIRST_CHUNK) << CHUNK_SHIFT;
+        else {
+          base = table.chunkBase(key);
+          state = table.state;
+          if (base < 0) {
+            accepted--;
+            pageSamples--;
+            rejected++;
+            continue;
+          }
+        }
+        const p = base | (intPfn & (PAGES_PER_CHUNK - 1));
+        const word = state[p];
+        const old = word & COUNT_MASK;
+        let next = old + weight;
+        if (next > MAX_COUNT) next = MAX_COUNT;
+        hist[old]--;
+        hist[next]++;
+        state[p] = (word & FLAGS_FIELD) | next; // idle = 0
+      }
+      if (pageSamples >= coolAfter) break;
+      continue;
+    }
     // NaN, fractions, negatives, empty and absurd runs are all rejected here.
     if (!(pfn >= 0 && pfn === Math.floor(pfn) && runPages >= 1 && runPages <= maxRunPages && pfn + runPages <= PFN_LIMIT)) {
       rejected++;
@@ -102,7 +141,7 @@ export function accumulate(
     if (weightSum !== 0) {
       const weight = weightSum > MAX_COUNT ? MAX_COUNT : weightSum;
       if (runPages === 1) {
-        // PEBS/IBS/faults: one directory read, one state word.
+        // A single page above 8 TiB of guest-physical space.
         const key = Math.floor(pfn / PAGES_PER_CHUNK);
         const dir = dirs[key >>> DIR_PAGE_BITS];
         const entry = dir === undefined ? 0 : dir[key & DIR_PAGE_MASK];
