@@ -13,6 +13,7 @@ import { KernelStateJournal, recoverLeftover, describeRecovery, DEFAULT_JOURNAL_
 import { captureTail, spawnStopped, stopChild, waitExit, sleep } from './children.js';
 import { METRICS, type Observation, type ResultsWriter } from './results.js';
 import { CampaignAborted } from './overhead.js';
+import type { PreparedWorkload, Throughput } from './presets/types.js';
 
 export const SYSTEMS = ['vtier', 'autonuma', 'static'] as const;
 export type SystemName = (typeof SYSTEMS)[number];
@@ -117,7 +118,9 @@ export function migrationBytes(delta: Record<string, number>): { promotedBytes: 
 
 export interface CompareOptions {
   systems: SystemName[];
-  workloadArgv: string[];
+  /** The workload: a command (argv) or a prepared preset (its runs and throughput parser). */
+  workloadArgv?: string[];
+  workload?: PreparedWorkload;
   workloadName: string;
   runs: number;
   roots: Roots;
@@ -138,6 +141,7 @@ export interface SystemRun {
   system: SystemName;
   run: number;
   wallS: number;
+  throughput: Throughput | null;
   settings: Array<{ path: string; value: string }>;
   vmstatDelta: Record<string, number>;
   promotedBytes: number;
@@ -166,12 +170,14 @@ async function runOne(system: SystemName, run: number, opts: CompareOptions, jou
     if (!settings.some((s) => s.path === entry.path) && journal.get(entry.path) !== entry.original) journal.set(entry.path, entry.original);
   }
   for (const s of settings) journal.set(s.path, s.value);
-  const workload = await spawnStopped(opts.workloadArgv, { ...process.env, VTIER_COMPARE_SYSTEM: system });
+  const spec = opts.workload ? opts.workload.run() : { argv: opts.workloadArgv ?? [], parse: () => null };
+  const workload = await spawnStopped(spec.argv, { ...process.env, VTIER_COMPARE_SYSTEM: system });
   let agent: ChildProcess | null = null;
   try {
     if (system === 'vtier') {
       if (!opts.vtierAgentArgv) throw new Error('the vtier system needs an agent command');
-      const argv = opts.vtierAgentArgv.map((a) => a.replaceAll('{pid}', String(workload.pid)));
+      const targetPid = opts.workload?.targetPid ?? workload.pid;
+      const argv = opts.vtierAgentArgv.map((a) => a.replaceAll('{pid}', String(targetPid)));
       agent = spawn(argv[0], argv.slice(1), { detached: true, stdio: ['ignore', 'ignore', 'pipe'] });
       const tail = captureTail(agent.stderr, 4096);
       await sleep(opts.warmupMs);
@@ -192,7 +198,7 @@ async function runOne(system: SystemName, run: number, opts: CompareOptions, jou
       throw new Error(`workload exited with ${exit.code === null ? `signal ${exit.signal}` : `code ${exit.code}`} under ${system}: ${workload.stderr().trim().split('\n').pop() ?? ''}`);
     }
     const delta = vmstatDelta(before, after);
-    return { system, run, wallS, settings, vmstatDelta: delta, ...migrationBytes(delta), workloadStderrTail: workload.stderr().slice(-2000) };
+    return { system, run, wallS, throughput: spec.parse(workload.stdout(), workload.stderr()), settings, vmstatDelta: delta, ...migrationBytes(delta), workloadStderrTail: workload.stderr().slice(-2000) };
   } finally {
     if (agent) await stopChild(agent, 'SIGINT', 10_000);
     await stopChild(workload.child, 'SIGTERM', 3000);
@@ -205,6 +211,7 @@ function runObservations(r: SystemRun, workload: string): Observation[] {
     { system: r.system, workload, run: r.run, metric: METRICS.promotedBytes, value: r.promotedBytes, unit: 'bytes' },
     { system: r.system, workload, run: r.run, metric: METRICS.demotedBytes, value: r.demotedBytes, unit: 'bytes' },
   ];
+  if (r.throughput) out.push({ system: r.system, workload, run: r.run, metric: METRICS.throughput, value: r.throughput.value, unit: r.throughput.unit });
   for (const [name, value] of Object.entries(r.vmstatDelta)) out.push({ system: r.system, workload, run: r.run, metric: `vmstat:${name}`, value, unit: 'pages' });
   return out;
 }
@@ -217,6 +224,7 @@ export async function runCompare(opts: CompareOptions): Promise<CompareSummary> 
   const check = checkTieredMachine(opts.roots);
   if (!check.ok) throw new Error(check.reason);
   if (opts.systems.includes('vtier') && !opts.vtierAgentArgv) throw new Error('the vtier system needs an agent command');
+  if (!opts.workload && !(opts.workloadArgv && opts.workloadArgv.length > 0)) throw new Error('no workload to run');
   const journalDir = opts.journalDir ?? DEFAULT_JOURNAL_DIR;
   const recovered = describeRecovery(recoverLeftover(journalDir));
   const journal = KernelStateJournal.openSync(join(journalDir, `journal-${process.pid}.json`), { handleSignals: opts.handleSignals });
@@ -247,7 +255,9 @@ export async function runCompare(opts: CompareOptions): Promise<CompareSummary> 
         for (const system of opts.systems) {
           if (system === 'static') continue;
           const r = byRun[system] as SystemRun;
-          opts.results.observe([{ system, workload: opts.workloadName, run, metric: METRICS.slowdown, value: r.wallS / reference.wallS, unit: 'ratio' }]);
+          // Throughput ratio when the workload reports one, else the wall-time ratio.
+          const value = r.throughput && reference.throughput && r.throughput.value > 0 ? reference.throughput.value / r.throughput.value : r.wallS / reference.wallS;
+          opts.results.observe([{ system, workload: opts.workloadName, run, metric: METRICS.slowdown, value, unit: 'ratio' }]);
         }
       }
       opts.onProgress?.(done, total, `round ${run} done`);

@@ -132,6 +132,27 @@ describe('eval compare on a fake two-node tree', () => {
     expect(obs.filter((o) => o.metric === 'wall_time')).toHaveLength(6);
   });
 
+  it('uses a prepared workload\'s throughput for the slowdown', async () => {
+    const r = fakeTree('throughput');
+    const results = ResultsWriter.create({ campaign: 'compare', dir: join(base, 'throughput', 'results'), machine: MACHINE });
+    const argv = ['sh', '-c', 'if [ "$VTIER_COMPARE_SYSTEM" = autonuma ]; then echo "rate 200"; else echo "rate 100"; fi'];
+    let stopped = false;
+    await runCompare({
+      systems: ['autonuma', 'static'], runs: 1, roots: r, journalDir: r.journalDir, promoteRateLimitMBps: 10, warmupMs: 10, results, handleSignals: false,
+      workloadName: 'rated',
+      workload: {
+        name: 'rated', tools: {}, settings: {},
+        run: () => ({ argv, parse: (stdout) => ({ value: Number(/rate (\d+)/.exec(stdout)?.[1]), unit: 'ops/s' }) }),
+        async stop() { stopped = true; },
+      },
+    });
+    const obs = loadResults(results.dir).observations;
+    expect(obs.filter((o) => o.metric === 'throughput').map((o) => [o.system, o.value])).toEqual([['autonuma', 200], ['static', 100]]);
+    // autonuma served twice the operations of static: half the time per operation.
+    expect(obs.find((o) => o.metric === 'slowdown')).toMatchObject({ system: 'autonuma', value: 0.5 });
+    expect(stopped).toBe(false); // the caller owns the workload's lifetime
+  });
+
   it('restores the settings when the workload fails', async () => {
     const r = fakeTree('fail');
     const results = ResultsWriter.create({ campaign: 'compare', dir: join(base, 'fail', 'results'), machine: MACHINE });

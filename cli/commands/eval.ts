@@ -151,6 +151,7 @@ function registerOverhead(evalCmd: Command): void {
 
 interface CompareCliOptions extends CampaignOptions {
   systems?: string;
+  preset?: string;
   rateLimit?: string;
   vtierCmd?: string;
 }
@@ -162,6 +163,7 @@ function registerCompare(evalCmd: Command): void {
     .argument('[command...]', 'the workload command (after --)')
     .option('--systems <list>', `comma-separated: ${SYSTEMS.join(',')}`, SYSTEMS.join(','))
     .option('--runs <n>', 'rounds (each runs every system once, order rotated)', '3')
+    .option('--preset <name>', `built-in workload instead of a command: ${Object.keys(PRESETS).join(', ')}`)
     .option('--rate-limit <MBps>', 'kernel.numa_balancing_promote_rate_limit_MBps for autonuma', '65536')
     .option('--vtier-cmd <command>', 'the vtier agent for the vtier system: a shell command ({pid} = the workload process)')
     .option('--warmup <duration>', 'time given to the agent to attach before the workload starts', '2s')
@@ -178,7 +180,10 @@ function registerCompare(evalCmd: Command): void {
     // Refuse before anything is written or changed.
     const check = checkTieredMachine(REAL_ROOTS);
     if (!check.ok) throw new UserError(check.reason, 'single-node');
-    if (argv.length === 0) throw new UserError('nothing to run: give the workload after --', 'bad-input', 2);
+    if (options.preset && argv.length > 0) throw new UserError('give either --preset or a command after --, not both', 'bad-input', 2);
+    const preset = options.preset ? PRESETS[options.preset] : undefined;
+    if (options.preset && !preset) throw new UserError(`--preset: unknown preset "${options.preset}" (known: ${Object.keys(PRESETS).join(', ')})`, 'bad-input', 2);
+    if (!preset && argv.length === 0) throw new UserError('nothing to run: give the workload after -- (or --preset)', 'bad-input', 2);
     let vtierAgentArgv: string[] | undefined;
     if (systems.includes('vtier')) {
       if (!options.vtierCmd) {
@@ -186,7 +191,17 @@ function registerCompare(evalCmd: Command): void {
       }
       vtierAgentArgv = ['/bin/sh', '-c', `exec ${options.vtierCmd}`];
     }
-    const results = createResults('compare', options, { systems, runs, rateLimitMBps: rateLimit, warmupMs, dramNodes: check.dramNodes, cxlNodes: check.cxlNodes, vtierAgentArgv: vtierAgentArgv ?? null });
+    const say = (line: string): void => {
+      if (!options.json) process.stderr.write(`${line}\n`);
+    };
+    const installed = preset ? ensureInstalled(preset, say) : [];
+    const workload = preset ? await preset.prepare() : undefined;
+    const results = createResults(
+      'compare',
+      options,
+      { systems, runs, rateLimitMBps: rateLimit, warmupMs, dramNodes: check.dramNodes, cxlNodes: check.cxlNodes, vtierAgentArgv: vtierAgentArgv ?? null, preset: preset?.name ?? null, workloadSettings: workload?.settings ?? { argv }, installedPackages: installed },
+      workload?.tools ?? {},
+    );
     const progress = createProgress({ label: 'compare', total: runs * systems.length, json: options.json });
     let summary;
     try {
@@ -194,7 +209,8 @@ function registerCompare(evalCmd: Command): void {
         runCompare({
           systems: systems as SystemName[],
           workloadArgv: argv,
-          workloadName: argv[0].split('/').pop() ?? 'workload',
+          workload,
+          workloadName: workload?.name ?? argv[0].split('/').pop() ?? 'workload',
           runs,
           roots: REAL_ROOTS,
           promoteRateLimitMBps: rateLimit,
@@ -209,6 +225,8 @@ function registerCompare(evalCmd: Command): void {
       progress.stop();
       if (err instanceof CampaignAborted) interrupted(err, results.dir, 'round(s)');
       throw new UserError(`${(err as Error).message} (completed runs kept in ${results.dir}; kernel settings restored)`, 'campaign-failed');
+    } finally {
+      await workload?.stop();
     }
     progress.stop();
     results.finish(summary);
