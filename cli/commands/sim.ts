@@ -332,9 +332,10 @@ export function registerSim(program: Command): void {
         `\nThe run is deterministic for a seed. Simulated time advances in epochs; each epoch scores
 --accesses-per-epoch simulated accesses, each standing for (access-rate x epoch / accesses-per-epoch)
 real ones. Policies: see docs/policies.md. Columns: dram-share = accesses served from DRAM (whole
-run), steady = the same over the last quarter of each hot-set phase, precision/recall = DRAM
-contents vs the true top-K pages (K = DRAM pages, steady windows), converge = first epoch with
-recall >= 0.95, reconverge = worst epochs to get back after a hot-set shift, slowdown = modelled
+run), steady = the same over the last quarter of each hot-set phase, precision/recall = the DRAM
+contents serving an epoch vs its true top-K pages (K = DRAM pages, steady windows), converge =
+epochs served before recall first reached 0.95, reconverge = worst number of epochs served with
+recall < 0.95 after a hot-set shift (0: ready in advance), slowdown = modelled
 time vs all-DRAM (latency/bandwidth, migrations and tracking cost included), policy-cpu-ms =
 measured wall time of the policy's own code.
 \`vtier sim sweep --over dram|period [--values ...]\` repeats the comparison for each value.`,

@@ -76,12 +76,14 @@ export interface PolicyResult {
   dramShare: number;
   /** Same over the steady windows (last quarter of each hot-set phase). */
   dramShareSteady: number;
+  /** Precision/recall: the placement serving each epoch vs that epoch's true top-K pages,
+   *  averaged over the steady windows. */
   precisionSteady: number;
   recallSteady: number;
   f1Steady: number;
-  /** First epoch (1-based count) at whose end recall >= convergeRecall; null = never. */
+  /** Epochs served before the placement first reached recall >= convergeRecall; null = never. */
   epochsToConverge: number | null;
-  /** Per hot-set shift: epochs (counting the shift epoch) until recall >= convergeRecall again; null = never. */
+  /** Per hot-set shift: epochs served from the shift on before recall >= convergeRecall again; null = never. */
   reconvergeEpochs: Array<number | null>;
   promotedBytes: number;
   demotedBytes: number;
@@ -276,6 +278,9 @@ export function runSimulation(config: SimConfig, workload: Workload, policies: P
       // Serve the epoch with the current placement.
       const tier = st.tier;
       const hits = dramHits(tier, count);
+      // Hot-set scores of the placement serving this epoch, against this epoch's true top-K.
+      const precision = st.used > 0 ? st.inTop / st.used : 0;
+      const recall = st.inTop / capacity;
       const share = hits / stream.length;
       st.hits += hits;
       if (steady[e]) {
@@ -315,14 +320,12 @@ export function runSimulation(config: SimConfig, workload: Workload, policies: P
       st.migrationNs += migNs;
       st.modelledNs += Math.max(latencyNs, cxlBwNs, dramBwNs) + migNs + overhead.trackingNs;
 
-      const precision = st.used > 0 ? st.inTop / st.used : 0;
-      const recall = st.inTop / capacity;
       if (steady[e]) {
         st.steadyP += precision;
         st.steadyR += recall;
         st.steadyN++;
       }
-      if (st.converged === null && recall >= config.convergeRecall) st.converged = e + 1;
+      if (st.converged === null && recall >= config.convergeRecall) st.converged = e;
       if (config.timeline) {
         st.series.dramShare.push(share);
         st.series.precision.push(precision);
@@ -407,7 +410,8 @@ function applyMoves(st: PolicyState, list: PageList, to: number, e: number, top:
   }
 }
 
-/** After each shift at epoch s, counts epochs from s until recall is back at the target. */
+/** After each shift at epoch s: epochs served (from s on) before the placement's recall is back
+ *  at the target. 0 = the placement was ready when the shift came (only the oracle can). */
 function trackReconvergence(st: PolicyState, e: number, recall: number, shifts: number[], target: number): void {
   for (let i = 0; i < shifts.length; i++) {
     const s = shifts[i];
@@ -415,6 +419,6 @@ function trackReconvergence(st: PolicyState, e: number, recall: number, shifts: 
     const next = i + 1 < shifts.length ? shifts[i + 1] : Infinity;
     if (e >= next) continue;
     if (st.reconverge.length <= i) st.reconverge.push(null);
-    if (st.reconverge[i] === null && recall >= target) st.reconverge[i] = e - s + 1;
+    if (st.reconverge[i] === null && recall >= target) st.reconverge[i] = e - s;
   }
 }
