@@ -60,6 +60,10 @@ export interface ArmResult {
   workloadExit: number | null;
   /** Agent CPU seconds during the timed window (null for the baseline arm). */
   agentCpuS: number | null;
+  /** CPU seconds the measured process (the workload, or the preset's server) spent in the
+   *  timed window; on a shared machine this moves less than wall time. Sampled every 20 ms,
+   *  so a workload's last < 20 ms may be missed. */
+  workloadCpuS: number | null;
   /** Agent CPU seconds from its start (includes loading BPF programs, node start-up). */
   agentCpuTotalS: number | null;
   agentExit: { code: number | null; signal: string | null } | null;
@@ -88,6 +92,8 @@ export interface OverheadSummary {
   pairs: number;
   basis: 'throughput' | 'wall_time';
   slowdown: Interval;
+  /** Slowdown measured on the workload's own CPU time (agent arm / baseline), when available. */
+  cpuSlowdown: Interval | null;
   agentCpuS: number;
   /** Agent CPU time / workload wall time: share of one CPU. */
   agentCpuShare: number;
@@ -113,6 +119,7 @@ async function runArm(arm: ArmResult['arm'], run: number, opts: OverheadOptions,
   let agentTail: (() => string) | null = null;
   let lastCpu: ProcCpu | null = null;
   let poll: NodeJS.Timeout | null = null;
+  let workloadPoll: NodeJS.Timeout | null = null;
   try {
     const targetPid = opts.workload.targetPid ?? workload.pid;
     if (arm === 'agent') {
@@ -147,12 +154,22 @@ async function runArm(arm: ArmResult['arm'], run: number, opts: OverheadOptions,
       throw new Error(`the agent exited during warm-up: ${agentTail?.().trim().split('\n').pop() ?? '(no message)'}`);
     }
     const cpuAtStart = agent ? readProcCpu(agent.pid ?? -1) : null;
+    const measuredPid = opts.workload.targetPid ?? workload.pid;
+    const workloadCpuAtStart = readProcCpu(measuredPid);
+    let workloadCpuLast = workloadCpuAtStart;
+    workloadPoll = setInterval(() => {
+      workloadCpuLast = readProcCpu(measuredPid) ?? workloadCpuLast;
+    }, 20);
     const startMs = workload.resume();
     const exit = await Promise.race([
       waitExit(workload.child),
       new Promise<never>((_, reject) => opts.signal?.addEventListener('abort', () => reject(new CampaignAborted(pairs)), { once: true })),
     ]);
     const wallS = (performance.now() - startMs) / 1000;
+    clearInterval(workloadPoll);
+    const workloadCpuEnd = readProcCpu(measuredPid) ?? workloadCpuLast;
+    const workloadCpuS =
+      workloadCpuAtStart && workloadCpuEnd ? workloadCpuEnd.selfS + workloadCpuEnd.childrenS - (workloadCpuAtStart.selfS + workloadCpuAtStart.childrenS) : null;
     let agentCpuS: number | null = null;
     let agentCpuTotalS: number | null = null;
     let agentExit: ArmResult['agentExit'] = null;
@@ -182,6 +199,7 @@ async function runArm(arm: ArmResult['arm'], run: number, opts: OverheadOptions,
       wallS,
       throughput: spec.parse(workload.stdout(), workload.stderr()),
       workloadExit: exit.code,
+      workloadCpuS,
       agentCpuS,
       agentCpuTotalS,
       agentExit,
@@ -192,6 +210,7 @@ async function runArm(arm: ArmResult['arm'], run: number, opts: OverheadOptions,
     };
   } finally {
     if (poll) clearInterval(poll);
+    if (workloadPoll) clearInterval(workloadPoll);
     if (agent) {
       await stopChild(agent, 'SIGINT', 10_000);
       live.delete(agent);
@@ -203,6 +222,7 @@ async function runArm(arm: ArmResult['arm'], run: number, opts: OverheadOptions,
 
 function armObservations(r: ArmResult, workload: string): Observation[] {
   const out: Observation[] = [{ system: r.arm, workload, run: r.run, metric: METRICS.wallTime, value: r.wallS, unit: 's' }];
+  if (r.workloadCpuS !== null) out.push({ system: r.arm, workload, run: r.run, metric: 'workload_cpu', value: r.workloadCpuS, unit: 's' });
   if (r.throughput) out.push({ system: r.arm, workload, run: r.run, metric: METRICS.throughput, value: r.throughput.value, unit: r.throughput.unit });
   if (r.agentCpuS !== null) {
     out.push({ system: r.arm, workload, run: r.run, metric: METRICS.agentCpu, value: r.agentCpuS, unit: 's' });
@@ -248,6 +268,9 @@ export async function runOverhead(opts: OverheadOptions): Promise<OverheadSummar
     basis = s.basis;
     slowdowns.push(s.value);
     results.observe([{ system: 'agent', workload: workload.name, run, metric: METRICS.slowdown, value: s.value, unit: 'ratio' }]);
+    if (a.workloadCpuS && b.workloadCpuS) {
+      results.observe([{ system: 'agent', workload: workload.name, run, metric: 'cpu_slowdown', value: a.workloadCpuS / b.workloadCpuS, unit: 'ratio' }]);
+    }
     opts.onProgress?.(baseline.length + treated.length, total, `slowdown so far ${mean(slowdowns).toFixed(3)}`);
   }
   const slowdown =
@@ -256,11 +279,19 @@ export async function runOverhead(opts: OverheadOptions): Promise<OverheadSummar
       : pairedRatioInterval(treated.map((r) => r.wallS), baseline.map((r) => r.wallS));
   const { ratios: _ratios, ...interval } = slowdown;
   void _ratios;
+  const cpuPairs = treated.map((a, i) => [a.workloadCpuS, baseline[i].workloadCpuS]).filter((p): p is [number, number] => Boolean(p[0] && p[1]));
+  let cpuSlowdown: Interval | null = null;
+  if (cpuPairs.length === treated.length && cpuPairs.length > 0) {
+    const { ratios: _r, ...cpuInterval } = pairedRatioInterval(cpuPairs.map((p) => p[0]), cpuPairs.map((p) => p[1]));
+    void _r;
+    cpuSlowdown = cpuInterval;
+  }
   return {
     workload: workload.name,
     pairs: slowdowns.length,
     basis,
     slowdown: interval,
+    cpuSlowdown,
     agentCpuS: mean(treated.map((r) => r.agentCpuS ?? NaN)),
     agentCpuShare: mean(treated.map((r) => (r.agentCpuS ?? NaN) / r.wallS)),
     agent: opts.agent,

@@ -192,7 +192,7 @@ function migrationSection(observations: Observation[]): Section | null {
 
 /** Metrics the summary shows, in this column order; every other metric is listed under "All other metrics". */
 const KEY_METRICS: string[] = [
-  METRICS.slowdown, 'modelled_slowdown', METRICS.dramServedShare, 'precision_steady', 'recall_steady', 'epochs_to_converge',
+  METRICS.slowdown, 'cpu_slowdown', 'modelled_slowdown', METRICS.dramServedShare, 'precision_steady', 'recall_steady', 'epochs_to_converge',
   METRICS.throughput, METRICS.wallTime, METRICS.agentCpu, METRICS.agentCpuShare,
   METRICS.promotedBytes, METRICS.demotedBytes, 'vmstat:pgpromote_success', 'vmstat:numa_hint_faults',
 ];

@@ -42,6 +42,12 @@ describe('eval overhead', () => {
     expect(metrics('agent', 'slowdown').map((o) => o.run)).toEqual([1, 2]);
     expect(metrics('baseline', 'wall_time')).toHaveLength(2);
     expect(metrics('agent', 'agent_cpu')).toHaveLength(2);
+    // The workload's own CPU time, per arm, and its ratio per pair.
+    expect(metrics('baseline', 'workload_cpu').every((o) => o.value > 0 && o.value < 30)).toBe(true);
+    for (const o of metrics('agent', 'cpu_slowdown')) {
+      const cpu = (system: string) => metrics(system, 'workload_cpu').find((c) => c.run === o.run)?.value ?? NaN;
+      expect(o.value).toBeCloseTo(cpu('agent') / cpu('baseline'), 9);
+    }
     // The slowdown of each pair is the ratio of the two wall times recorded beside it.
     for (const run of [1, 2]) {
       const wall = (system: string) => metrics(system, 'wall_time').find((o) => o.run === run)?.value ?? NaN;

@@ -13,7 +13,7 @@ const GOLDEN = join(import.meta.dirname, '..', 'golden', 'report');
 
 function arm(arm: ArmResult['arm'], run: number, wallS: number, opsPerSec: number): ArmResult {
   return {
-    arm, run, wallS, throughput: { value: opsPerSec, unit: 'ops/s' }, workloadExit: 0,
+    arm, run, wallS, throughput: { value: opsPerSec, unit: 'ops/s' }, workloadExit: 0, workloadCpuS: null,
     agentCpuS: arm === 'agent' ? 0.02 * run : null, agentCpuTotalS: null, agentExit: null, agentAttachS: null, agentStderrTail: null, workloadStdoutTail: '', workloadStderrTail: '',
   };
 }
