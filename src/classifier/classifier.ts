@@ -23,6 +23,7 @@ import {
   IDLE_SHIFT,
   DIR_DRAM,
   FLAG_DRAM,
+  FLAG_HOT,
   IDLE_NEVER,
   MAX_COUNT,
   PAGES_PER_CHUNK,
@@ -124,6 +125,14 @@ export interface ClassifierStats {
 
 /** A state word that needs no work in a decision: count 0, never sampled, in CXL. */
 const IDLE_NEVER_WORD = IDLE_NEVER << IDLE_SHIFT;
+
+/** A page's word after a decision: hot-set flag, idle + 1, count halved when cooling. */
+function nextWord(word: number, count: number, idle: number, threshold: number, cool: boolean): number {
+  let next = count >= threshold ? word | FLAG_HOT : word & ~FLAG_HOT;
+  if (idle < IDLE_NEVER) next += IDLE_ONE;
+  if (cool && count > 0) next = (next & ~COUNT_MASK) | (count >>> 1);
+  return next;
+}
 
 /** One epoch's chosen moves, as page indexes (plus whole never-sampled DRAM chunks). */
 interface Selection {
@@ -251,7 +260,6 @@ export class Classifier {
   private pageSamples = 0;
   private samplesSinceCool = 0;
   private coolings = 0;
-  private pendingCool = false;
   private readonly tally = new Float64Array(3);
   /** Candidate lists, reused across epochs (they reach millions of entries). */
   private readonly scratch = new Scratch();
@@ -299,7 +307,6 @@ export class Classifier {
 
   /** Adds sample weights. Malformed or out-of-range runs are counted in rejectedRuns and skipped. */
   ingest(samples: PageSamples): void {
-    if (this.pendingCool) this.coolNow();
     const s = samples as Partial<PageSamples> | null | undefined;
     if (
       !s ||
@@ -411,23 +418,23 @@ export class Classifier {
 
   /** One epoch: threshold, promotions and demotions (assumed carried out), then cooling. */
   decide(): EpochDecision {
-    if (this.pendingCool) this.coolNow();
     this.epoch++;
     this.samplesPerEpoch = this.epoch === 1 ? this.epochPageSamples : 0.5 * this.samplesPerEpoch + 0.5 * this.epochPageSamples;
     this.epochPageSamples = 0;
     const threshold = this.threshold();
-    const idleEpochs = this.effectiveIdleEpochs();
-    const moves = this.huge ? this.selectChunks(threshold, idleEpochs) : this.selectPages(threshold, idleEpochs);
-    const { promote, demote } = this.emit(moves);
-    let hotPages = 0;
     const hist = this.table.histogram;
+    let hotPages = 0;
     for (let c = threshold; c <= MAX_COUNT; c++) hotPages += hist[c];
-    let cooled = false;
-    if (this.coolEveryEpochs > 0 && this.epoch % this.coolEveryEpochs === 0) {
-      // Applied lazily (next ingest/decide) so hotRuns() still shows this epoch's hot set.
-      this.pendingCool = true;
-      cooled = true;
+    const sampledPages = this.table.trackedPages - hist[0];
+    const idleEpochs = this.effectiveIdleEpochs();
+    // Epoch cooling rides on the decision's pass over the pages (no pass of its own).
+    const cooled = this.coolEveryEpochs > 0 && this.epoch % this.coolEveryEpochs === 0;
+    const moves = this.huge ? this.selectChunks(threshold, idleEpochs, cooled) : this.selectPages(threshold, idleEpochs, cooled);
+    if (cooled) {
+      this.table.shiftHistogram();
+      this.coolings++;
     }
+    const { promote, demote } = this.emit(moves);
     return {
       epoch: this.epoch,
       promote: promote.finish(),
@@ -435,7 +442,7 @@ export class Classifier {
       stats: {
         thresholdCount: threshold,
         hotPages,
-        sampledPages: this.table.trackedPages - hist[0],
+        sampledPages,
         dramPages: this.table.dramPages,
         budgetPages: this.budget,
         promotedPages: promote.pageCount,
@@ -450,16 +457,21 @@ export class Classifier {
     };
   }
 
-  /** The current hot set: pages whose count reaches the threshold that fits the budget. */
+  /** The hot set of the last decision (pages whose count reached its threshold); before
+   *  the first decision, the pages whose count reaches the threshold that fits the budget. */
   hotRuns(): PageRuns {
     const threshold = this.threshold();
+    const decided = this.epoch > 0;
     const table = this.table;
     const state = table.state;
     const builder = new RunBuilder();
     for (const chunk of this.chunksByPfn()) {
       const base = chunk * PAGES_PER_CHUNK;
       const firstPfn = table.chunkKeys[chunk] * PAGES_PER_CHUNK;
-      for (let o = 0; o < PAGES_PER_CHUNK; o++) if ((state[base + o] & COUNT_MASK) >= threshold) builder.add(firstPfn + o, 1);
+      for (let o = 0; o < PAGES_PER_CHUNK; o++) {
+        const word = state[base + o];
+        if (decided ? (word & FLAG_HOT) !== 0 : (word & COUNT_MASK) >= threshold) builder.add(firstPfn + o, 1);
+      }
     }
     return builder.finish();
   }
@@ -503,7 +515,6 @@ export class Classifier {
   }
 
   private coolNow(): void {
-    this.pendingCool = false;
     this.coolings++;
     this.table.cool();
   }
@@ -535,7 +546,7 @@ export class Classifier {
    *  Hysteresis is pairwise: a hot page displaces a DRAM page only when it is at least
    *  twice as hot (or the DRAM page has been idle for K epochs), so pages of similar heat
    *  never trade places, while a new hot set displaces a stale one at once. */
-  private selectPages(threshold: number, idleK: number): Selection {
+  private selectPages(threshold: number, idleK: number, cool: boolean): Selection {
     const table = this.table;
     const hist = table.histogram;
     const state = table.state;
@@ -571,7 +582,8 @@ export class Classifier {
         promoteItems[promoteCount] = p;
         promoteKeys[promoteCount++] = c;
       }
-      if (i < IDLE_NEVER) state[p] = word + IDLE_ONE;
+      const next = nextWord(word, c, i, threshold, cool);
+      if (next !== word) state[p] = next;
     }
     // Hottest first (the hot ones are the first hotCount), coldest first.
     const promoteSortedKeys = new Uint32Array(promoteCount);
@@ -621,7 +633,7 @@ export class Classifier {
 
   /** 2 MiB mode: whole chunks move; a chunk is promoted when most of its sampled pages are
    *  hot, and displaces a DRAM chunk with less than half as many hot pages (or idle for K). */
-  private selectChunks(threshold: number, idleK: number): Selection {
+  private selectChunks(threshold: number, idleK: number, cool: boolean): Selection {
     const table = this.table;
     const state = table.state;
     const chunks = table.chunkCount;
@@ -648,7 +660,8 @@ export class Classifier {
         if (word & FLAG_DRAM) dramPages++;
         const i = (word & IDLE_FIELD) >>> IDLE_SHIFT;
         if (i < idleK) recent++;
-        if (i < IDLE_NEVER) state[p] = word + IDLE_ONE;
+        const next = nextWord(word, c, i, threshold, cool);
+      if (next !== word) state[p] = next;
       }
       hotOf[chunk] = hot;
       dramOf[chunk] = dramPages;

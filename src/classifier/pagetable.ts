@@ -4,7 +4,7 @@
 // Layout: a two-level chunk directory (chunk key = pfn >> 9; 65536-entry Int32Array
 // pages, made on demand) points into one pooled Uint32Array, 4 bytes per tracked page:
 //   bits 0-15 count (saturating, decayed sample count), bits 16-23 idle (epochs since the
-//   last sample, 255 = never), bits 24-31 flags (bit 24: in DRAM).
+//   last sample, 255 = never), bits 24-31 flags (bit 24: in DRAM, bit 25: in the last decision's hot set).
 // One word per page means one cache line per random sample: ingest is memory-bound.
 // A directory entry that is not a chunk index records what is known about a chunk
 // nobody sampled: nothing, "all in DRAM" or "all in CXL" (host placement reports), so a
@@ -22,6 +22,8 @@ export const IDLE_SHIFT = 16;
 export const IDLE_ONE = 1 << IDLE_SHIFT;
 export const IDLE_FIELD = 0xff << IDLE_SHIFT;
 export const FLAG_DRAM = 1 << 24;
+/** In the hot set of the last decision (what hotRuns() reports). */
+export const FLAG_HOT = 1 << 25;
 export const FLAGS_FIELD = 0xff << 24;
 
 /** 2^22 chunks = 2^31 pages = 8 TiB of tracked memory. */
@@ -117,6 +119,11 @@ export class PageTable {
       const word = state[p];
       if (word & COUNT_MASK) state[p] = (word & ~COUNT_MASK) | ((word & COUNT_MASK) >>> 1);
     }
+    this.shiftHistogram();
+  }
+
+  /** The histogram after every count has been halved (by cool(), or by a decision pass). */
+  shiftHistogram(): void {
     const hist = this.histogram;
     const shifted = new Uint32Array(hist.length);
     for (let c = 0; c < hist.length; c++) shifted[c >>> 1] += hist[c];
