@@ -632,12 +632,14 @@ export class Classifier {
   }
 
   /** 2 MiB mode: whole chunks move; a chunk is promoted when most of its sampled pages are
-   *  hot, and displaces a DRAM chunk with less than half as many hot pages (or idle for K). */
+   *  hot, and displaces a DRAM chunk less than half as hot (mean count of sampled pages),
+   *  or one idle for K epochs. */
   private selectChunks(threshold: number, idleK: number, cool: boolean): Selection {
     const table = this.table;
     const state = table.state;
     const chunks = table.chunkCount;
     const hotOf = new Uint16Array(chunks);
+    const heatOf = new Uint16Array(chunks);
     const dramOf = new Uint16Array(chunks);
     const promoteItems = new Int32Array(chunks);
     const promoteKeys = new Uint32Array(chunks);
@@ -650,6 +652,7 @@ export class Classifier {
       let sampled = 0;
       let dramPages = 0;
       let recent = 0;
+      let countSum = 0;
       const base = chunk * PAGES_PER_CHUNK;
       for (let p = base; p < base + PAGES_PER_CHUNK; p++) {
         const word = state[p];
@@ -657,6 +660,7 @@ export class Classifier {
         const c = word & COUNT_MASK;
         if (c >= threshold) hot++;
         if (c > 0) sampled++;
+        countSum += c;
         if (word & FLAG_DRAM) dramPages++;
         const i = (word & IDLE_FIELD) >>> IDLE_SHIFT;
         if (i < idleK) recent++;
@@ -665,19 +669,24 @@ export class Classifier {
       }
       hotOf[chunk] = hot;
       dramOf[chunk] = dramPages;
+      // Heat: the mean count of the chunk's sampled pages. Hot-page counts alone are all or
+      // nothing under region samples (every page of a huge page has the same count), which
+      // made chunks at the threshold swap back and forth on noise.
+      const heat = sampled === 0 ? 0 : Math.round(countSum / sampled);
+      heatOf[chunk] = heat;
       const mostlyHot = hot > 0 && hot >= this.hugeHotFraction * sampled;
       if (mostlyHot && dramPages < PAGES_PER_CHUNK) {
         promoteItems[promoteCount] = chunk;
-        promoteKeys[promoteCount++] = hot;
+        promoteKeys[promoteCount++] = heat;
       } else if (dramPages > 0) {
         // Every other chunk holding DRAM is listed, so a budget cut can always be met.
         demoteItems[demoteCount] = chunk;
-        demoteKeys[demoteCount++] = recent === 0 ? 0 : hot;
+        demoteKeys[demoteCount++] = recent === 0 ? 0 : heat;
       }
     }
-    const promoteOrder = countingSort(promoteItems, promoteKeys, promoteCount, PAGES_PER_CHUNK + 1, true);
+    const promoteOrder = countingSort(promoteItems, promoteKeys, promoteCount, MAX_COUNT + 1, true);
     const demoteSortedKeys = new Uint32Array(demoteCount);
-    const demoteOrder = countingSort(demoteItems, demoteKeys, demoteCount, PAGES_PER_CHUNK + 1, false, demoteSortedKeys);
+    const demoteOrder = countingSort(demoteItems, demoteKeys, demoteCount, MAX_COUNT + 1, false, demoteSortedKeys);
     const picked = new Picker(this.budget, table.dramPages, this.migrationPages, [...table.untouchedDram].sort((a, b) => a - b));
     const demoteChunks: number[] = [];
     const promoteChunks: number[] = [];
@@ -710,7 +719,7 @@ export class Classifier {
       const chunk = promoteOrder[k];
       const cost = PAGES_PER_CHUNK - dramOf[chunk];
       if (cost === 0) continue;
-      while (picked.free < cost && picked.movesLeft > cost && demoteOne(hotOf[chunk], picked.movesLeft - cost));
+      while (picked.free < cost && picked.movesLeft > cost && demoteOne(heatOf[chunk], picked.movesLeft - cost));
       if (picked.free < cost || picked.movesLeft < cost) {
         deferred += hotOf[chunk];
         continue;
