@@ -10,7 +10,7 @@ import { basename, join } from 'node:path';
 import { captureTail, hasAttachedBpf, readProcCpu, sleep, spawnStopped, stopChild, waitExit, type ProcCpu } from './children.js';
 import type { PreparedWorkload, Throughput } from './presets/types.js';
 import { METRICS, vtierCommand, type Observation, type ResultsWriter } from './results.js';
-import { pairedRatioInterval, mean, type Interval } from './stats.js';
+import { meanInterval, pairedRatioInterval, mean, type Interval } from './stats.js';
 
 export interface AgentSpec {
   /** `vtier guest record` (the default) or a user command. */
@@ -241,6 +241,19 @@ export function pairSlowdown(baseline: ArmResult, agent: ArmResult): { value: nu
   return { value: agent.wallS / baseline.wallS, basis: 'wall_time' };
 }
 
+/**
+ * Slowdown on CPU time: the workload's CPU seconds per unit of work, agent arm / baseline.
+ * Work is the run's own count when it reports one (fixed-time workloads), else the same in
+ * both arms (fixed-work commands). Null without CPU times.
+ */
+export function cpuSlowdown(baseline: ArmResult, agent: ArmResult): number | null {
+  if (!baseline.workloadCpuS || !agent.workloadCpuS) return null;
+  const workB = baseline.throughput?.work;
+  const workA = agent.throughput?.work;
+  if (workB && workA) return agent.workloadCpuS / workA / (baseline.workloadCpuS / workB);
+  return agent.workloadCpuS / baseline.workloadCpuS;
+}
+
 /** Runs the campaign; observations and raw runs land in the results dir as each run ends. */
 export async function runOverhead(opts: OverheadOptions): Promise<OverheadSummary> {
   const { workload, results } = opts;
@@ -268,8 +281,9 @@ export async function runOverhead(opts: OverheadOptions): Promise<OverheadSummar
     basis = s.basis;
     slowdowns.push(s.value);
     results.observe([{ system: 'agent', workload: workload.name, run, metric: METRICS.slowdown, value: s.value, unit: 'ratio' }]);
-    if (a.workloadCpuS && b.workloadCpuS) {
-      results.observe([{ system: 'agent', workload: workload.name, run, metric: 'cpu_slowdown', value: a.workloadCpuS / b.workloadCpuS, unit: 'ratio' }]);
+    const cpuRatio = cpuSlowdown(b, a);
+    if (cpuRatio !== null) {
+      results.observe([{ system: 'agent', workload: workload.name, run, metric: 'cpu_slowdown', value: cpuRatio, unit: 'ratio' }]);
     }
     opts.onProgress?.(baseline.length + treated.length, total, `slowdown so far ${mean(slowdowns).toFixed(3)}`);
   }
@@ -279,19 +293,14 @@ export async function runOverhead(opts: OverheadOptions): Promise<OverheadSummar
       : pairedRatioInterval(treated.map((r) => r.wallS), baseline.map((r) => r.wallS));
   const { ratios: _ratios, ...interval } = slowdown;
   void _ratios;
-  const cpuPairs = treated.map((a, i) => [a.workloadCpuS, baseline[i].workloadCpuS]).filter((p): p is [number, number] => Boolean(p[0] && p[1]));
-  let cpuSlowdown: Interval | null = null;
-  if (cpuPairs.length === treated.length && cpuPairs.length > 0) {
-    const { ratios: _r, ...cpuInterval } = pairedRatioInterval(cpuPairs.map((p) => p[0]), cpuPairs.map((p) => p[1]));
-    void _r;
-    cpuSlowdown = cpuInterval;
-  }
+  const cpuRatios = treated.map((a, i) => cpuSlowdown(baseline[i], a)).filter((v): v is number => v !== null);
+  const cpuInterval = cpuRatios.length === treated.length && cpuRatios.length > 0 ? meanInterval(cpuRatios) : null;
   return {
     workload: workload.name,
     pairs: slowdowns.length,
     basis,
     slowdown: interval,
-    cpuSlowdown,
+    cpuSlowdown: cpuInterval,
     agentCpuS: mean(treated.map((r) => r.agentCpuS ?? NaN)),
     agentCpuShare: mean(treated.map((r) => (r.agentCpuS ?? NaN) / r.wallS)),
     agent: opts.agent,

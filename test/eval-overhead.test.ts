@@ -170,7 +170,18 @@ describe('eval overhead', () => {
     const figure = prepared.run().parse(res.stdout, res.stderr);
     expect(figure?.unit).toBe('bogo-ops/s');
     expect(figure?.value).toBeGreaterThan(0);
+    expect(figure?.work).toBeGreaterThan(0);
     expect(prepared.run().parse('', 'nothing here')).toBeNull();
+  });
+
+  it('compares CPU time per unit of work when runs report their work', async () => {
+    const { cpuSlowdown } = await import('../eval/overhead.js');
+    const arm = (workloadCpuS: number | null, work?: number) =>
+      ({ arm: 'baseline', run: 1, wallS: 10, throughput: work ? { value: work / 10, unit: 'ops/s', work } : null, workloadCpuS } as never);
+    // Same work: plain CPU ratio. Fixed-time runs: CPU per unit of work.
+    expect(cpuSlowdown(arm(2), arm(2.2))).toBeCloseTo(1.1, 12);
+    expect(cpuSlowdown(arm(10, 1000), arm(10, 800))).toBeCloseTo(1.25, 12);
+    expect(cpuSlowdown(arm(null), arm(1))).toBeNull();
   });
 
   it('reads process CPU time from /proc', () => {

@@ -135,7 +135,7 @@ function registerOverhead(evalCmd: Command): void {
         `workload ${summary.workload}: ${summary.pairs} paired run(s), agent ${agent.kind === 'custom' ? options.agentCmd : `vtier guest record --source ${source}`}`,
         `slowdown ${fmtNum(summary.slowdown.mean)} (95% CI ${fmtNum(summary.slowdown.low)} – ${fmtNum(summary.slowdown.high)}), from ${summary.basis === 'throughput' ? 'throughput' : 'wall time'}`,
         ...(summary.cpuSlowdown
-          ? [`workload CPU time ratio ${fmtNum(summary.cpuSlowdown.mean)} (95% CI ${fmtNum(summary.cpuSlowdown.low)} – ${fmtNum(summary.cpuSlowdown.high)}), steadier than wall clock on a shared machine`]
+          ? [`workload CPU time per unit of work, agent / baseline: ${fmtNum(summary.cpuSlowdown.mean)} (95% CI ${fmtNum(summary.cpuSlowdown.low)} – ${fmtNum(summary.cpuSlowdown.high)}); steadier than wall clock on a shared machine`]
           : []),
         `agent CPU ${fmtNum(summary.agentCpuS, 3)} s per run = ${fmtNum(summary.agentCpuShare * 100, 2)}% of one CPU while the workload ran`,
         `results: ${results.dir}`,

@@ -25,8 +25,9 @@ export const hotspotPreset: Preset = {
         parse(stdout) {
           const line = stdout.split('\n').find((l) => l.includes('"event":"summary"'));
           if (!line) return null;
-          const value = Number((JSON.parse(line) as { accessesPerSec?: number }).accessesPerSec);
-          return Number.isFinite(value) && value > 0 ? { value, unit: 'accesses/s' } : null;
+          const summary = JSON.parse(line) as { accessesPerSec?: number; accesses?: number };
+          const value = Number(summary.accessesPerSec);
+          return Number.isFinite(value) && value > 0 ? { value, unit: 'accesses/s', work: Number(summary.accesses) || undefined } : null;
         },
       }),
       async stop() {},

@@ -69,7 +69,7 @@ export const redisPreset: Preset = {
             // CSV: header, then one line per test: "eval ...","<rps>",...
             const line = stdout.trim().split('\n').filter((l) => l.startsWith('"eval'))[0];
             const m = line ? /","([\d.]+)",/.exec(line) : null;
-            return m ? { value: Number(m[1]), unit: 'ops/s' } : null;
+            return m ? { value: Number(m[1]), unit: 'ops/s', work: OPERATIONS } : null;
           },
         }),
         stop,

@@ -21,7 +21,9 @@ export const stressNgPreset: Preset = {
           const line = `${stdout}\n${stderr}`.split('\n').find((l) => /\]\s+vm\s+\d/.test(l));
           const fields = line?.trim().split(/\s+/) ?? [];
           const value = Number(fields[fields.length - 2]);
-          return Number.isFinite(value) && value > 0 ? { value, unit: 'bogo-ops/s' } : null;
+          const vm = fields.indexOf('vm');
+          const work = vm >= 0 ? Number(fields[vm + 1]) : NaN;
+          return Number.isFinite(value) && value > 0 ? { value, unit: 'bogo-ops/s', ...(Number.isFinite(work) ? { work } : {}) } : null;
         },
       }),
       async stop() {},

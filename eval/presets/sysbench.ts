@@ -17,8 +17,8 @@ export const sysbenchPreset: Preset = {
       run: () => ({
         argv: ['sysbench', ...ARGS],
         parse(stdout) {
-          const m = /transferred \(([\d.]+) MiB\/sec\)/.exec(stdout);
-          return m ? { value: Number(m[1]), unit: 'MiB/s' } : null;
+          const m = /([\d.]+) MiB transferred \(([\d.]+) MiB\/sec\)/.exec(stdout);
+          return m ? { value: Number(m[2]), unit: 'MiB/s', work: Number(m[1]) } : null;
         },
       }),
       async stop() {},

@@ -3,6 +3,9 @@ export interface Throughput {
   value: number;
   /** e.g. `ops/s`, `MiB/s`, `bogo-ops/s`. */
   unit: string;
+  /** Total work the run did in the same units times seconds (operations, accesses, MiB):
+   *  with the workload's CPU time it gives work per CPU-second. */
+  work?: number;
 }
 
 /** One measured run of the workload. */
