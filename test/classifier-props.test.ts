@@ -5,9 +5,11 @@ import { describe, expect, it } from 'vitest';
 import { Classifier, type ClassifierOptions, type EpochDecision } from '../src/classifier/index.js';
 import { runsFrom, samplesFrom, totalPages, type PageRuns, type PageSamples } from '../src/samples.js';
 
-const RAM_PAGES = 4096; // 8 chunks, small enough to model page by page
-const ram = runsFrom([[0, 1024], [2048, RAM_PAGES - 1024]]); // a hole at [1024, 2048)
-const inRam = (pfn: number): boolean => (pfn >= 0 && pfn < 1024) || (pfn >= 2048 && pfn < 2048 + RAM_PAGES - 1024);
+// Small enough to model page by page. Neither range ends on a 2 MiB boundary (RAM sizes
+// need not be 2 MiB multiples), and there is a hole between them.
+const RAM_PAGES = 3100;
+const ram = runsFrom([[0, 1000], [2048, RAM_PAGES - 1000]]);
+const inRam = (pfn: number): boolean => (pfn >= 0 && pfn < 1000) || (pfn >= 2048 && pfn < 2048 + RAM_PAGES - 1000);
 
 type Op =
   | { kind: 'ingest'; rows: Array<[number, number, number, number]> }
@@ -17,9 +19,10 @@ type Op =
 
 // Mostly valid frames (clustered so counts build up), some hostile ones.
 const pfnArb = fc.oneof(
-  { weight: 6, arbitrary: fc.integer({ min: 0, max: 1023 }) },
-  { weight: 6, arbitrary: fc.integer({ min: 2048, max: 2048 + RAM_PAGES - 1024 - 1 }) },
-  { weight: 1, arbitrary: fc.integer({ min: 1024, max: 2047 }) },
+  { weight: 6, arbitrary: fc.integer({ min: 0, max: 999 }) },
+  { weight: 6, arbitrary: fc.integer({ min: 2048, max: 2048 + RAM_PAGES - 1000 - 1 }) },
+  { weight: 1, arbitrary: fc.integer({ min: 1000, max: 2047 }) },
+  { weight: 1, arbitrary: fc.integer({ min: 2048 + RAM_PAGES - 1000, max: 6000 }) },
   { weight: 1, arbitrary: fc.double({ min: -1e20, max: 1e20 }) },
   { weight: 1, arbitrary: fc.constantFrom(Number.NaN, Infinity, -0, 2 ** 40, 2 ** 53, 0.5) },
 );
@@ -67,7 +70,7 @@ function run(options: Omit<ClassifierOptions, 'ramRanges'>, ops: Op[]): EpochDec
       c.setPlacement(runs, op.tier);
       for (const [pfn, pages] of op.rows) {
         if (!(Number.isInteger(pfn) && pfn >= 0 && pages >= 1 && inRam(pfn) && inRam(pfn + pages - 1))) continue;
-        if (pfn < 1024 && pfn + pages > 1024) continue; // spans the hole: rejected
+        if (pfn < 1000 && pfn + pages > 1000) continue; // spans the hole: rejected
         for (let p = pfn; p < pfn + pages; p++) op.tier === 'dram' ? inDram.add(p) : inDram.delete(p);
       }
     } else if (op.kind === 'budget') {

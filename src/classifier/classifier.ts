@@ -24,6 +24,7 @@ import {
   DIR_DRAM,
   FLAG_DRAM,
   FLAG_HOT,
+  FLAG_NOT_RAM,
   IDLE_NEVER,
   MAX_COUNT,
   PAGES_PER_CHUNK,
@@ -302,7 +303,7 @@ export class Classifier {
         maxChunks += Math.floor((this.ram.end[i] - 1) / PAGES_PER_CHUNK) - Math.floor(this.ram.start[i] / PAGES_PER_CHUNK) + 1;
       }
     }
-    this.table = new PageTable(maxChunks, unknownTier === 'dram');
+    this.table = new PageTable(maxChunks, unknownTier === 'dram', this.ram);
   }
 
   /** Adds sample weights. Malformed or out-of-range runs are counted in rejectedRuns and skipped. */
@@ -641,6 +642,7 @@ export class Classifier {
     const hotOf = new Uint16Array(chunks);
     const heatOf = new Uint16Array(chunks);
     const dramOf = new Uint16Array(chunks);
+    const ramOf = new Uint16Array(chunks);
     const promoteItems = new Int32Array(chunks);
     const promoteKeys = new Uint32Array(chunks);
     const demoteItems = new Int32Array(chunks);
@@ -653,6 +655,7 @@ export class Classifier {
       let dramPages = 0;
       let recent = 0;
       let countSum = 0;
+      let outsidePages = 0;
       const base = chunk * PAGES_PER_CHUNK;
       for (let p = base; p < base + PAGES_PER_CHUNK; p++) {
         const word = state[p];
@@ -662,6 +665,7 @@ export class Classifier {
         if (c > 0) sampled++;
         countSum += c;
         if (word & FLAG_DRAM) dramPages++;
+        if (word & FLAG_NOT_RAM) outsidePages++;
         const i = (word & IDLE_FIELD) >>> IDLE_SHIFT;
         if (i < idleK) recent++;
         const next = nextWord(word, c, i, threshold, cool);
@@ -669,13 +673,14 @@ export class Classifier {
       }
       hotOf[chunk] = hot;
       dramOf[chunk] = dramPages;
+      ramOf[chunk] = PAGES_PER_CHUNK - outsidePages;
       // Heat: the mean count of the chunk's sampled pages. Hot-page counts alone are all or
       // nothing under region samples (every page of a huge page has the same count), which
       // made chunks at the threshold swap back and forth on noise.
       const heat = sampled === 0 ? 0 : Math.round(countSum / sampled);
       heatOf[chunk] = heat;
       const mostlyHot = hot > 0 && hot >= this.hugeHotFraction * sampled;
-      if (mostlyHot && dramPages < PAGES_PER_CHUNK) {
+      if (mostlyHot && dramPages < PAGES_PER_CHUNK - outsidePages) {
         promoteItems[promoteCount] = chunk;
         promoteKeys[promoteCount++] = heat;
       } else if (dramPages > 0) {
@@ -710,15 +715,15 @@ export class Classifier {
         demoteChunks.push(chunk);
         picked.demote(dramOf[chunk]);
         hotOf[chunk] = 0;
-        dramOf[chunk] = PAGES_PER_CHUNK; // never promoted below
+        dramOf[chunk] = ramOf[chunk]; // never promoted below
       }
     }
     const forced = picked.demoted;
     let deferred = 0;
     for (let k = 0; k < promoteCount; k++) {
       const chunk = promoteOrder[k];
-      const cost = PAGES_PER_CHUNK - dramOf[chunk];
-      if (cost === 0) continue;
+      const cost = ramOf[chunk] - dramOf[chunk];
+      if (cost <= 0) continue;
       while (picked.free < cost && picked.movesLeft > cost && demoteOne(heatOf[chunk], picked.movesLeft - cost));
       if (picked.free < cost || picked.movesLeft < cost) {
         deferred += hotOf[chunk];
@@ -744,7 +749,10 @@ export class Classifier {
     let n = 0;
     for (const chunk of chunks) {
       const base = chunk * PAGES_PER_CHUNK;
-      for (let p = base; p < base + PAGES_PER_CHUNK; p++) if (((state[p] & FLAG_DRAM) !== 0) === inDram) out[n++] = p;
+      for (let p = base; p < base + PAGES_PER_CHUNK; p++) {
+        const word = state[p];
+        if ((word & FLAG_NOT_RAM) === 0 && ((word & FLAG_DRAM) !== 0) === inDram) out[n++] = p;
+      }
     }
     return out.subarray(0, n);
   }

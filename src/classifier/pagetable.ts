@@ -10,6 +10,8 @@
 // nobody sampled: nothing, "all in DRAM" or "all in CXL" (host placement reports), so a
 // 1 TiB placement report does not allocate 1 TiB worth of state.
 
+import type { RamMap } from './ingest.js';
+
 export const CHUNK_SHIFT = 9;
 export const PAGES_PER_CHUNK = 1 << CHUNK_SHIFT;
 /** x86-64 physical addresses have at most 52 bits: frames are below 2^40. */
@@ -24,6 +26,8 @@ export const IDLE_FIELD = 0xff << IDLE_SHIFT;
 export const FLAG_DRAM = 1 << 24;
 /** In the hot set of the last decision (what hotRuns() reports). */
 export const FLAG_HOT = 1 << 25;
+/** Not guest RAM (the part of a 2 MiB chunk past a RAM range's end): never moved. */
+export const FLAG_NOT_RAM = 1 << 26;
 export const FLAGS_FIELD = 0xff << 24;
 
 /** 2^22 chunks = 2^31 pages = 8 TiB of tracked memory. */
@@ -59,6 +63,8 @@ export class PageTable {
   constructor(
     maxChunks: number,
     private readonly unknownInDram: boolean,
+    /** Guest RAM, when known: pages of a chunk outside it are flagged FLAG_NOT_RAM. */
+    private readonly ram?: RamMap,
   ) {
     // Page indexes stay below 2^31 so the hot paths can use int32 arithmetic (8 TiB tracked).
     this.maxChunks = Math.min(maxChunks, MAX_TRACKED_CHUNKS);
@@ -147,8 +153,18 @@ export class PageTable {
     const base = chunk * PAGES_PER_CHUNK;
     this.chunkKeys[chunk] = chunkKey;
     const inDram = state === DIR_DRAM || (state === DIR_UNKNOWN && this.unknownInDram);
-    if (inDram) this.trackedDramPages += PAGES_PER_CHUNK;
-    this.state.fill((inDram ? FLAG_DRAM : 0) | (IDLE_NEVER << IDLE_SHIFT), base, base + PAGES_PER_CHUNK);
+    const firstPfn = chunkKey * PAGES_PER_CHUNK;
+    if (this.ram === undefined || this.ram.contains(firstPfn, PAGES_PER_CHUNK)) {
+      if (inDram) this.trackedDramPages += PAGES_PER_CHUNK;
+      this.state.fill((inDram ? FLAG_DRAM : 0) | (IDLE_NEVER << IDLE_SHIFT), base, base + PAGES_PER_CHUNK);
+    } else {
+      // A chunk straddling the end of a RAM range (RAM sizes need not be 2 MiB multiples).
+      for (let o = 0; o < PAGES_PER_CHUNK; o++) {
+        const inRam = this.ram.contains(firstPfn + o, 1);
+        if (inRam && inDram) this.trackedDramPages++;
+        this.state[base + o] = (inRam ? (inDram ? FLAG_DRAM : 0) : FLAG_NOT_RAM) | (IDLE_NEVER << IDLE_SHIFT);
+      }
+    }
     this.histogram[0] += PAGES_PER_CHUNK;
     this.untouchedDram.delete(chunkKey);
     this.setEntry(chunkKey, chunk + DIR_FIRST_CHUNK);
