@@ -82,21 +82,21 @@ function pickHotSet(pages: number, hotCount: number, layout: HotLayout, rng: Prn
 }
 
 /** Hotspot: hotProb of accesses go uniformly to hotFrac of pages; the rest uniformly to the others.
- *  `shiftEveryEpochs` > 0 moves the hot set to fresh pages every that many epochs. */
+ *  `shiftEveryEpochs` > 0 moves the hot set to fresh pages every that many epochs.
+ *  Pages are placed by an arithmetic bijection of [0, pages) rather than lookup tables, so a draw
+ *  touches no memory: contiguous = x -> (start + x) mod pages; scattered = x -> (a*x + b) mod
+ *  pages with a coprime to pages (a < 2^21, so a*x stays exact in a double), which spreads the
+ *  hot set evenly over the whole memory (~hotFrac of every 2 MiB region). Phase k's hot set is
+ *  the image of [k*H, (k+1)*H), so successive hot sets are disjoint while hotFrac <= 0.5. */
 class HotspotWorkload implements Workload {
   readonly name: string;
   readonly pages: number;
   private readonly hotCount: number;
   private readonly hotProbU32: number;
   private readonly rng: Prng;
-  private readonly layoutRng: Prng;
-  private phase = -1;
-  private hot: Uint32Array = new Uint32Array(0);
-  private cold: Uint32Array = new Uint32Array(0);
-  private cachedPmf: Float64Array | null = null;
-  /** The simulator generates epoch e+1 before scoring epoch e: keep the last two phases. */
-  private readonly phases = new Map<number, { hot: Uint32Array; cold: Uint32Array; start: number; pmf: Float64Array | null }>();
-  private lastCreated = -1;
+  private readonly mulA: number;
+  private readonly addB: number;
+  private readonly pmfs = new Map<number, Float64Array>();
 
   constructor(
     private readonly o: Required<Pick<WorkloadOptions, 'pages' | 'seed' | 'hotFrac' | 'hotProb' | 'layout'>> & {
@@ -112,59 +112,55 @@ class HotspotWorkload implements Workload {
     this.hotCount = Math.max(1, Math.min(o.pages - 1, Math.round(o.pages * o.hotFrac)));
     this.hotProbU32 = Math.min(4294967296, Math.round(o.hotProb * 4294967296));
     this.rng = Prng.derive(o.seed, `${o.name}:stream`);
-    this.layoutRng = Prng.derive(o.seed, `${o.name}:layout`);
+    const layoutRng = Prng.derive(o.seed, `${o.name}:layout`);
+    if (o.layout === 'contiguous') {
+      this.mulA = 1;
+    } else {
+      let a = (1 << 20) + layoutRng.below(1 << 20);
+      while (gcd(a, o.pages) !== 1) a++;
+      this.mulA = a % o.pages || 1;
+    }
+    this.addB = layoutRng.below(o.pages);
   }
 
   phaseOf(epoch: number): number {
     return this.o.shiftEveryEpochs > 0 ? Math.floor(epoch / this.o.shiftEveryEpochs) : 0;
   }
 
-  private enter(epoch: number): void {
-    const phase = this.phaseOf(epoch);
-    if (phase === this.phase) return;
-    if (this.phase >= 0) {
-      const prev = this.phases.get(this.phase);
-      if (prev) prev.pmf = this.cachedPmf;
-    }
-    let set = this.phases.get(phase);
-    if (!set) {
-      if (phase < this.lastCreated) throw new RangeError('hotspot: phases must be visited in order');
-      // A later phase moves the block past the previous one (disjoint while hotFrac <= 0.5),
-      // or draws a fresh scattered set.
-      const prev = this.phases.get(this.lastCreated);
-      const hint = !prev || this.o.layout !== 'contiguous' ? undefined : (prev.start + this.hotCount) % this.pages;
-      const picked = pickHotSet(this.pages, this.hotCount, this.o.layout, this.layoutRng, hint);
-      set = { hot: picked.hot, cold: picked.cold, start: picked.start, pmf: null };
-      this.phases.set(phase, set);
-      this.lastCreated = phase;
-      for (const k of [...this.phases.keys()]) if (k < phase - 1) this.phases.delete(k);
-    }
-    this.hot = set.hot;
-    this.cold = set.cold;
-    this.cachedPmf = set.pmf;
-    this.phase = phase;
+  /** Page of index x of the bijection. */
+  private pageOf(x: number): number {
+    return (this.mulA * x + this.addB) % this.pages;
   }
 
   pmf(epoch: number): Float64Array {
-    this.enter(epoch);
-    if (this.cachedPmf) return this.cachedPmf;
-    const pmf = new Float64Array(this.pages).fill((1 - this.o.hotProb) / this.cold.length);
+    const phase = this.phaseOf(epoch);
+    const cached = this.pmfs.get(phase);
+    if (cached) return cached;
+    const n = this.pages;
+    const pmf = new Float64Array(n).fill((1 - this.o.hotProb) / (n - this.hotCount));
     const hotP = this.o.hotProb / this.hotCount;
-    for (let i = 0; i < this.hot.length; i++) pmf[this.hot[i]] = hotP;
-    this.cachedPmf = pmf;
-    const set = this.phases.get(this.phase);
-    if (set) set.pmf = pmf;
+    const offset = (phase * this.hotCount) % n;
+    for (let i = 0; i < this.hotCount; i++) pmf[this.pageOf((offset + i) % n)] = hotP;
+    this.pmfs.set(phase, pmf);
+    for (const k of [...this.pmfs.keys()]) if (k < phase - 1 || k > phase + 1) this.pmfs.delete(k);
     return pmf;
   }
 
   fill(out: Uint32Array, epoch: number): void {
-    this.enter(epoch);
-    const { hot, cold, rng, hotProbU32 } = this;
-    const hotLen = hot.length / 4294967296;
-    const coldLen = cold.length / 4294967296;
+    const n = this.pages;
+    const h = this.hotCount;
+    const a = this.mulA;
+    const b = this.addB;
+    const offset = (this.phaseOf(epoch) * h) % n;
+    const hotScale = h / 4294967296;
+    const coldScale = (n - h) / 4294967296;
+    const rng = this.rng;
+    const hotProbU32 = this.hotProbU32;
     for (let i = 0; i < out.length; i++) {
-      if (rng.nextU32() < hotProbU32) out[i] = hot[Math.floor(rng.nextU32() * hotLen)];
-      else out[i] = cold[Math.floor(rng.nextU32() * coldLen)];
+      const x = rng.nextU32() < hotProbU32 ? Math.floor(rng.nextU32() * hotScale) : h + Math.floor(rng.nextU32() * coldScale);
+      let idx = offset + x;
+      if (idx >= n) idx -= n;
+      out[i] = (a * idx + b) % n;
     }
   }
 
@@ -177,6 +173,11 @@ class HotspotWorkload implements Workload {
       shiftEveryEpochs: this.o.shiftEveryEpochs,
     };
   }
+}
+
+function gcd(x: number, y: number): number {
+  while (y) [x, y] = [y, x % y];
+  return x;
 }
 
 /** Draws from a fixed pmf through an alias table (zipf, graph vertex popularity). */
