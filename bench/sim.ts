@@ -1,6 +1,6 @@
 // `npm run bench:sim`: simulator speed (target >= 20 M simulated accesses/s).
 //   generate   accesses/s each workload generator writes into a typed-array stream
-//   engine     accesses/s of the whole loop (generate, count, score) with the `static` policy
+//   engine     accesses/s of the whole loop (generate, score) with the `static` policy
 //   compare    the default comparison (10 GiB hotspot, 7 policies): wall ms per simulated epoch
 //              and each policy's own decision time per epoch
 // Seeded, so runs are comparable. --json prints one object. --quick shortens everything.
@@ -59,7 +59,7 @@ if (json) {
   const m = (x: number) => `${(x / 1e6).toFixed(1)} M/s`;
   console.log(`simulator bench (10 GiB = ${PAGES} pages, DRAM 20%)`);
   for (const k of kinds) console.log(`  generate ${k.padEnd(8)} ${m(generateRates[k])}`);
-  console.log(`  engine (generate + count + score, static policy): ${m(eng.accessesPerSec)}  [target >= 20 M/s: ${eng.accessesPerSec >= 20e6 ? 'met' : 'NOT met'}]`);
+  console.log(`  engine (generate + score, static policy): ${m(eng.accessesPerSec)}  [target >= 20 M/s: ${eng.accessesPerSec >= 20e6 ? 'met' : 'NOT met'}]`);
   console.log(`  default comparison, 7 policies: ${cmp.wallMsPerEpoch.toFixed(0)} ms per epoch (60 s default run ~ ${cmp.projectedDefaultRunSec.toFixed(0)} s), ${m(cmp.accessesPerSec)} overall`);
   for (const [p, ms] of Object.entries(cmp.policyMsPerEpoch)) console.log(`    ${p.padEnd(10)} ${ms.toFixed(1)} ms/epoch`);
 }
