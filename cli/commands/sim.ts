@@ -46,7 +46,7 @@ interface SimCliOptions extends OutputOptions {
   hotProb?: string;
   theta?: string;
   shiftEvery: string;
-  layout: string;
+  layout?: string;
   sampler: string;
   migrationBudget: string;
   trace?: string;
@@ -110,7 +110,9 @@ function prepare(o: SimCliOptions, overrides: { dram?: string; samplePeriod?: nu
   const accessesPerEpoch = parseCount(o.accessesPerEpoch, '--accesses-per-epoch');
   if (accessesPerEpoch > 2 ** 26) throw new InputError('--accesses-per-epoch: at most 64M');
   if (!(SAMPLERS as readonly string[]).includes(o.sampler)) throw new InputError(`--sampler: "${o.sampler}" is not one of ${SAMPLERS.join(', ')}`);
-  if (o.layout !== 'contiguous' && o.layout !== 'scattered') throw new InputError(`--layout: "${o.layout}" is not contiguous or scattered`);
+  if (o.layout !== undefined && o.layout !== 'contiguous' && o.layout !== 'scattered') {
+    throw new InputError(`--layout: "${o.layout}" is not contiguous or scattered`);
+  }
   const migrationBudgetBytesPerEpoch = o.migrationBudget === 'none' ? Infinity : parseSizeBytes(o.migrationBudget, '--migration-budget');
   if (migrationBudgetBytesPerEpoch < PAGE_BYTES) throw new InputError('--migration-budget: at least one page (or "none")');
 
@@ -163,7 +165,7 @@ function prepare(o: SimCliOptions, overrides: { dram?: string; samplePeriod?: nu
         hotProb,
         theta,
         shiftEveryEpochs,
-        layout: o.layout as 'contiguous' | 'scattered',
+        layout: o.layout as 'contiguous' | 'scattered' | undefined,
       });
     } catch (err) {
       throw new InputError((err as Error).message);
@@ -309,7 +311,7 @@ function addRunOptions(cmd: Command): Command {
     .option('--hot-prob <f>', 'hotspot/shifting/kv: share of accesses to the hot pages (default 0.8)')
     .option('--theta <x>', 'zipf exponent (default 0.99; graph vertices 0.9)')
     .option('--shift-every <time>', 'shifting: how often the hot set moves', '20s')
-    .option('--layout <kind>', 'hot set as one block (contiguous) or scattered pages', 'contiguous')
+    .option('--layout <kind>', 'hot set as one block (contiguous) or scattered pages (default: contiguous for hotspot/shifting, scattered for zipf/kv)')
     .option('--sampler <kind>', `what feeds vtier's classifier: ${SAMPLERS.join(', ')}`, 'pebs')
     .option('--migration-budget <bytes>', 'per-epoch migration budget for vtier/vtmm/lru, or "none"', 'none')
     .option('--trace <file>', 'replay a trace recorded by `vtier guest record` instead of a synthetic workload')
