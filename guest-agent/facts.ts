@@ -3,7 +3,8 @@
 // only, except the bpf() check, which really creates (and at once removes) a 1-entry map
 // because reading capabilities does not tell whether a LSM or sysctl forbids bpf().
 import { execFile } from 'node:child_process';
-import { existsSync, readFileSync, statSync, unlinkSync } from 'node:fs';
+import { probeBpfMapCreate } from '../native/addon.js';
+import { existsSync, readFileSync, statSync } from 'node:fs';
 import { cpus, hostname, release, totalmem } from 'node:os';
 import { join } from 'node:path';
 import { promisify } from 'node:util';
@@ -50,39 +51,21 @@ export interface BpfFact {
   unprivilegedDisabled: number | null;
 }
 
-/** Tries a real bpf() call: `bpftool map create` of a 1-entry array pinned in bpffs, then
- *  removes the pin (which frees the map). */
-export async function bpfFact(bpffs = '/sys/fs/bpf'): Promise<BpfFact> {
+/** Tries a real bpf() call: BPF_MAP_CREATE of a 1-entry array through the addon, closed
+ *  at once (nothing pinned, no bpffs needed). `probe` is the seam for tests. */
+export function bpfFact(probe: () => void = probeBpfMapCreate): BpfFact {
   const unprivText = readTrim('/proc/sys/kernel/unprivileged_bpf_disabled');
   const unprivilegedDisabled = unprivText === undefined ? null : Number(unprivText);
-  const how = 'bpftool map create (array, 1 entry)';
-  if (!existsSync(bpffs) || !existsSync(join(bpffs, '.')) || !isBpffs(bpffs)) {
-    return { ok: null, how, detail: `no bpffs at ${bpffs} to pin a probe map`, unprivilegedDisabled };
-  }
-  const pin = join(bpffs, `vtier_doctor_${process.pid}`);
+  const how = 'bpf(BPF_MAP_CREATE), array of 1 entry';
   try {
-    await run('bpftool', ['map', 'create', pin, 'type', 'array', 'key', '4', 'value', '4', 'entries', '1', 'name', 'vtier_doctor'], { timeout: 5000 });
+    probe();
     return { ok: true, how, detail: 'BPF_MAP_CREATE allowed', unprivilegedDisabled };
   } catch (err) {
-    const e = err as { code?: string; stderr?: string; message?: string };
-    if (e.code === 'ENOENT') return { ok: null, how, detail: 'bpftool is not installed', unprivilegedDisabled };
-    const why = (e.stderr ?? e.message ?? '').trim().split('\n').pop() ?? 'failed';
-    return { ok: false, how, detail: `bpf() refused: ${why.replace(/^Error: /, '')}`, unprivilegedDisabled };
-  } finally {
-    try {
-      unlinkSync(pin);
-    } catch {
-      /* not created */
-    }
+    const e = err as { code?: string; message?: string };
+    if (e.code === 'ENOADDON') return { ok: null, how, detail: e.message ?? 'native addon not built', unprivilegedDisabled };
+    const hint = e.code === 'EPERM' ? ' (run as root, or grant CAP_BPF + CAP_PERFMON)' : '';
+    return { ok: false, how, detail: `bpf() refused: ${e.message ?? e.code}${hint}`, unprivilegedDisabled };
   }
-}
-
-function isBpffs(path: string): boolean {
-  const mounts = readTrim('/proc/mounts') ?? '';
-  return mounts.split('\n').some((line) => {
-    const [, mountPoint, type] = line.split(' ');
-    return mountPoint === path && type === 'bpf';
-  });
 }
 
 export interface NumaBalancingFact {

@@ -199,6 +199,12 @@ export function btfFuncProtoArgs(typedefName: string): number {
   return raw().bpf.btfFuncProtoArgs(typedefName) as number;
 }
 
+/** Creates and closes a 1-entry BPF array map: throws a SyscallError (code EPERM, ...)
+ *  when this process may not use bpf(). */
+export function probeBpfMapCreate(): void {
+  raw().bpf.probeMapCreate();
+}
+
 /** sizeof of the structs in bpf/sampler.h as the addon was compiled. */
 export function bpfLayouts(): Record<string, number> {
   return raw().bpf.layouts() as Record<string, number>;

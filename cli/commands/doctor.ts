@@ -30,7 +30,8 @@ function probe<T>(fn: () => T): { value?: T; error?: string } {
 }
 
 export async function gatherDoctor() {
-  const [bpf, qemu] = await Promise.all([bpfFact(), qemuFact()]);
+  const bpf = bpfFact();
+  const qemu = await qemuFact();
   const kernel = kernelFact();
   const btf = btfFact();
   const host = hostFact();

@@ -1065,6 +1065,18 @@ Napi::Value NumPossibleCpus(const Napi::CallbackInfo &info) {
   return Napi::Number::New(info.Env(), n);
 }
 
+// bpf(BPF_MAP_CREATE) of a 1-entry array, closed at once: whether this process may use
+// bpf() at all (capabilities alone do not tell: an LSM or a sysctl can still refuse).
+Napi::Value ProbeMapCreate(const Napi::CallbackInfo &info) {
+  int fd = bpf_map_create(BPF_MAP_TYPE_ARRAY, "vtier_probe", 4, 4, 1, nullptr);
+  if (fd < 0) {
+    ThrowErrno(info.Env(), errno, "bpf");
+    return info.Env().Undefined();
+  }
+  close(fd);
+  return info.Env().Undefined();
+}
+
 // Shared layouts, for the layout test and the TypeScript decoders' self-check.
 Napi::Value Layouts(const Napi::CallbackInfo &info) {
   Napi::Env env = info.Env();
@@ -1085,6 +1097,7 @@ void InitBpf(Napi::Env env, Napi::Object exports) {
   bpf.Set("btfFuncProtoArgs", Napi::Function::New(env, BtfFuncProtoArgs, "btfFuncProtoArgs"));
   bpf.Set("numPossibleCpus", Napi::Function::New(env, NumPossibleCpus, "numPossibleCpus"));
   bpf.Set("layouts", Napi::Function::New(env, Layouts, "layouts"));
+  bpf.Set("probeMapCreate", Napi::Function::New(env, ProbeMapCreate, "probeMapCreate"));
   exports.Set("bpf", bpf);
 }
 
