@@ -1,0 +1,79 @@
+// Scores a classifier against the built-in workload's ground-truth file while both run.
+// The workload rewrites the file (atomically) when its hot set shifts; refresh() picks up
+// the new generation. Samples are clipped to the workload's own frames first: a live
+// source sees the whole machine, and only the workload's pages have a known truth.
+import { statSync } from 'node:fs';
+import { clipSamples, coverWithRuns, framesToRuns, scoreHotSet, type HotSetScore } from '../src/accuracy/index.js';
+import type { PageRuns, PageSamples } from '../src/samples.js';
+import { readTruth, type Truth } from '../guest-agent/workload.js';
+
+export class TruthScorer {
+  readonly path: string;
+  private truth: Truth;
+  private mtimeMs: number;
+  private workloadFrames: PageRuns;
+
+  constructor(truthPath: string) {
+    this.path = truthPath;
+    this.mtimeMs = statSync(truthPath).mtimeMs;
+    this.truth = readTruth(truthPath);
+    if (!this.truth.pfnKnown) throw new Error(`${truthPath}: the workload could not read its page frames (pagemap needs root); nothing to score against`);
+    this.workloadFrames = this.framesOf(this.truth);
+  }
+
+  private framesOf(truth: Truth): PageRuns {
+    return framesToRuns(Float64Array.from(truth.gpaPfn.filter((p) => p >= 0)).sort());
+  }
+
+  /** Re-reads the truth file if it changed; returns true when the generation (hot set) changed. */
+  refresh(): boolean {
+    let mtimeMs: number;
+    try {
+      mtimeMs = statSync(this.path).mtimeMs;
+    } catch {
+      return false;
+    }
+    if (mtimeMs === this.mtimeMs) return false;
+    const next = readTruth(this.path);
+    this.mtimeMs = mtimeMs;
+    const shifted = next.generation !== this.truth.generation;
+    this.truth = next;
+    this.workloadFrames = this.framesOf(next);
+    return shifted;
+  }
+
+  get generation(): number {
+    return this.truth.generation;
+  }
+
+  /** Pages in the true hot set (frames present). */
+  get truthHotPages(): number {
+    return this.truth.hotPfns.length;
+  }
+
+  /** Resident pages of the workload region. */
+  get residentPages(): number {
+    let pages = 0;
+    for (let i = 0; i < this.workloadFrames.count; i++) pages += this.workloadFrames.pages[i];
+    return pages;
+  }
+
+  /** The workload's frames as exact runs. */
+  get frames(): PageRuns {
+    return this.workloadFrames;
+  }
+
+  /** The workload's frames covered by at most `maxRuns` runs (a hello's RAM ranges). */
+  ramRanges(maxRuns: number): PageRuns {
+    return coverWithRuns(this.workloadFrames, maxRuns);
+  }
+
+  /** The part of a sample batch that lies on the workload's frames. */
+  clip(batch: PageSamples): PageSamples {
+    return clipSamples(batch, this.workloadFrames);
+  }
+
+  score(hotRuns: PageRuns): HotSetScore {
+    return scoreHotSet(hotRuns, this.truth.hotPfns);
+  }
+}
