@@ -260,6 +260,10 @@ export class GuestAgent extends EventEmitter<GuestAgentEvents> {
     }
     this.classifier.setPlacement(report.promoted, 'dram');
     this.classifier.setPlacement(report.demoted, 'cxl');
+    // Pages that were already where the decision wanted them: the classifier's guess about
+    // their tier was wrong, and without this it would propose them again every epoch.
+    if (report.alreadyDram) this.classifier.setPlacement(report.alreadyDram, 'dram');
+    if (report.alreadyCxl) this.classifier.setPlacement(report.alreadyCxl, 'cxl');
     this.emit('report', report);
   }
 

@@ -44,6 +44,9 @@ export interface MigrationReport {
   cxlPages: number;
   promoted: PageRuns;
   demoted: PageRuns;
+  /** Pages of this decision already on the target tier (DRAM / CXL): nothing moved. */
+  alreadyDram: PageRuns;
+  alreadyCxl: PageRuns;
   crossNodeMoves: boolean;
   /** Pages waiting in the retry queue (EBUSY, transient). */
   retryPending: number;
@@ -402,6 +405,7 @@ export class VmMigrator extends EventEmitter<VmMigratorEvents> {
           } else if (prev < 0 || prevTier === tier) {
             // Not resident before, or already on this tier: placed, not moved between tiers.
             nAlready++;
+            copyPage(buf, i, this.alreadyBuf(tier));
           } else {
             nMoved++;
             movedPfn[movedCount] = bufPfn[i];
@@ -461,6 +465,8 @@ export class VmMigrator extends EventEmitter<VmMigratorEvents> {
   }
 
   private bufs?: { dBuf: PageBuffer; pBuf: PageBuffer; promotedBuf: PageBuffer; demotedBuf: PageBuffer };
+  /** Pages of the current message found already on DRAM ([0]) / CXL ([1]); grown on demand. */
+  private readonly already = [new PageBuffer(64), new PageBuffer(64)];
 
   private buffers(pages: number): { dBuf: PageBuffer; pBuf: PageBuffer; promotedBuf: PageBuffer; demotedBuf: PageBuffer } {
     this.bufs ??= { dBuf: new PageBuffer(1024), pBuf: new PageBuffer(1024), promotedBuf: new PageBuffer(1024), demotedBuf: new PageBuffer(1024) };
@@ -468,7 +474,12 @@ export class VmMigrator extends EventEmitter<VmMigratorEvents> {
       b.clear();
       b.ensure(pages);
     }
+    for (const b of this.already) b.clear();
     return this.bufs;
+  }
+
+  private alreadyBuf(tier: 1 | 2): PageBuffer {
+    return this.already[tier - 1];
   }
 
   private queueRetry(buf: PageBuffer, i: number, attempts: number): void {
@@ -493,6 +504,7 @@ export class VmMigrator extends EventEmitter<VmMigratorEvents> {
       const node = this.placement[index];
       if (node >= 0 && this.tierOfNode[node] === tier) {
         outcome.already++;
+        copyPage(buf, i, this.alreadyBuf(tier));
         continue;
       }
       if (w !== i) copyWithin(buf, i, w);
@@ -523,6 +535,8 @@ export class VmMigrator extends EventEmitter<VmMigratorEvents> {
       cxlPages: 0,
       promoted: emptyRuns(0),
       demoted: emptyRuns(0),
+      alreadyDram: emptyRuns(0),
+      alreadyCxl: emptyRuns(0),
       crossNodeMoves: this.crossNodeMoves,
       retryPending: 0,
       notes: [],
@@ -601,6 +615,8 @@ export class VmMigrator extends EventEmitter<VmMigratorEvents> {
     report.cxlPages = this.cxlPages;
     report.promoted = toRuns(promotedBuf);
     report.demoted = toRuns(demotedBuf);
+    report.alreadyDram = toRuns(this.already[0]);
+    report.alreadyCxl = toRuns(this.already[1]);
     report.retryPending = this.retry.count;
     if (report.retryPending > 0) notes.add(`${report.retryPending} busy pages queued for retry`);
     report.notes = [...notes];

@@ -600,6 +600,8 @@ export function toReportMessage(r: MigrationReport): ReportMessage {
     cxlPages: r.cxlPages,
     promoted: capRuns(r.promoted),
     demoted: capRuns(r.demoted),
+    alreadyDram: capRuns(r.alreadyDram),
+    alreadyCxl: capRuns(r.alreadyCxl),
     crossNodeMoves: r.crossNodeMoves,
     notes: notes.slice(0, 16).map((n) => n.slice(0, 1024)),
   };

@@ -68,6 +68,8 @@ describe('VmMigrator on a simulated DRAM + CXL host', () => {
     expect(r.promote).toMatchObject({ tried: 4, moved: 4, already: 2 });
     expect([...r.promoted.gpaPfn.subarray(0, r.promoted.count)]).toEqual([0x110]);
     expect(r.promoted.pages[0]).toBe(4);
+    // The pages found in place are listed too, so the guest stops proposing them.
+    expect([r.alreadyDram.count, r.alreadyDram.gpaPfn[0], r.alreadyDram.pages[0], r.alreadyCxl.count]).toEqual([1, 0x101, 2, 0]);
     expect(r.dramPages).toBe(11);
     expect(r.cxlPages).toBe(53);
     expect(r.crossNodeMoves).toBe(true);

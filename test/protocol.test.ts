@@ -80,6 +80,8 @@ const sample: Message[] = [
     cxlPages: 0,
     promoted: runsFrom([]),
     demoted: runsFrom([]),
+    alreadyDram: runsFrom([[0x1000, 16]]),
+    alreadyCxl: runsFrom([]),
     crossNodeMoves: false,
     notes: ['single NUMA node: cross-node moves not possible here'],
   },
@@ -285,9 +287,11 @@ describe('protocol properties', () => {
       cxlPages: countArb,
       promoted: runsArb,
       demoted: runsArb,
+      alreadyDram: runsArb,
+      alreadyCxl: runsArb,
       crossNodeMoves: fc.boolean(),
       notes: fc.array(fc.string({ maxLength: 50 }), { maxLength: 4 }),
-    }),
+    }, { requiredKeys: ['type', 'epoch', 'promote', 'demote', 'dramPages', 'cxlPages', 'promoted', 'demoted', 'crossNodeMoves', 'notes'] }),
   );
 
   it('round-trips arbitrary valid messages, split anywhere', () => {

@@ -99,6 +99,10 @@ export interface ReportMessage {
   /** Runs that now sit in DRAM / in CXL because of this decision (what moved). */
   promoted: PageRuns;
   demoted: PageRuns;
+  /** Runs of this decision found already on DRAM / on CXL (nothing moved). Optional (older
+   *  hosts omit them); without them the guest would keep proposing pages that are in place. */
+  alreadyDram?: PageRuns;
+  alreadyCxl?: PageRuns;
   /** False when the host cannot move pages between tiers (e.g. a single NUMA node). */
   crossNodeMoves: boolean;
   /** Short human-readable notes, e.g. "single NUMA node: cross-node moves not possible here". */
@@ -270,6 +274,8 @@ export function messageFromWire(value: unknown, limits: ProtocolLimits = DEFAULT
         cxlPages: uint(w, 'cxlPages', 2 ** 52),
         promoted: runs(w, 'promoted', limits.maxRunsPerList),
         demoted: runs(w, 'demoted', limits.maxRunsPerList),
+        ...(w.alreadyDram !== undefined ? { alreadyDram: runs(w, 'alreadyDram', limits.maxRunsPerList) } : {}),
+        ...(w.alreadyCxl !== undefined ? { alreadyCxl: runs(w, 'alreadyCxl', limits.maxRunsPerList) } : {}),
         crossNodeMoves: bool(w, 'crossNodeMoves'),
         notes,
       };
@@ -311,13 +317,19 @@ export function messageToWire(msg: Message, limits: ProtocolLimits = DEFAULT_LIM
     case 'report':
       checkLocalRuns(msg.promoted, 'promoted', limits.maxRunsPerList);
       checkLocalRuns(msg.demoted, 'demoted', limits.maxRunsPerList);
+      if (msg.alreadyDram) checkLocalRuns(msg.alreadyDram, 'alreadyDram', limits.maxRunsPerList);
+      if (msg.alreadyCxl) checkLocalRuns(msg.alreadyCxl, 'alreadyCxl', limits.maxRunsPerList);
       wire = {
         ...msg,
         promote: { ...msg.promote, failed: { ...msg.promote.failed } },
         demote: { ...msg.demote, failed: { ...msg.demote.failed } },
         promoted: packRuns(msg.promoted),
         demoted: packRuns(msg.demoted),
+        ...(msg.alreadyDram ? { alreadyDram: packRuns(msg.alreadyDram) } : {}),
+        ...(msg.alreadyCxl ? { alreadyCxl: packRuns(msg.alreadyCxl) } : {}),
       };
+      if (!msg.alreadyDram) delete wire.alreadyDram;
+      if (!msg.alreadyCxl) delete wire.alreadyCxl;
       break;
     default:
       wire = { ...msg };
@@ -325,7 +337,7 @@ export function messageToWire(msg: Message, limits: ProtocolLimits = DEFAULT_LIM
   // Validate the scalar fields exactly as the peer will; the runs were checked above, so
   // empty columns stand in for them (re-decoding them would double the cost of encoding).
   const scalars: Wire = { ...wire };
-  for (const key of ['ramRanges', 'promote', 'demote', 'promoted', 'demoted']) {
+  for (const key of ['ramRanges', 'promote', 'demote', 'promoted', 'demoted', 'alreadyDram', 'alreadyCxl']) {
     if (scalars[key] instanceof Object && (scalars[key] as WireRunsLike).gpaPfn instanceof Uint8Array) scalars[key] = EMPTY_WIRE_RUNS;
   }
   messageFromWire(scalars, limits);
