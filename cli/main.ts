@@ -2,6 +2,7 @@
 import { Command, CommanderError } from 'commander';
 import { reportError } from './output.js';
 import { registerDoctor } from './commands/doctor.js';
+import { registerDemo } from './commands/demo.js';
 import { registerWorkload } from './commands/workload.js';
 import { registerGuest } from './commands/guest.js';
 import { registerClassify } from './commands/classify.js';
@@ -17,6 +18,7 @@ const program = new Command('vtier')
   .exitOverride()
   .configureOutput({ outputError: () => {} });
 
+registerDemo(program);
 registerDoctor(program);
 registerWorkload(program);
 registerGuest(program);
@@ -28,7 +30,7 @@ registerEval(program);
 
 program.addHelpText(
   'after',
-  `\nExamples:\n  $ vtier doctor\n  $ vtier guest record --source auto --duration 10s --out run.trace -- vtier workload hotspot --size 1G\n  $ vtier sim --workload hotspot --size 10G --dram 2G --policy vtier,autonuma,oracle\n`,
+  `\nExamples:\n  $ vtier demo\n  $ vtier doctor\n  $ vtier guest record --source auto --duration 10s --out run.trace -- vtier workload hotspot --size 1G\n  $ vtier sim --workload hotspot --size 10G --dram 2G --policy vtier,autonuma,oracle\n`,
 );
 
 try {

@@ -1,8 +1,10 @@
 // `vtier report`: turns a results directory into one self-contained HTML page (inline SVG
 // plots, no network) or a Markdown version of the same tables. Every section is derived from
 // the tidy observations, so it appears only when the results hold that kind of data.
+import { writeFileSync } from 'node:fs';
+import { join } from 'node:path';
 import type { TopLevelSpec } from 'vega-lite';
-import { METRICS, type CommandFacts, type LoadedResults, type Observation } from './results.js';
+import { loadResults, METRICS, type CommandFacts, type LoadedResults, type Observation } from './results.js';
 import { barSpec, intervalSpec, renderSvg, setSystemOrder, sweepSpec, timeSeriesSpec, type BarPoint, type IntervalPoint, type SweepPoint, type TimePoint } from './plots.js';
 import { mean, meanInterval } from './stats.js';
 
@@ -388,4 +390,12 @@ export function renderMarkdown(model: ReportModel): string {
   for (const section of model.sections) out.push(`## ${section.title}`, '', section.caption, '', mdTable(section.table), '');
   out.push('## Command and machine', '', mdTable({ columns: ['fact', 'value'], rows: factRows(model.command, model.machine) }), '');
   return out.join('\n');
+}
+
+/** Builds and writes <dir>/report.html; returns its path. */
+export async function writeReportFile(dir: string): Promise<string> {
+  const model = await buildReport(loadResults(dir));
+  const path = join(dir, 'report.html');
+  writeFileSync(path, renderHtml(model));
+  return path;
 }

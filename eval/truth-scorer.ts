@@ -73,6 +73,19 @@ export class TruthScorer {
     return clipSamples(batch, this.workloadFrames);
   }
 
+  /** Fraction of the true hot pages whose address lies in one of `byteRanges` ([start, end)
+   *  in bytes): what a source that only watches those ranges can find at best. */
+  hotShareInside(byteRanges: ReadonlyArray<{ start: number; end: number }>): number {
+    const hot = this.truth.hotPfns;
+    if (hot.length === 0) return 0;
+    let inside = 0;
+    for (const pfn of hot) {
+      const addr = pfn * 4096; // frames are GPA >> 12 whatever the workload's page size
+      if (byteRanges.some((r) => addr >= r.start && addr < r.end)) inside++;
+    }
+    return inside / hot.length;
+  }
+
   score(hotRuns: PageRuns): HotSetScore {
     return scoreHotSet(hotRuns, this.truth.hotPfns);
   }

@@ -56,6 +56,6 @@ echo "setup: building BPF objects, native addon and TypeScript"
 npm run --silent build
 
 case "$job" in
-  demo) exec node bin/vtier.js guest record --duration 10s --out results/first-run.trace ;;
+  demo) exec node bin/vtier.js demo ;;
   test) exec npm test ;;
 esac

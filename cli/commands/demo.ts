@@ -1,0 +1,176 @@
+// `vtier demo`: the main job. Doctor, then the whole loop on this machine for about a
+// minute: built-in hotspot workload -> best sample source -> guest agent (classifier) ->
+// host agent (unix socket, local-process target, move_pages) -> reports back; live
+// samples/s, hot-set size, precision/recall against the workload's truth, decisions and
+// moves. Ends with a summary, a results directory and an HTML report.
+import type { Command } from 'commander';
+import { action, examples } from '../command.js';
+import { printResult, UserError, type OutputOptions } from '../output.js';
+import { formatDoctor, gatherDoctor } from './doctor.js';
+import { parseDurationMs, parseSizeBytes } from '../../src/util/units.js';
+import { FAILURE_REASONS } from '../../src/protocol/index.js';
+import { ResultsWriter } from '../../eval/results.js';
+import { writeReportFile } from '../../eval/report.js';
+import { DEMO_CONVERGED_RECALL, DemoSamplerFailed, runDemo, type DemoSummary, type DemoTick } from '../../eval/demo.js';
+import { SOURCE_NAMES, SamplerError, type SourceName } from '../../guest-agent/sampler.js';
+import { WorkloadError } from '../../guest-agent/workload.js';
+
+interface DemoCliOptions extends OutputOptions {
+  source: string;
+  size: string;
+  hotFrac: string;
+  hotProb: string;
+  duration: string;
+  epoch: string;
+  thp: boolean;
+  seed: string;
+  out?: string;
+  resultsDir: string;
+}
+
+const compact = (n: number): string =>
+  n >= 1e9 ? `${(n / 1e9).toFixed(1)}G` : n >= 1e6 ? `${(n / 1e6).toFixed(1)}M` : n >= 1e4 ? `${(n / 1e3).toFixed(1)}k` : String(Math.round(n));
+
+function fraction(text: string, name: string, allowZero: boolean): number {
+  const v = Number(text);
+  if (!Number.isFinite(v) || v > 1 || (allowZero ? v < 0 : v <= 0)) throw new UserError(`${name}: expected a number in ${allowZero ? '[0, 1]' : '(0, 1]'}, got "${text}"`, 'bad-input', 2);
+  return v;
+}
+
+/** What the host did with the decisions, in words. */
+function movesText(tick: DemoTick): string {
+  const s = tick.status;
+  const failed = FAILURE_REASONS.reduce((n, r) => n + s.failed[r], 0);
+  const moved = s.moved.promote + s.moved.demote;
+  if (s.crossNodeMoves === false) return `moved ${compact(moved)}: single NUMA node: moves not possible here`;
+  if (s.reports === 0) return 'no report yet';
+  return `moved ${compact(moved)} failed ${compact(failed)}`;
+}
+
+export function formatTick(tick: DemoTick): string {
+  const s = tick.status;
+  const ceiling = tick.monitoredHotShare === null ? '' : ` (of ${tick.monitoredHotShare.toFixed(3)} monitored)`;
+  const score = tick.score ? `precision ${tick.score.precision.toFixed(3)} recall ${tick.score.recall.toFixed(3)}${ceiling}` : 'precision/recall: waiting for samples';
+  return [`${tick.elapsedS.toFixed(0).padStart(3)}s`, `${compact(tick.samplesPerSec)} samples/s`, `hot ${compact(s.hotPages)}`, score, `decisions ${s.decisionsSent}`, movesText(tick)].join(' | ');
+}
+
+function formatSummary(summary: DemoSummary, dir: string, report: string | null): string {
+  const f = summary.final;
+  const lines = [
+    '',
+    `demo ${summary.interrupted ? 'interrupted' : 'finished'} after ${summary.durationS.toFixed(0)} s: source ${summary.source}, ${summary.epochs} epochs, ${compact(summary.samples)} sample weight`,
+    f
+      ? `hot set ${f.hotPages} pages vs true ${f.truthPages}: precision ${f.precision.toFixed(3)}, recall ${f.recall.toFixed(3)}, F1 ${f.f1.toFixed(3)} (last epoch)`
+      : 'no epoch was scored (no samples reached the classifier)',
+    summary.monitoredHotShare !== null
+      ? `the observed kdamond's target ranges (set by its owner) hold ${(summary.monitoredHotShare * 100).toFixed(1)}% of the true hot set: recall cannot exceed that${summary.final && summary.monitoredHotShare > 0 ? `; recall within them ${(summary.final.recall / summary.monitoredHotShare).toFixed(3)}` : ''}`
+      : '',
+    summary.bestRecall ? `best recall ${summary.bestRecall.value.toFixed(3)} at ${summary.bestRecall.atS.toFixed(0)} s; recall >= ${DEMO_CONVERGED_RECALL} from ${summary.recallConvergedS === null ? 'never (not within this run)' : `${summary.recallConvergedS} s`}` : '',
+    `decisions sent ${summary.decisionsSent}: promote ${summary.pagesRequested.promote} pages, demote ${summary.pagesRequested.demote} pages requested; moved ${summary.moved.promote} + ${summary.moved.demote}`,
+    summary.crossNodeMoves === false ? 'single NUMA node: moves not possible here (the host agent translated and queried every page; nothing was pretended)' : '',
+    ...summary.hostNotes.map((n) => `host: ${n}`),
+    `results: ${dir}`,
+    report ? `report: ${report}` : `report: not written (vtier report ${dir})`,
+  ];
+  return lines.filter(Boolean).join('\n');
+}
+
+export function registerDemo(program: Command): void {
+  const cmd = program
+    .command('demo')
+    .description('run the whole loop on this machine for about a minute: workload, sampler, classifier, host agent (move_pages), live accuracy, HTML report')
+    .option('--source <source>', `sample source: auto, ${SOURCE_NAMES.join(', ')}`, 'auto')
+    .option('--size <size>', 'workload memory', '1G')
+    .option('--hot-frac <f>', 'fraction of the workload memory that is hot', '0.1')
+    .option('--hot-prob <p>', 'fraction of accesses that go to the hot set (1: cold pages idle after the first touch; DAMON samples each region every 500 ms, so a page touched a few times a second already looks hot to it)', '1')
+    .option('--duration <duration>', 'how long to run after the workload is ready', '60s')
+    .option('--epoch <duration>', 'classifier epoch', '500ms')
+    .option('--no-thp', 'back the workload with 4 KiB pages instead of transparent huge pages')
+    .option('--seed <n>', 'workload seed', '1')
+    .option('-o, --out <dir>', 'results directory (default results/demo-<timestamp>)')
+    .option('--results-dir <dir>', 'parent directory for results', 'results');
+  examples(cmd, ['vtier demo', 'vtier demo --duration 30s --size 2G', 'vtier demo --source faults --no-thp', 'vtier demo --json | jq .final']);
+  action<DemoCliOptions>(cmd, async (_args, options) => {
+    const source = options.source;
+    if (source !== 'auto' && !SOURCE_NAMES.includes(source as SourceName)) {
+      throw new UserError(`--source: "${source}" is not one of auto, ${SOURCE_NAMES.join(', ')}`, 'bad-input', 2);
+    }
+    const sizeBytes = parseSizeBytes(options.size, '--size');
+    if (sizeBytes < 16 << 20) throw new UserError('--size: at least 16M (the hot set must span several huge pages)', 'bad-input', 2);
+    const hotFrac = fraction(options.hotFrac, '--hot-frac', false);
+    const hotProb = fraction(options.hotProb, '--hot-prob', true);
+    const durationMs = parseDurationMs(options.duration, '--duration');
+    if (durationMs < 1000) throw new UserError('--duration: at least 1s', 'bad-input', 2);
+    const epochMs = parseDurationMs(options.epoch, '--epoch');
+    if (epochMs < 10) throw new UserError('--epoch: at least 10ms', 'bad-input', 2);
+    const seed = Number(options.seed);
+    if (!Number.isSafeInteger(seed) || seed < 0) throw new UserError(`--seed: expected a non-negative integer, got "${options.seed}"`, 'bad-input', 2);
+    if (process.getuid?.() !== 0) {
+      throw new UserError('vtier demo needs root: BPF/DAMON sampling, the workload\'s page frames (pagemap) and move_pages on it', 'permission');
+    }
+
+    const say = (line: string): void => {
+      if (!options.json) process.stderr.write(`${line}\n`);
+    };
+    const doctor = await gatherDoctor();
+    say(formatDoctor(doctor));
+    say('');
+
+    let results: ResultsWriter;
+    try {
+      results = ResultsWriter.create({
+        campaign: 'demo',
+        dir: options.out,
+        baseDir: options.resultsDir,
+        settings: { source, sizeBytes, hotFrac, hotProb, durationMs, epochMs, thp: options.thp, seed },
+        machine: doctor,
+      });
+    } catch (err) {
+      throw new UserError(`cannot create the results directory: ${(err as Error).message}`, 'io');
+    }
+
+    const tty = Boolean(process.stderr.isTTY) && !options.json;
+    let lastPlain = -Infinity;
+    const onTick = (tick: DemoTick): void => {
+      if (options.json) return;
+      if (tty) process.stderr.write(`\r\x1b[K${formatTick(tick)}`);
+      else if (tick.elapsedS - lastPlain >= 5) {
+        lastPlain = tick.elapsedS;
+        process.stderr.write(`${formatTick(tick)}\n`);
+      }
+    };
+    const onStep = (line: string): void => say(line);
+
+    // Ctrl-C (or SIGTERM) ends the run early; everything started is stopped in order.
+    const controller = new AbortController();
+    const onSignal = (): void => controller.abort();
+    process.on('SIGINT', onSignal);
+    process.on('SIGTERM', onSignal);
+    let summary: DemoSummary;
+    try {
+      summary = await runDemo({ source: source as SourceName | 'auto', sizeBytes, hotFrac, hotProb, durationMs, epochMs, thp: options.thp, seed, results, signal: controller.signal, onTick, onStep });
+    } catch (err) {
+      if (tty) process.stderr.write('\n');
+      if (err instanceof SamplerError) throw new UserError(err.message, err.code);
+      if (err instanceof WorkloadError) throw new UserError(err.message, 'workload');
+      if (err instanceof DemoSamplerFailed) throw new UserError(`sampler stopped mid-run: ${err.message}; everything else stopped, what was measured is kept in ${results.dir}`, 'sampler-failed');
+      throw err;
+    } finally {
+      process.off('SIGINT', onSignal);
+      process.off('SIGTERM', onSignal);
+    }
+    if (tty) process.stderr.write('\n');
+    results.writeRaw('demo', summary);
+    if (summary.interrupted) {
+      throw new UserError(`interrupted: workload, sampler and host agent stopped; what was measured is kept in ${results.dir} (no DONE marker)`, 'interrupted', 130);
+    }
+    results.finish(summary);
+    let report: string | null = null;
+    try {
+      report = await writeReportFile(results.dir);
+    } catch (err) {
+      say(`warning: report not written: ${(err as Error).message}`);
+    }
+    printResult(options, { dir: results.dir, report, ...summary }, () => formatSummary(summary, results.dir, report));
+  });
+}

@@ -1,0 +1,344 @@
+// `vtier demo`: the whole pipeline on one machine. This machine plays guest and host: the
+// built-in hotspot workload is the "VM", its physical frames are the "guest frames", and
+// the host agent's local-process target maps them back to the workload's pages (pagemap)
+// and moves them with move_pages. Everything shown is computed while it runs: sample rate
+// and hot-set size from the guest agent, precision/recall from the workload's ground truth,
+// moves (or why none are possible) from the host agent's reports.
+import { mkdtempSync, rmSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import { parseHostConfig } from '../host-agent/config.js';
+import { HostServer } from '../host-agent/server.js';
+import { GuestAgent, type GuestStatus } from '../guest-agent/run.js';
+import type { GuestSampleSource } from '../guest-agent/replay-source.js';
+import { Sampler, type SourceName } from '../guest-agent/sampler.js';
+import { observeKdamond } from '../guest-agent/damon.js';
+import { startWorkload, type RunningWorkload } from '../guest-agent/workload.js';
+import { DEFAULT_LIMITS, PAGE_SIZE } from '../src/protocol/index.js';
+import { timeToConverge, type HotSetScore, type ScorePoint } from '../src/accuracy/index.js';
+import type { PageSamples } from '../src/samples.js';
+import { METRICS, type Observation, type ResultsWriter } from './results.js';
+import { TruthScorer } from './truth-scorer.js';
+
+export interface DemoOptions {
+  source: SourceName | 'auto';
+  sizeBytes: number;
+  hotFrac: number;
+  hotProb: number;
+  durationMs: number;
+  epochMs: number;
+  thp: boolean;
+  seed: number;
+  results: ResultsWriter;
+  signal: AbortSignal;
+  /** Called about once a second, and after each scored epoch. */
+  onTick?: (tick: DemoTick) => void;
+  /** Called once per phase change (workload ready, host ready, ...). */
+  onStep?: (line: string) => void;
+}
+
+export interface DemoTick {
+  elapsedS: number;
+  status: GuestStatus;
+  /** Sample weight per second since the workload was ready (DAMON delivers in bursts). */
+  samplesPerSec: number;
+  score: HotSetScore | null;
+  /** Observed kdamond only: share of the true hot set inside its target ranges (the ceiling on recall). */
+  monitoredHotShare: number | null;
+}
+
+export interface DemoSummary {
+  source: string;
+  sourceNotes: string[];
+  workload: { pattern: 'hotspot'; sizeBytes: number; hotFrac: number; hotProb: number; thp: boolean; pid: number; residentPages: number; hotPages: number };
+  durationS: number;
+  epochs: number;
+  samples: number;
+  /** Recall/precision/F1 of the last scored epoch. */
+  final: HotSetScore | null;
+  /** Best recall seen and when (s after the workload was ready). */
+  bestRecall: { value: number; atS: number } | null;
+  /** Seconds until recall reached 0.9 and stayed there; null if it did not. */
+  recallConvergedS: number | null;
+  /** Observed kdamond only: share of the true hot set inside its target ranges, last seen. */
+  monitoredHotShare: number | null;
+  decisionsSent: number;
+  pagesRequested: { promote: number; demote: number };
+  moved: { promote: number; demote: number };
+  failed: GuestStatus['failed'];
+  hostDramPages: number | null;
+  hostCxlPages: number | null;
+  crossNodeMoves: boolean | null;
+  hostNotes: string[];
+  interrupted: boolean;
+}
+
+export const DEMO_CONVERGED_RECALL = 0.9;
+
+export class DemoInterrupted extends Error {
+  constructor() {
+    super('interrupted');
+  }
+}
+
+/** The sampler stopped on its own mid-run (e.g. the observed kdamond went away). */
+export class DemoSamplerFailed extends Error {}
+
+/** A sample source restricted to the workload's frames; batches before the truth is known wait. */
+class WorkloadFramesSource implements GuestSampleSource {
+  private listener: ((tNs: number, samples: PageSamples) => void) | null = null;
+  private pending: Array<[number, PageSamples]> = [];
+  private scorer: TruthScorer | null = null;
+
+  constructor(private readonly sampler: Sampler) {
+    sampler.onBatch((tNs, batch) => {
+      if (!this.scorer || !this.listener) this.pending.push([tNs, batch]);
+      else this.deliver(tNs, batch);
+    });
+  }
+
+  private deliver(tNs: number, batch: PageSamples): void {
+    this.scorer!.refresh();
+    const clipped = this.scorer!.clip(batch);
+    if (clipped.count > 0) this.listener!(tNs, clipped);
+  }
+
+  attach(scorer: TruthScorer): void {
+    this.scorer = scorer;
+  }
+
+  onBatch(listener: (tNs: number, samples: PageSamples) => void): void {
+    this.listener = listener;
+    // Batches from before the truth file existed cover the first touch: keep them, they
+    // are what the sampler saw.
+    for (const [tNs, batch] of this.pending.splice(0)) this.deliver(tNs, batch);
+  }
+
+  describe(): object {
+    return this.sampler.describe();
+  }
+
+  stats(): object {
+    return this.sampler.stats();
+  }
+
+  stop(): Promise<void> {
+    return this.sampler.stop();
+  }
+}
+
+function abortable(signal: AbortSignal, ms: number): Promise<void> {
+  return new Promise((resolve, reject) => {
+    if (signal.aborted) return reject(new DemoInterrupted());
+    const timer = setTimeout(() => {
+      signal.removeEventListener('abort', onAbort);
+      resolve();
+    }, ms);
+    const onAbort = () => {
+      clearTimeout(timer);
+      reject(new DemoInterrupted());
+    };
+    signal.addEventListener('abort', onAbort, { once: true });
+  });
+}
+
+/** Mean precision/recall/F1 over the last third of the scored epochs (after convergence). */
+function steadyObservations(series: readonly Observation[]): Observation[] {
+  const out: Observation[] = [];
+  for (const metric of [METRICS.precision, METRICS.recall, METRICS.f1]) {
+    const points = series.filter((o) => o.metric === metric);
+    if (points.length === 0) continue;
+    const tail = points.slice(Math.floor((points.length * 2) / 3));
+    const value = tail.reduce((sum, o) => sum + o.value, 0) / tail.length;
+    out.push({ system: points[0].system, workload: points[0].workload, run: 1, metric: `${metric}_steady`, value, unit: 'fraction' });
+  }
+  return out;
+}
+
+export async function runDemo(options: DemoOptions): Promise<DemoSummary> {
+  const { results } = options;
+  // Ends the run early: the caller's signal (Ctrl-C), or the sampler failing mid-run.
+  const stopRun = new AbortController();
+  const signal = stopRun.signal;
+  if (options.signal.aborted) stopRun.abort();
+  options.signal.addEventListener('abort', () => stopRun.abort(), { once: true });
+  let samplerError: Error | null = null;
+  const step = options.onStep ?? (() => {});
+  const dir = mkdtempSync(join(tmpdir(), 'vtier-demo-'));
+  const truthPath = join(dir, 'truth.bin');
+  // What has been started so far, torn down in reverse order whatever happens.
+  const parts: { workload?: RunningWorkload; sampler?: Sampler; source?: WorkloadFramesSource; scorer?: TruthScorer; server?: HostServer; agent?: GuestAgent } = {};
+  let ticker: NodeJS.Timeout | null = null;
+  const observations: Observation[] = [];
+  const recallSeries: ScorePoint[] = [];
+  let final: HotSetScore | null = null;
+  let bestRecall: DemoSummary['bestRecall'] = null;
+  let readyAtMs = 0;
+  let monitoredHotShare: number | null = null;
+  let interrupted = false;
+  let status: GuestStatus | null = null;
+  try {
+    // The sampler attaches before the workload touches its memory, so a fault source sees
+    // the first touch too; DAMON does not mind either way.
+    const workload = await startWorkload({
+      pattern: 'hotspot',
+      sizeBytes: options.sizeBytes,
+      hotFrac: options.hotFrac,
+      hotProb: options.hotProb,
+      thp: options.thp,
+      truthPath,
+      seed: options.seed,
+      reportMs: 0,
+      beforeTouch: async (pid) => {
+        parts.sampler = await Sampler.start({ source: options.source, pid, epochMs: options.epochMs });
+        parts.sampler.onError((err) => {
+          samplerError = err;
+          stopRun.abort();
+        });
+        parts.source = new WorkloadFramesSource(parts.sampler);
+      },
+    });
+    parts.workload = workload;
+    if (signal.aborted) throw new DemoInterrupted();
+    const scorer = (parts.scorer = new TruthScorer(truthPath));
+    const source = parts.source!;
+    source.attach(scorer);
+    const described = parts.sampler!.describe();
+    readyAtMs = performance.now();
+    step(
+      `workload pid ${workload.pid}: hotspot over ${(options.sizeBytes / 2 ** 30).toFixed(2)} GiB${options.thp ? ' (THP)' : ''}, ` +
+        `${scorer.residentPages} pages resident, true hot set ${scorer.truthHotPages} pages (${(options.hotProb * 100).toFixed(0)}% of accesses)`,
+    );
+    step(`sampler: ${described.source}${described.damonMode ? ` (${described.damonMode})` : ''}; ${described.notes.join('; ')}`);
+
+    // The host agent, in this process, on a unix socket; it grants the true hot-set size
+    // as DRAM budget so precision and recall measure the same set.
+    const socket = join(dir, 'demo.sock');
+    const budgetBytes = Math.max(1, scorer.truthHotPages) * PAGE_SIZE;
+    const server = (parts.server = new HostServer({
+      config: parseHostConfig({
+        vms: [{ name: 'demo', identity: { listen: `unix:${socket}` }, localPid: workload.pid, dramBudget: budgetBytes }],
+        statusSocket: join(dir, 'status.sock'),
+      }),
+    }));
+    await server.start();
+    await server.whenReady('demo', 30_000);
+    step(`host agent: unix:${socket}, local-process target pid ${workload.pid}, DRAM budget ${scorer.truthHotPages} pages`);
+
+    const agent = (parts.agent = new GuestAgent({
+      connect: `unix:${socket}`,
+      source,
+      sourceName: described.source,
+      ramRanges: scorer.ramRanges(DEFAULT_LIMITS.maxRamRanges),
+      epochMs: options.epochMs,
+      vmName: 'demo',
+    }));
+    // An observed kdamond watches the ranges its owner chose (and moves them): the hot
+    // pages outside them cannot be found by anyone, so the ceiling is shown next to recall.
+    const observing = described.damonMode === 'observe';
+    const monitoredShare = (): number | null => {
+      if (!observing) return null;
+      try {
+        return scorer.hotShareInside(observeKdamond().targetRanges);
+      } catch {
+        return monitoredHotShare;
+      }
+    };
+    monitoredHotShare = monitoredShare();
+    const tick = (s: HotSetScore | null): DemoTick => {
+      const elapsedS = (performance.now() - readyAtMs) / 1000;
+      const status = agent.status();
+      return { elapsedS, status, samplesPerSec: elapsedS > 0 ? status.samples / elapsedS : 0, score: s, monitoredHotShare };
+    };
+    const scoreEpoch = () => {
+      const s = scorer.score(agent.classifier.hotRuns());
+      const timeS = (performance.now() - readyAtMs) / 1000;
+      monitoredHotShare = monitoredShare();
+      final = s;
+      recallSeries.push({ tMs: timeS * 1000, value: s.recall });
+      if (!bestRecall || s.recall > bestRecall.value) bestRecall = { value: s.recall, atS: timeS };
+      const system = `vtier-${described.source}`;
+      for (const [metric, value] of [[METRICS.precision, s.precision], [METRICS.recall, s.recall], [METRICS.f1, s.f1]] as const) {
+        observations.push({ system, workload: 'hotspot', run: 1, metric, value, unit: 'fraction', timeS: Number(timeS.toFixed(3)) });
+      }
+      if (monitoredHotShare !== null) observations.push({ system, workload: 'hotspot', run: 1, metric: 'monitored_hot_share', value: monitoredHotShare, unit: 'fraction', timeS: Number(timeS.toFixed(3)) });
+      options.onTick?.(tick(s));
+    };
+    // Score after each epoch that saw new samples (DAMON delivers one batch per aggregation).
+    let seenRuns = 0;
+    agent.on('epoch', () => {
+      const runs = agent.status().sampleRuns;
+      if (runs !== seenRuns) {
+        seenRuns = runs;
+        scoreEpoch();
+      }
+    });
+    agent.start();
+    ticker = setInterval(() => options.onTick?.(tick(final)), 1000);
+    try {
+      await abortable(signal, options.durationMs);
+      await agent.drain(2000);
+    } catch (err) {
+      if (!(err instanceof DemoInterrupted)) throw err;
+      interrupted = samplerError === null;
+    }
+  } catch (err) {
+    if (err instanceof DemoInterrupted) interrupted = true;
+    else throw err;
+  } finally {
+    // Tear down in reverse order; each step runs even if an earlier one failed.
+    if (ticker) clearInterval(ticker);
+    const steps: Array<() => unknown> = [
+      async () => {
+        if (parts.agent) status = await parts.agent.stop();
+        else await parts.sampler?.stop();
+      },
+      () => parts.server?.stop(),
+      () => parts.workload?.stop(),
+      () => rmSync(dir, { recursive: true, force: true }),
+    ];
+    for (const s of steps) {
+      try {
+        await s();
+      } catch {
+        /* keep tearing down */
+      }
+    }
+    results.observe([...observations, ...steadyObservations(observations)]);
+  }
+  if (samplerError) throw new DemoSamplerFailed((samplerError as Error).message);
+  const s = status as GuestStatus | null;
+  const described = parts.sampler?.describe();
+  const summary: DemoSummary = {
+    source: described?.source ?? options.source,
+    sourceNotes: described?.notes ?? [],
+    workload: {
+      pattern: 'hotspot',
+      sizeBytes: options.sizeBytes,
+      hotFrac: options.hotFrac,
+      hotProb: options.hotProb,
+      thp: options.thp,
+      pid: parts.workload?.pid ?? 0,
+      residentPages: parts.scorer?.residentPages ?? 0,
+      hotPages: parts.scorer?.truthHotPages ?? 0,
+    },
+    durationS: readyAtMs ? (performance.now() - readyAtMs) / 1000 : 0,
+    epochs: s?.epoch ?? 0,
+    samples: s?.samples ?? 0,
+    final,
+    bestRecall,
+    recallConvergedS: recallSeries.length ? timeToConverge(recallSeries, DEMO_CONVERGED_RECALL) : null,
+    monitoredHotShare,
+    decisionsSent: s?.decisionsSent ?? 0,
+    pagesRequested: s?.pagesRequested ?? { promote: 0, demote: 0 },
+    moved: s?.moved ?? { promote: 0, demote: 0 },
+    failed: s?.failed ?? ({} as GuestStatus['failed']),
+    hostDramPages: s?.hostDramPages ?? null,
+    hostCxlPages: s?.hostCxlPages ?? null,
+    crossNodeMoves: s?.crossNodeMoves ?? null,
+    hostNotes: s?.hostNotes ?? [],
+    interrupted,
+  };
+  if (summary.recallConvergedS !== null) summary.recallConvergedS = Number((summary.recallConvergedS / 1000).toFixed(1));
+  return summary;
+}
