@@ -67,7 +67,9 @@ function formatSummary(summary: DemoSummary, dir: string, report: string | null)
       : '',
     summary.bestRecall ? `best recall ${summary.bestRecall.value.toFixed(3)} at ${summary.bestRecall.atS.toFixed(0)} s; recall >= ${DEMO_CONVERGED_RECALL} from ${summary.recallConvergedS === null ? 'never (not within this run)' : `${summary.recallConvergedS} s`}` : '',
     `decisions sent ${summary.decisionsSent}: promote ${summary.pagesRequested.promote} pages, demote ${summary.pagesRequested.demote} pages requested; moved ${summary.moved.promote} + ${summary.moved.demote}`,
-    summary.crossNodeMoves === false ? 'single NUMA node: moves not possible here (the host agent translated and queried every page; nothing was pretended)' : '',
+    summary.crossNodeMoves === false
+      ? `single NUMA node: moves not possible here (the host agent translated and queried every page; nothing was pretended${summary.pagesRequested.demote > 0 ? '; demotions it could not make are proposed again each epoch, as they would be retried on a tiered host' : ''})`
+      : '',
     ...summary.hostNotes.map((n) => `host: ${n}`),
     `results: ${dir}`,
     report ? `report: ${report}` : `report: not written (vtier report ${dir})`,
