@@ -86,6 +86,33 @@ export class TruthScorer {
     return inside / hot.length;
   }
 
+  /** Sample weight of a batch (clip it first) on the true hot pages and on the others:
+   *  how far the source tells them apart. */
+  weightSplit(batch: PageSamples): { hotWeight: number; otherWeight: number } {
+    const hot = this.truth.hotPfns;
+    const lowerBound = (pfn: number): number => {
+      let lo = 0;
+      let hi = hot.length;
+      while (lo < hi) {
+        const mid = (lo + hi) >>> 1;
+        if (hot[mid] < pfn) lo = mid + 1;
+        else hi = mid;
+      }
+      return lo;
+    };
+    let hotWeight = 0;
+    let otherWeight = 0;
+    for (let i = 0; i < batch.count; i++) {
+      const weight = batch.reads[i] + batch.writes[i];
+      if (weight === 0) continue;
+      const first = batch.gpaPfn[i];
+      const hotPages = lowerBound(first + batch.pages[i]) - lowerBound(first);
+      hotWeight += weight * hotPages;
+      otherWeight += weight * (batch.pages[i] - hotPages);
+    }
+    return { hotWeight, otherWeight };
+  }
+
   score(hotRuns: PageRuns): HotSetScore {
     return scoreHotSet(hotRuns, this.truth.hotPfns);
   }
