@@ -1,13 +1,13 @@
 // `vtier eval ...`: evaluation campaigns. Each writes a results directory (raw JSON, tidy CSV,
 // command and machine facts, DONE marker last) and an HTML report inside it.
 import { spawn } from 'node:child_process';
-import { writeFileSync } from 'node:fs';
+import { readFileSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import type { Command } from 'commander';
 import { action, examples } from '../command.js';
 import { printResult, UserError, type OutputOptions } from '../output.js';
 import { createProgress, type Progress } from '../progress.js';
-import { parseDurationMs, parsePositiveInt } from '../../src/util/units.js';
+import { InputError, parseDurationMs, parseFraction, parsePositiveInt, parseSizeBytes } from '../../src/util/units.js';
 import { loadResults, ResultsWriter, vtierCommand } from '../../eval/results.js';
 import { buildReport, renderHtml } from '../../eval/report.js';
 import { CampaignAborted, commandWorkload, resolveAgent, runOverhead, stopAllChildren, type OverheadSummary } from '../../eval/overhead.js';
@@ -16,6 +16,21 @@ import { PRESETS } from '../../eval/presets/index.js';
 import { ensureInstalled } from '../../eval/presets/install.js';
 import { simObservations } from '../../eval/sim-import.js';
 import { captureTail, waitExit } from '../../eval/children.js';
+import {
+  ACCURACY_PATTERNS,
+  AccuracyInterrupted,
+  batchCadenceMs,
+  DEFAULT_CONVERGE_LEVEL,
+  resolvePeriods,
+  resolveSource,
+  runAccuracyCampaign,
+  systemLabel,
+  type AccuracyCampaignSummary,
+  type AccuracyPattern,
+  type ResolvedSource,
+} from '../../eval/accuracy.js';
+import { SamplerError } from '../../guest-agent/sampler.js';
+import { WorkloadError } from '../../guest-agent/workload.js';
 
 interface CampaignOptions extends OutputOptions {
   out?: string;
@@ -286,10 +301,225 @@ function registerSimCampaign(evalCmd: Command): void {
   examples(cmd, ['vtier eval sim -- --workload hotspot --size 10G --dram 2G --policy vtier,autonuma,static', 'vtier eval sim -- sweep --workload hotspot --size 10G']);
 }
 
+interface AccuracyCliOptions extends CampaignOptions {
+  source: string;
+  workload: string;
+  size: string;
+  hotFrac: string;
+  hotProb: string;
+  thp: boolean;
+  period?: string;
+  sweep?: boolean;
+  duration: string;
+  shiftEvery?: string;
+  epoch: string;
+  seed: string;
+  dram?: string;
+  convergeLevel: string;
+  coolEpochs?: string;
+  coolSamples?: string;
+}
+
+/** MemAvailable from /proc/meminfo in bytes, or null when unreadable. */
+function memAvailableBytes(): number | null {
+  try {
+    const kib = /^MemAvailable:\s+(\d+) kB/m.exec(readFileSync('/proc/meminfo', 'utf8'))?.[1];
+    return kib === undefined ? null : Number(kib) * 1024;
+  } catch {
+    return null;
+  }
+}
+
+function fmtSeconds(v: number | null): string {
+  return v === null ? 'never' : `${v.toFixed(1)} s`;
+}
+
+/** The human summary: one row per run (per period in a sweep). */
+function accuracyTable(summary: AccuracyCampaignSummary): string {
+  const level = summary.convergeLevel;
+  const columns = ['run', `converge (F1>=${level})`, 'precision', 'recall', 'F1', 're-converge after shifts', 'hot seen', 'epochs', 'page samples'];
+  const rows = summary.runs.map((r) => {
+    const a = r.analysis;
+    const f = (v: number | null) => (v === null ? (r.noHotSet ? 'undef' : 'n/a') : v.toFixed(3));
+    const re = a.reconvergences.length ? a.reconvergences.map((rc) => (rc.reconvergeS === null ? 'never' : `${rc.reconvergeS.toFixed(1)}s`)).join(' ') : '-';
+    return [r.system, r.noHotSet ? 'undef' : fmtSeconds(a.convergeS), f(a.steady.precision), f(a.steady.recall), f(a.steady.f1), re, f(a.steady.hotSeenShare), String(r.epochs), String(r.pageSamples)];
+  });
+  const widths = columns.map((c, i) => Math.max(c.length, ...rows.map((row) => row[i].length)));
+  const line = (cells: string[]) => cells.map((c, i) => c.padEnd(widths[i])).join('  ').trimEnd();
+  return [line(columns), ...rows.map(line)].join('\n');
+}
+
+function registerAccuracy(evalCmd: Command): void {
+  const cmd = evalCmd
+    .command('accuracy')
+    .description('the real sampler on the built-in workload: precision, recall and F1 of the classified hot set against the ground truth over time, time to (re-)converge; --sweep repeats it per sampling period')
+    .option('--source <source>', 'sample source (auto|damon|faults|pebs|ibs); auto = the best this machine offers', 'auto')
+    .option('--workload <pattern>', `access pattern: ${ACCURACY_PATTERNS.join(', ')}`, 'hotspot')
+    .option('--size <bytes>', 'workload region (512M, 2G)', '1G')
+    .option('--hot-frac <fraction>', 'fraction of the region that is hot (hotspot, shift; uniform: the DRAM budget)', '0.1')
+    .option('--hot-prob <fraction>', 'probability an access hits the hot set (hotspot, shift); 1 = the other pages stay idle after the first touch, a crisp truth', '1')
+    .option('--no-thp', 'back the region with base pages (default: transparent huge pages)')
+    .option('--period <value[,value...]>', 'sampling period: DAMON sampling interval (5ms; own kdamond only) or events per sample (faults/pebs/ibs: 1, 100); a list with --sweep')
+    .option('--sweep', 'one run per --period value (default list per source: damon 1ms,5ms,20ms; faults 1,10,100)')
+    .option('--duration <time>', 'scored time per run, from the end of the first touch', '60s')
+    .option('--shift-every <time>', 'shift workload: move the hot set this often', '20s')
+    .option('--epoch <time>', 'classifier epoch (DAMON: at least one aggregation)', '1s')
+    .option('--seed <n>', 'workload seed (hot block position, access stream)', '1')
+    .option('--dram <bytes>', 'DRAM budget of the classifier (default: the true hot-set size, so precision and recall measure the same set)')
+    .option('--cool-epochs <n>', 'classifier: halve all counts every N epochs (default never, as the guest agent)')
+    .option('--cool-samples <n>', 'classifier: halve all counts every N page samples (default 2000000, as the guest agent)')
+    .option('--converge-level <f1>', 'F1 that counts as converged once reached and kept', String(DEFAULT_CONVERGE_LEVEL))
+    .option('-o, --out <dir>', 'results directory (default results/accuracy-<timestamp>)')
+    .option('--results-dir <dir>', 'parent directory for results', 'results');
+  action<AccuracyCliOptions>(cmd, async (_args, options) => {
+    // Everything is validated before a process starts or the kernel is touched.
+    const pattern = options.workload as AccuracyPattern;
+    if (!(ACCURACY_PATTERNS as readonly string[]).includes(pattern)) throw new InputError(`--workload: "${options.workload}" is not one of ${ACCURACY_PATTERNS.join(', ')}`);
+    const sizeBytes = parseSizeBytes(options.size, '--size');
+    if (sizeBytes < 2 * 2 ** 20) throw new InputError(`--size: "${options.size}" is below 2M (one huge page)`);
+    const available = memAvailableBytes();
+    if (available !== null && sizeBytes > available / 2) {
+      throw new InputError(`--size: ${options.size} is more than half of the available memory (${(available / 2 ** 30).toFixed(1)} GiB)`);
+    }
+    const hotFrac = parseFraction(options.hotFrac, '--hot-frac');
+    if (hotFrac === 0) throw new InputError('--hot-frac: must be above 0');
+    const hotProb = parseFraction(options.hotProb, '--hot-prob');
+    const durationMs = parseDurationMs(options.duration, '--duration');
+    if (durationMs < 1000) throw new InputError(`--duration: "${options.duration}" is below 1s`);
+    const epochMs = parseDurationMs(options.epoch, '--epoch');
+    if (!(epochMs >= 10 && epochMs <= 3_600_000)) throw new InputError(`--epoch: "${options.epoch}" is outside 10ms..1h`);
+    const seed = Number(options.seed);
+    if (!/^\d+$/.test(options.seed) || !Number.isSafeInteger(seed)) throw new InputError(`--seed: "${options.seed}" is not a non-negative integer`);
+    const convergeLevel = Number(options.convergeLevel);
+    if (!/^\s*\d*\.?\d+\s*$/.test(options.convergeLevel) || !(convergeLevel > 0 && convergeLevel <= 1)) {
+      throw new InputError(`--converge-level: "${options.convergeLevel}" is not a fraction in (0, 1]`);
+    }
+    const classifier = {
+      ...(options.coolEpochs !== undefined ? { coolEveryEpochs: parsePositiveInt(options.coolEpochs, '--cool-epochs') } : {}),
+      ...(options.coolSamples !== undefined ? { coolEverySamples: parsePositiveInt(options.coolSamples, '--cool-samples') } : {}),
+    };
+    const shiftGiven = cmd.getOptionValueSource('shiftEvery') === 'cli';
+    if (shiftGiven && pattern !== 'shift') throw new InputError('--shift-every: applies to --workload shift only');
+    const shiftEveryMs = pattern === 'shift' ? parseDurationMs(options.shiftEvery ?? '20s', '--shift-every') : undefined;
+    if (shiftEveryMs !== undefined && !(shiftEveryMs >= 1000 && shiftEveryMs < durationMs)) {
+      throw new InputError(`--shift-every: ${options.shiftEvery} must be at least 1s and shorter than --duration ${options.duration} (else no shift happens)`);
+    }
+    let dramPages: number | undefined;
+    if (options.dram !== undefined) {
+      const bytes = parseSizeBytes(options.dram, '--dram');
+      if (bytes < 4096 || bytes > sizeBytes) throw new InputError(`--dram: "${options.dram}" must be between 4K and --size (${options.size})`);
+      dramPages = Math.floor(bytes / 4096);
+    }
+    let resolved: ResolvedSource;
+    try {
+      resolved = resolveSource(options.source);
+    } catch (err) {
+      if (err instanceof InputError) throw err;
+      throw new UserError((err as Error).message, err instanceof SamplerError ? err.code : 'no-source');
+    }
+    const periods = resolvePeriods(options.period, Boolean(options.sweep), resolved);
+    const epochS = Math.max(epochMs, ...periods.map((p) => batchCadenceMs(resolved, p, epochMs))) / 1000;
+    if (durationMs / 1000 < 2 * epochS) {
+      throw new InputError(`--duration: ${options.duration} holds fewer than 2 epochs of ${epochS} s (${resolved.source === 'damon' ? 'one per DAMON aggregation' : '--epoch'})`);
+    }
+    const workloadLabel = `${pattern}-${options.size.toLowerCase()}`;
+    const settings = {
+      source: resolved.source,
+      damonMode: resolved.damonMode ?? null,
+      sourceWhy: resolved.why,
+      observedKdamond: resolved.observed ?? null,
+      periods: periods.map((p) => p ?? 'default'),
+      pattern,
+      sizeBytes,
+      hotFrac,
+      hotProb,
+      thp: options.thp,
+      seed,
+      durationMs,
+      shiftEveryMs: shiftEveryMs ?? null,
+      epochMs,
+      dramPages: dramPages ?? 'true hot-set size',
+      convergeLevel,
+      classifier,
+    };
+    const results = createResults('accuracy', options, settings);
+    const progress = createProgress({ label: `accuracy ${pattern}`, total: Math.round((periods.length * durationMs) / 1000), json: options.json });
+    const say = (line: string) => progress.log(line);
+    say(`source ${resolved.source}${resolved.damonMode ? ` (${resolved.damonMode})` : ''}: ${resolved.why}`);
+    let summary: AccuracyCampaignSummary;
+    try {
+      summary = await withInterrupt((signal) =>
+        runAccuracyCampaign({
+          resolved,
+          periods,
+          pattern,
+          sizeBytes,
+          hotFrac,
+          hotProb,
+          thp: options.thp,
+          seed,
+          durationMs,
+          shiftEveryMs,
+          epochMs,
+          dramPages,
+          convergeLevel,
+          classifier,
+          workloadLabel,
+          results,
+          signal,
+          onStep: say,
+          onTick: (i, tick) => {
+            const last = tick.last;
+            const score = last?.f1 != null ? `P ${last.precision!.toFixed(2)} R ${last.recall!.toFixed(2)} F1 ${last.f1.toFixed(2)}` : last ? `hot ${last.hotPages}` : 'waiting for samples';
+            const label = periods.length > 1 ? `${systemLabel(resolved, periods[i])}: ` : '';
+            progress.update(Math.min(Math.round((i * durationMs) / 1000 + tick.elapsedS), Math.round((periods.length * durationMs) / 1000)), `${label}${score}, ${tick.epochs} epochs`);
+          },
+        }),
+      );
+    } catch (err) {
+      progress.stop();
+      if (err instanceof AccuracyInterrupted) {
+        const report = await writeReport(results.dir, null);
+        throw new UserError(
+          `interrupted after ${err.completedRuns} complete run(s); what was recorded is kept in ${results.dir} (no DONE marker${report ? `; partial report ${report}` : ''})`,
+          'interrupted',
+          130,
+        );
+      }
+      const kind = err instanceof SamplerError ? err.code : err instanceof WorkloadError ? 'workload' : 'campaign-failed';
+      throw new UserError(`${(err as Error).message} (what was recorded is kept in ${results.dir})`, kind);
+    }
+    progress.stop();
+    results.finish(summary);
+    const report = await writeReport(results.dir, null);
+    const first = summary.runs[0];
+    printResult(options, { dir: results.dir, report, ...summary }, () =>
+      [
+        `source ${summary.source}${summary.damonMode ? ` (${summary.damonMode})` : ''}; workload ${pattern} ${options.size}${options.thp ? ' THP' : ''}, ` +
+          (first?.noHotSet ? 'no hot set' : `true hot set ${first?.workload.truthHotPages} pages (${hotProb * 100}% of accesses)`) +
+          `, DRAM budget ${first?.dramBudgetPages} pages`,
+        accuracyTable(summary),
+        `converge = F1 >= ${convergeLevel} reached and kept (re-converge: after each hot-set shift); precision/recall/F1 = mean over the last third of each hot-set period; hot seen = share of the true hot set the source reported at all`,
+        ...[...new Set(summary.runs.flatMap((r) => r.remarks))].map((r) => `note: ${r}`),
+        `results: ${results.dir}`,
+        report ? `report: ${report}` : `report: vtier report ${results.dir}`,
+      ].join('\n'),
+    );
+  });
+  examples(cmd, [
+    'vtier eval accuracy',
+    'vtier eval accuracy --workload shift --shift-every 20s --duration 60s',
+    'vtier eval accuracy --source faults --sweep --period 1,10,100 --duration 20s',
+    'vtier eval accuracy --source damon --sweep --period 1ms,5ms,20ms',
+    'vtier eval accuracy --workload uniform --size 2G --json',
+  ]);
+}
+
 export function registerEval(program: Command): void {
-  const evalCmd = program.command('eval').description('evaluation campaigns: overhead, compare (AutoNUMA), sim; each writes a results directory and a report');
+  const evalCmd = program.command('eval').description('evaluation campaigns: overhead, compare (AutoNUMA), sim, accuracy; each writes a results directory and a report');
   registerOverhead(evalCmd);
   registerCompare(evalCmd);
   registerSimCampaign(evalCmd);
+  registerAccuracy(evalCmd);
   examples(evalCmd, ['vtier eval overhead --preset redis --runs 5', 'vtier eval compare -- ./bench', 'vtier report results/overhead-<timestamp>']);
 }
