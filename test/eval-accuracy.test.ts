@@ -8,7 +8,7 @@ import { existsSync, mkdtempSync, readdirSync, readFileSync, rmSync } from 'node
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { afterAll, describe, expect, it } from 'vitest';
-import { analyseSeries, mergeRuns, resolvePeriods, resolveSource, type EpochPoint, type ResolvedSource } from '../eval/accuracy.js';
+import { analyseSeries, batchCadenceMs, mergeRuns, resolvePeriods, resolveSource, samplerOptions, type EpochPoint, type ResolvedSource } from '../eval/accuracy.js';
 import { loadResults, repoRoot } from '../eval/results.js';
 import { damonStatus, type DamonStatus } from '../guest-agent/damon.js';
 import { builtPath } from '../native/addon.js';
@@ -112,6 +112,16 @@ describe('sampling periods and sources (pure)', () => {
     expect(() => resolvePeriods('abc', false, faults)).toThrow(/not a positive integer/);
     expect(() => resolvePeriods('10,10', true, faults)).toThrow(/listed twice/);
     expect(() => resolvePeriods('10,', true, faults)).toThrow(/empty entry/);
+  });
+
+  it('the period reaches the sampler: own DAMON sampling interval (aggregation 20x), faults sample period', () => {
+    const [p] = resolvePeriods('2ms', false, own);
+    expect(samplerOptions(own, p, 123, 1000)).toEqual({ source: 'damon', damon: { mode: 'own', sampleUs: 2000, aggrUs: 40_000 }, epochMs: 1000 });
+    expect(batchCadenceMs(own, p, 1000)).toBe(40);
+    expect(batchCadenceMs(observed, null, 1000)).toBe(5000);
+    expect(samplerOptions(observed, null, 123, 1000)).toEqual({ source: 'damon', damon: { mode: 'observe' }, epochMs: 1000 });
+    const [f] = resolvePeriods('100', false, faults);
+    expect(samplerOptions(faults, f, 123, 500)).toEqual({ source: 'faults', pid: 123, epochMs: 500, samplePeriod: 100 });
   });
 
   it('auto picks DAMON observe on a busy paddr kdamond, and pebs without a PMU is refused before anything starts', () => {
