@@ -506,6 +506,19 @@ export async function runAccuracy(o: AccuracyRunOptions): Promise<AccuracyRunRes
     o.onTick?.({ elapsedS: timeS, last: point, epochs: points.length, shifts: shifts.length });
   };
 
+  // Ctrl-C during the first touch: stop the workload we started (it runs in its own process
+  // group, so the terminal's SIGINT does not reach it) instead of waiting for it to be ready.
+  let startingPid = 0;
+  const onAbort = () => {
+    if (!parts.workload && startingPid > 0) {
+      try {
+        process.kill(startingPid, 'SIGTERM');
+      } catch {
+        /* already gone */
+      }
+    }
+  };
+  o.signal.addEventListener('abort', onAbort, { once: true });
   try {
     const workload = await startWorkload({
       pattern: o.pattern,
@@ -519,6 +532,7 @@ export async function runAccuracy(o: AccuracyRunOptions): Promise<AccuracyRunRes
       shiftEveryMs: o.pattern === 'shift' ? o.shiftEveryMs : undefined,
       // Attach before the first touch: a fault source sees it, DAMON does not mind.
       beforeTouch: async (pid) => {
+        startingPid = pid;
         if (o.signal.aborted) throw new Interrupt();
         const sampler = (parts.sampler = await Sampler.start(samplerOptions(o.resolved, o.period, pid, o.epochMs)));
         sampler.onError((err) => (fatal ??= err));
@@ -570,10 +584,12 @@ export async function runAccuracy(o: AccuracyRunOptions): Promise<AccuracyRunRes
   } catch (err) {
     if (err instanceof Interrupt || o.signal.aborted) interrupted = true;
     else {
+      o.signal.removeEventListener('abort', onAbort);
       await teardown(parts, timers, dir);
       throw err;
     }
   }
+  o.signal.removeEventListener('abort', onAbort);
   const endS = readyAtMs ? elapsedS() : 0;
   await teardown(parts, timers, dir);
   summary = (await parts.workload?.done.catch(() => null)) ?? summary;
