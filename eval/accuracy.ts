@@ -11,7 +11,7 @@ import { join } from 'node:path';
 import { Classifier, type ClassifierOptions } from '../src/classifier/index.js';
 import { InputError, parseDurationMs, parsePositiveInt } from '../src/util/units.js';
 import { emptyRuns, type PageRuns, type PageSamples } from '../src/samples.js';
-import type { HotSetScore } from '../src/accuracy/index.js';
+import { framesToRuns, type HotSetScore } from '../src/accuracy/index.js';
 import { damonStatus, DAMON_OWN_DEFAULTS, resolveDamonMode, type DamonMode, type DamonStatus } from '../guest-agent/damon.js';
 import { detectPmu, type PmuInfo } from '../guest-agent/perf-attr.js';
 import { recommendSource, Sampler, SamplerError, type SamplerStartOptions, type SourceName } from '../guest-agent/sampler.js';
@@ -26,6 +26,9 @@ export type AccuracyPattern = (typeof ACCURACY_PATTERNS)[number];
 export const DEFAULT_CONVERGE_LEVEL = 0.9;
 /** Own-mode DAMON aggregates this many samples per region (DAMON's default 5 ms / 100 ms). */
 export const DAMON_AGGR_PER_SAMPLE = 20;
+/** Hot/cold sample-rate ratio below which DAMON's regions are said to lump cold pages with hot
+ *  ones (runs here: 40-430 when they resolve the hot set, 9 in one that did not). */
+export const COARSE_RATIO = 20;
 /** How often the truth file is checked for a hot-set shift (the shift time is known to this). */
 const TRUTH_POLL_MS = 100;
 
@@ -168,6 +171,19 @@ export interface EpochPoint {
    *  mean nr_accesses per aggregation). Their ratio says how far the source tells them apart. */
   hotRate: number | null;
   coldRate: number | null;
+  /** The same scores for the classifier's DRAM placement (hot set plus warm pages filling
+   *  free DRAM, as decide() leaves it): what a host would serve from DRAM. */
+  placementPrecision: number | null;
+  placementRecall: number | null;
+  placementF1: number | null;
+  dramPages: number;
+  /** Sample runs (DAMON: region pieces) on the workload's frames during the epoch. */
+  sampleRuns: number;
+  /** The classifier's decision: lowest count in the hot set (65536 = nothing qualifies),
+   *  pages with a non-zero count, runs rejected so far. */
+  thresholdCount: number;
+  sampledPages: number;
+  rejectedRuns: number;
 }
 
 export interface ShiftPoint {
@@ -196,6 +212,9 @@ export interface SeriesAnalysis {
     precision: number | null;
     recall: number | null;
     f1: number | null;
+    placementPrecision: number | null;
+    placementRecall: number | null;
+    placementF1: number | null;
     hotSeenShare: number | null;
     hotRate: number | null;
     coldRate: number | null;
@@ -235,7 +254,7 @@ export function analyseSeries(points: readonly EpochPoint[], shifts: readonly Sh
     const cut = span.from + ((span.to - span.from) * 2) / 3;
     return inSpan(i).filter((p) => p.timeS >= cut);
   });
-  const steadyOf = (key: 'precision' | 'recall' | 'f1' | 'hotSeenShare' | 'hotRate' | 'coldRate'): number | null => {
+  const steadyOf = (key: 'precision' | 'recall' | 'f1' | 'placementPrecision' | 'placementRecall' | 'placementF1' | 'hotSeenShare' | 'hotRate' | 'coldRate'): number | null => {
     const perSpan = steadyPoints.map((list) => meanOf(list.map((p) => p[key]).filter((v): v is number => v !== null))).filter((v): v is number => v !== null);
     return meanOf(perSpan);
   };
@@ -250,6 +269,9 @@ export function analyseSeries(points: readonly EpochPoint[], shifts: readonly Sh
       precision: steadyOf('precision'),
       recall: steadyOf('recall'),
       f1: steadyOf('f1'),
+      placementPrecision: steadyOf('placementPrecision'),
+      placementRecall: steadyOf('placementRecall'),
+      placementF1: steadyOf('placementF1'),
       hotSeenShare: steadyOf('hotSeenShare'),
       hotRate,
       coldRate,
@@ -410,6 +432,9 @@ export async function runAccuracy(o: AccuracyRunOptions): Promise<AccuracyRunRes
   let epochBatches = 0;
   let epochHotWeight = 0;
   let epochOtherWeight = 0;
+  let epochRuns = 0;
+  // The classifier's DRAM placement, as its decisions leave it (decide() assumes they happen).
+  const dram = new Set<number>();
   let seenFirst: number[] = [];
   let seenPages: number[] = [];
   let lastEpochMs = 0;
@@ -418,6 +443,7 @@ export async function runAccuracy(o: AccuracyRunOptions): Promise<AccuracyRunRes
   const ingest = (batch: PageSamples): void => {
     const clipped = scorer!.clip(batch);
     classifier!.ingest(clipped);
+    epochRuns += clipped.count;
     if (!noHotSet) {
       const split = scorer!.weightSplit(clipped);
       epochHotWeight += split.hotWeight;
@@ -451,7 +477,9 @@ export async function runAccuracy(o: AccuracyRunOptions): Promise<AccuracyRunRes
   const epoch = (): void => {
     if (!scorer || !classifier) return;
     checkShift();
-    classifier.decide();
+    const decision = classifier.decide();
+    for (let i = 0; i < decision.demote.count; i++) for (let p = 0; p < decision.demote.pages[i]; p++) dram.delete(decision.demote.gpaPfn[i] + p);
+    for (let i = 0; i < decision.promote.count; i++) for (let p = 0; p < decision.promote.pages[i]; p++) dram.add(decision.promote.gpaPfn[i] + p);
     const timeS = Number(elapsedS().toFixed(3));
     let s: HotSetScore | null = null;
     const hot = classifier.hotRuns();
@@ -460,8 +488,10 @@ export async function runAccuracy(o: AccuracyRunOptions): Promise<AccuracyRunRes
     let hotSeenShare: number | null = null;
     let hotRate: number | null = null;
     let coldRate: number | null = null;
+    let placement: HotSetScore | null = null;
     if (!noHotSet) {
       s = scorer.score(hot);
+      placement = scorer.score(framesToRuns(Float64Array.from(dram).sort()));
       hotSeenShare = scorer.score(mergeRuns(seenFirst, seenPages)).recall;
       const batches = Math.max(1, epochBatches);
       const coldPages = scorer.residentPages - scorer.truthHotPages;
@@ -480,6 +510,14 @@ export async function runAccuracy(o: AccuracyRunOptions): Promise<AccuracyRunRes
       pageSamples: epochSamples,
       hotRate: round(hotRate),
       coldRate: round(coldRate),
+      placementPrecision: round(placement?.precision ?? null),
+      placementRecall: round(placement?.recall ?? null),
+      placementF1: round(placement?.f1 ?? null),
+      dramPages: dram.size,
+      sampleRuns: epochRuns,
+      thresholdCount: decision.stats.thresholdCount,
+      sampledPages: decision.stats.sampledPages,
+      rejectedRuns: decision.stats.rejectedRuns,
     };
     points.push(point);
     pageSamples += epochSamples;
@@ -487,6 +525,7 @@ export async function runAccuracy(o: AccuracyRunOptions): Promise<AccuracyRunRes
     epochBatches = 0;
     epochHotWeight = 0;
     epochOtherWeight = 0;
+    epochRuns = 0;
     seenFirst = [];
     seenPages = [];
     lastEpochMs = performance.now();
@@ -497,6 +536,8 @@ export async function runAccuracy(o: AccuracyRunOptions): Promise<AccuracyRunRes
       obs.push({ ...base, metric: METRICS.recall, value: point.recall!, unit: 'fraction' });
       obs.push({ ...base, metric: METRICS.f1, value: point.f1!, unit: 'fraction' });
       obs.push({ ...base, metric: 'hot_seen_share', value: point.hotSeenShare!, unit: 'fraction' });
+      obs.push({ ...base, metric: 'placement_precision', value: point.placementPrecision!, unit: 'fraction' });
+      obs.push({ ...base, metric: 'placement_recall', value: point.placementRecall!, unit: 'fraction' });
       if (point.hotRate !== null) obs.push({ ...base, metric: 'hot_sample_rate', value: point.hotRate, unit: 'samples/page/batch' });
       if (point.coldRate !== null) obs.push({ ...base, metric: 'cold_sample_rate', value: point.coldRate, unit: 'samples/page/batch' });
     }
@@ -677,11 +718,25 @@ function remarksFor(o: AccuracyRunOptions, tunables: Record<string, unknown>, a:
           : ''),
     );
   }
+  else if (!noHotSet && o.resolved.source === 'damon' && hotRate !== null && coldRate !== null && hotColdRatio !== null && hotColdRatio < COARSE_RATIO) {
+    out.push(
+      `DAMON's regions lumped cold pages with hot ones: the other pages got 1/${hotColdRatio.toFixed(1)} of the true-hot pages' samples (${coldRate.toFixed(2)} vs ${hotRate.toFixed(2)} per aggregation); ` +
+        "a region's pages share one count, and the observed kdamond's regions (its owner's min/max, adapted to all of its target) were coarse next to the workload's scattered 2 MiB pages",
+    );
+  }
   if (o.resolved.source === 'faults') {
     const after = points.slice(1).reduce((n, p) => n + p.pageSamples, 0);
     out.push(
       `faults sees page faults only (first touch, copy-on-write, hint faults): ${after === 0 ? 'no fault arrived after the first touch, so' : `${after} page samples after the first epoch;`} ` +
         'repeated accesses to mapped pages are invisible and the classified hot set cannot follow the access pattern',
+    );
+  }
+  const emptyEpochs = points.slice(1).filter((p) => p.hotPages === 0).length;
+  if (!noHotSet && emptyEpochs > 0) {
+    out.push(
+      `the classified hot set was empty in ${emptyEpochs} of ${points.length - 1} epochs after the first: the hottest count level held more pages than the DRAM budget ` +
+        '(region samples give every page of a region the same count, so a region straddling the hot set ties its cold pages with the hot ones); ' +
+        `the DRAM placement, filled with warm pages, had recall ${a.steady.placementRecall === null ? 'n/a' : a.steady.placementRecall.toFixed(3)} in steady state`,
     );
   }
   if (!noHotSet && a.convergeS === null) out.push(`F1 never reached ${a.convergeLevel} and stayed there before ${a.reconvergences.length ? 'the first shift' : 'the end'}`);
@@ -699,6 +754,8 @@ function scalarObservations(r: AccuracyRunResult, o: AccuracyRunOptions): Observ
   add('precision_steady', a.steady.precision, 'fraction');
   add('recall_steady', a.steady.recall, 'fraction');
   add('f1_steady', a.steady.f1, 'fraction');
+  add('placement_precision_steady', a.steady.placementPrecision, 'fraction');
+  add('placement_recall_steady', a.steady.placementRecall, 'fraction');
   add('hot_seen_share_steady', a.steady.hotSeenShare, 'fraction');
   add('hot_cold_ratio_steady', a.steady.hotColdRatio, 'ratio');
   add('time_to_converge', a.convergeS, 's');

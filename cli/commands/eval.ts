@@ -337,12 +337,13 @@ function fmtSeconds(v: number | null): string {
 /** The human summary: one row per run (per period in a sweep). */
 function accuracyTable(summary: AccuracyCampaignSummary): string {
   const level = summary.convergeLevel;
-  const columns = ['run', `converge (F1>=${level})`, 'precision', 'recall', 'F1', 're-converge after shifts', 'hot seen', 'epochs', 'page samples'];
+  const columns = ['run', `converge (F1>=${level})`, 'precision', 'recall', 'F1', 'DRAM P/R', 're-converge after shifts', 'hot seen', 'epochs', 'page samples'];
   const rows = summary.runs.map((r) => {
     const a = r.analysis;
     const f = (v: number | null) => (v === null ? (r.noHotSet ? 'undef' : 'n/a') : v.toFixed(3));
     const re = a.reconvergences.length ? a.reconvergences.map((rc) => (rc.reconvergeS === null ? 'never' : `${rc.reconvergeS.toFixed(1)}s`)).join(' ') : '-';
-    return [r.system, r.noHotSet ? 'undef' : fmtSeconds(a.convergeS), f(a.steady.precision), f(a.steady.recall), f(a.steady.f1), re, f(a.steady.hotSeenShare), String(r.epochs), String(r.pageSamples)];
+    const placement = r.noHotSet ? 'undef' : `${f(a.steady.placementPrecision)}/${f(a.steady.placementRecall)}`;
+    return [r.system, r.noHotSet ? 'undef' : fmtSeconds(a.convergeS), f(a.steady.precision), f(a.steady.recall), f(a.steady.f1), placement, re, f(a.steady.hotSeenShare), String(r.epochs), String(r.pageSamples)];
   });
   const widths = columns.map((c, i) => Math.max(c.length, ...rows.map((row) => row[i].length)));
   const line = (cells: string[]) => cells.map((c, i) => c.padEnd(widths[i])).join('  ').trimEnd();
@@ -499,7 +500,8 @@ function registerAccuracy(evalCmd: Command): void {
           (first?.noHotSet ? 'no hot set' : `true hot set ${first?.workload.truthHotPages} pages (${hotProb * 100}% of accesses)`) +
           `, DRAM budget ${first?.dramBudgetPages} pages`,
         accuracyTable(summary),
-        `converge = F1 >= ${convergeLevel} reached and kept (re-converge: after each hot-set shift); precision/recall/F1 = mean over the last third of each hot-set period; hot seen = share of the true hot set the source reported at all`,
+        `converge = F1 >= ${convergeLevel} reached and kept (re-converge: after each hot-set shift); precision/recall/F1 of the classified hot set = mean over the last third of each hot-set period; ` +
+          'DRAM P/R = the same for the DRAM placement (hot set + warm pages filling free DRAM); hot seen = share of the true hot set the source reported at all',
         ...[...new Set(summary.runs.flatMap((r) => r.remarks))].map((r) => `note: ${r}`),
         `results: ${results.dir}`,
         report ? `report: ${report}` : `report: vtier report ${results.dir}`,
