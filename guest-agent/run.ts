@@ -392,7 +392,8 @@ export class GuestAgent extends EventEmitter<GuestAgentEvents> {
   }
 }
 
-const compact = (n: number): string =>
+/** A count in 4 significant characters: 950, 12.3k, 4.5M, 1.2G. */
+export const compact = (n: number): string =>
   n >= 1e9 ? `${(n / 1e9).toFixed(1)}G` : n >= 1e6 ? `${(n / 1e6).toFixed(1)}M` : n >= 1e4 ? `${(n / 1e3).toFixed(1)}k` : String(Math.round(n));
 
 /** The live status line: epoch, rate, hot set, budget, decisions, outcome, host. */

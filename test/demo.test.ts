@@ -33,7 +33,7 @@ describe('vtier demo: bad input', () => {
   it.each([
     [['--source', 'bogus'], /--source: "bogus" is not one of auto/],
     [['--size', '1K'], /--size: at least 16M/],
-    [['--hot-prob', '2'], /--hot-prob: expected a number in \[0, 1\]/],
+    [['--hot-prob', '2'], /--hot-prob: "2" is not a fraction between 0 and 1/],
     [['--duration', 'soon'], /duration/],
   ])('%j gives one line and exit 2', (args, message) => {
     const r = spawnSync(process.execPath, [bin, 'demo', ...args], { encoding: 'utf8' });

@@ -7,7 +7,8 @@ import type { Command } from 'commander';
 import { action, examples } from '../command.js';
 import { printResult, UserError, type OutputOptions } from '../output.js';
 import { formatDoctor, gatherDoctor } from './doctor.js';
-import { parseDurationMs, parseSizeBytes } from '../../src/util/units.js';
+import { parseDurationMs, parseFraction, parseSizeBytes } from '../../src/util/units.js';
+import { compact } from '../../guest-agent/run.js';
 import { FAILURE_REASONS } from '../../src/protocol/index.js';
 import { ResultsWriter } from '../../eval/results.js';
 import { writeReportFile } from '../../eval/report.js';
@@ -28,14 +29,6 @@ interface DemoCliOptions extends OutputOptions {
   resultsDir: string;
 }
 
-const compact = (n: number): string =>
-  n >= 1e9 ? `${(n / 1e9).toFixed(1)}G` : n >= 1e6 ? `${(n / 1e6).toFixed(1)}M` : n >= 1e4 ? `${(n / 1e3).toFixed(1)}k` : String(Math.round(n));
-
-function fraction(text: string, name: string, allowZero: boolean): number {
-  const v = Number(text);
-  if (!Number.isFinite(v) || v > 1 || (allowZero ? v < 0 : v <= 0)) throw new UserError(`${name}: expected a number in ${allowZero ? '[0, 1]' : '(0, 1]'}, got "${text}"`, 'bad-input', 2);
-  return v;
-}
 
 /** What the host did with the decisions, in words. */
 function movesText(tick: DemoTick): string {
@@ -99,8 +92,9 @@ export function registerDemo(program: Command): void {
     }
     const sizeBytes = parseSizeBytes(options.size, '--size');
     if (sizeBytes < 16 << 20) throw new UserError('--size: at least 16M (the hot set must span several huge pages)', 'bad-input', 2);
-    const hotFrac = fraction(options.hotFrac, '--hot-frac', false);
-    const hotProb = fraction(options.hotProb, '--hot-prob', true);
+    const hotFrac = parseFraction(options.hotFrac, '--hot-frac');
+    if (hotFrac === 0) throw new UserError('--hot-frac: must be above 0', 'bad-input', 2);
+    const hotProb = parseFraction(options.hotProb, '--hot-prob');
     const durationMs = parseDurationMs(options.duration, '--duration');
     if (durationMs < 1000) throw new UserError('--duration: at least 1s', 'bad-input', 2);
     const epochMs = parseDurationMs(options.epoch, '--epoch');

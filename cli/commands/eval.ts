@@ -1,15 +1,14 @@
 // `vtier eval ...`: evaluation campaigns. Each writes a results directory (raw JSON, tidy CSV,
 // command and machine facts, DONE marker last) and an HTML report inside it.
 import { spawn } from 'node:child_process';
-import { readFileSync, writeFileSync } from 'node:fs';
-import { join } from 'node:path';
+import { readFileSync } from 'node:fs';
 import type { Command } from 'commander';
 import { action, examples } from '../command.js';
 import { printResult, UserError, type OutputOptions } from '../output.js';
 import { createProgress, type Progress } from '../progress.js';
 import { InputError, parseDurationMs, parseFraction, parsePositiveInt, parseSizeBytes } from '../../src/util/units.js';
-import { loadResults, ResultsWriter, vtierCommand } from '../../eval/results.js';
-import { buildReport, renderHtml } from '../../eval/report.js';
+import { ResultsWriter, vtierCommand } from '../../eval/results.js';
+import { writeReportFile } from '../../eval/report.js';
 import { CampaignAborted, commandWorkload, resolveAgent, runOverhead, stopAllChildren, type OverheadSummary } from '../../eval/overhead.js';
 import { checkTieredMachine, REAL_ROOTS, runCompare, SYSTEMS, type SystemName } from '../../eval/compare.js';
 import { PRESETS } from '../../eval/presets/index.js';
@@ -50,10 +49,7 @@ function createResults(campaign: string, options: CampaignOptions, settings: Rec
 /** Writes <dir>/report.html; a failure here must not lose the campaign, so it only warns. */
 async function writeReport(dir: string, progress: Progress | null): Promise<string | null> {
   try {
-    const model = await buildReport(loadResults(dir));
-    const path = join(dir, 'report.html');
-    writeFileSync(path, renderHtml(model));
-    return path;
+    return await writeReportFile(dir);
   } catch (err) {
     progress?.log(`warning: report not written: ${(err as Error).message}`);
     return null;
