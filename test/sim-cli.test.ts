@@ -48,6 +48,14 @@ function traceFile(): string {
 }
 
 describe('vtier sim CLI', () => {
+  it('takes shift, the name vtier workload uses, for the shifting workload', () => {
+    const r = vtier(['sim', ...SMALL, '--workload', 'shift', '--shift-every', '2s', '--policy', 'oracle', '--json']);
+    expect(r.code, r.stderr).toBe(0);
+    const data = JSON.parse(r.stdout);
+    expect(data.workload.name).toBe('shifting');
+    expect(data.workload.shiftEveryEpochs).toBe(2);
+  });
+
   it('prints a comparison as JSON, one entry per policy', () => {
     const r = vtier(['sim', ...SMALL, '--policy', 'vtier,autonuma,lru,oracle', '--json', '--timeline']);
     expect(r.code).toBe(0);

@@ -138,6 +138,8 @@ function prepare(o: SimCliOptions, overrides: { dram?: string; samplePeriod?: nu
     epochs = o.duration ? Math.max(1, Math.round(parseDurationMs(o.duration, '--duration') / epochMs)) : plan.epochs;
     Object.assign(describe, { name: 'trace', file: o.trace, firstPfn: plan.firstPfn, traceEpochs: plan.epochs, samples: plan.samples });
   } else {
+    // `shift` is what `vtier workload` and `vtier eval accuracy` call the same pattern.
+    if (o.workload === 'shift') o.workload = 'shifting';
     if (!(WORKLOAD_KINDS as readonly string[]).includes(o.workload)) {
       throw new UserError(`unknown workload "${o.workload}" (known: ${WORKLOAD_KINDS.join(', ')}, or --trace FILE)`, 'bad-input', 2);
     }
@@ -297,7 +299,7 @@ function csvRows(results: Array<{ value?: string; policies: PolicyResult[] }>, v
 
 function addRunOptions(cmd: Command): Command {
   return cmd
-    .option('--workload <name>', `access pattern: ${WORKLOAD_KINDS.join(', ')}`, 'hotspot')
+    .option('--workload <name>', `access pattern: ${WORKLOAD_KINDS.join(', ')} (shift = shifting)`, 'hotspot')
     .option('--size <bytes>', 'simulated guest memory', '10G')
     .option('--dram <size|pct>', 'DRAM tier size, e.g. 2G or 20% (the rest is CXL)', '20%')
     .option('--policy <list>', `comma-separated policies: ${POLICY_NAMES.join(', ')}`, DEFAULT_POLICIES)
