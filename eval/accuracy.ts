@@ -16,6 +16,7 @@ import { damonStatus, DAMON_OWN_DEFAULTS, resolveDamonMode, type DamonMode, type
 import { detectPmu, type PmuInfo } from '../guest-agent/perf-attr.js';
 import { recommendSource, Sampler, SamplerError, type SamplerStartOptions, type SourceName } from '../guest-agent/sampler.js';
 import { startWorkload, type RunningWorkload, type WorkloadSummary } from '../guest-agent/workload.js';
+import { classifierDefaultsFor } from '../guest-agent/run.js';
 import { METRICS, type Observation, type ResultsWriter } from './results.js';
 import { TruthScorer } from './truth-scorer.js';
 
@@ -598,7 +599,8 @@ export async function runAccuracy(o: AccuracyRunOptions): Promise<AccuracyRunRes
     budget = o.dramPages ?? (noHotSet ? Math.round(o.hotFrac * resident) : scorer.truthHotPages);
     budget = Math.max(1, Math.min(budget, resident));
     const ramRanges = scorer.ramRanges(1024);
-    classifier = new Classifier({ ...o.classifier, dramBudgetPages: Math.min(budget, ramPages(ramRanges)), ramRanges });
+    // The guest agent's settings for this source, then what the command line overrides.
+    classifier = new Classifier({ ...classifierDefaultsFor(o.resolved.source), ...o.classifier, dramBudgetPages: Math.min(budget, ramPages(ramRanges)), ramRanges });
     batchesBeforeReady = pending.length;
     for (const batch of pending.splice(0)) ingest(batch);
     const described = parts.sampler!.describe();

@@ -24,6 +24,16 @@ import type { GuestSampleSource } from './replay-source.js';
 
 export const AGENT_VERSION = '0.1.0';
 
+/** Classifier settings that follow from the sample source. A DAMON batch is one whole
+ *  aggregation (every monitored region, weighted by its access count): counts are halved
+ *  once per batch, an exponential average over aggregations, instead of every 2 M page
+ *  samples (a rule for PEBS-like streams, which on DAMON halves mid-aggregation on a large
+ *  guest and only every ~8 aggregations on a 1 GiB one: a moved hot set then took over 40 s
+ *  to win back DRAM). */
+export function classifierDefaultsFor(source: string): Omit<ClassifierOptions, 'dramBudgetPages' | 'ramRanges'> {
+  return source === 'damon' ? { coolEachIngest: true, coolEverySamples: 0 } : {};
+}
+
 export interface GuestAgentOptions {
   connect: string | TransportSpec;
   source: GuestSampleSource;
@@ -160,6 +170,7 @@ export class GuestAgent extends EventEmitter<GuestAgentEvents> {
     this.budgetPages = options.dramBudgetPages ?? null;
     this.budgetFrom = options.dramBudgetPages !== undefined ? 'local' : 'none';
     this.classifier = new Classifier({
+      ...classifierDefaultsFor(options.sourceName),
       ...options.classifier,
       ramRanges: options.ramRanges,
       // Until a budget is known the classifier only ingests; decide() is not called.

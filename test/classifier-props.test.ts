@@ -41,6 +41,7 @@ const optionsArb = fc.record({
   hugePages: fc.boolean(),
   coolEveryEpochs: fc.integer({ min: 0, max: 3 }),
   coolEverySamples: fc.integer({ min: 0, max: 200 }),
+  coolEachIngest: fc.boolean(),
   idleEpochsBeforeDemote: fc.integer({ min: 1, max: 4 }),
   migrationBudgetBytesPerEpoch: fc.option(fc.integer({ min: 0, max: 3000 * 4096 }), { nil: undefined }),
   unknownTier: fc.constantFrom('cxl' as const, 'dram' as const),

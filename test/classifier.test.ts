@@ -150,6 +150,30 @@ describe('hysteresis', () => {
     expect(frames(c.decide().promote)).toEqual(range(300, 16));
   });
 
+  it('coolEachIngest: snapshot batches (DAMON aggregations) are averaged, so a moved hot set wins DRAM two snapshots later', () => {
+    // Several epochs per snapshot, as in the guest agent (500 ms epochs, 5 s aggregations).
+    const c = new Classifier({ dramBudgetPages: 16, coolEachIngest: true, coolEverySamples: 0 });
+    const snapshot = (hot: number[]) => samplesFrom([[0, 1024, 1, 0], ...hot.map((pfn) => [pfn, 16, 10, 0] as [number, number, number, number])]);
+    const epochsPerSnapshot = (batch: ReturnType<typeof samplesFrom>) => {
+      c.ingest(batch);
+      let promoted: number[] = [];
+      for (let e = 0; e < 3; e++) promoted = promoted.concat(frames(c.decide().promote));
+      return promoted;
+    };
+    for (let i = 0; i < 4; i++) epochsPerSnapshot(snapshot([0]));
+    expect(frames(c.hotRuns())).toEqual(range(0, 16));
+    expect(c.stats().coolings).toBe(4);
+    // Counts: c = c/2 + weight per snapshot, so the old hot pages sit at 20 (1 background
+    // + 10 hot). The hot set moves to 512..527: one snapshot later old and new tie at 11,
+    // the next the new pages have 16 against 6 (more than twice) and take DRAM.
+    expect(epochsPerSnapshot(snapshot([512]))).toEqual([]);
+    expect(epochsPerSnapshot(snapshot([512]))).toEqual(range(512, 16));
+    expect(frames(c.hotRuns())).toEqual(range(512, 16));
+    // An empty batch is not a snapshot: no halving.
+    c.ingest(emptySamples(0));
+    expect(c.stats().coolings).toBe(6);
+  });
+
   it('idle for K epochs makes a page demotable whatever its count', () => {
     const c = new Classifier({ dramBudgetPages: 1, coolEverySamples: 0, idleEpochsBeforeDemote: 3 });
     c.ingest(hits([100], 50));

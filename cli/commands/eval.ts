@@ -364,7 +364,7 @@ function registerAccuracy(evalCmd: Command): void {
     .option('--seed <n>', 'workload seed (hot block position, access stream)', '1')
     .option('--dram <bytes>', 'DRAM budget of the classifier (default: the true hot-set size, so precision and recall measure the same set)')
     .option('--cool-epochs <n>', 'classifier: halve all counts every N epochs (default never, as the guest agent)')
-    .option('--cool-samples <n>', 'classifier: halve all counts every N page samples (default 2000000, as the guest agent)')
+    .option('--cool-samples <n>', 'classifier: halve all counts every N page samples (default as the guest agent: 2000000; damon: 0, counts are halved once per aggregation instead)')
     .option('--converge-level <f1>', 'F1 that counts as converged once reached and kept', String(DEFAULT_CONVERGE_LEVEL))
     .option('-o, --out <dir>', 'results directory (default results/accuracy-<timestamp>)')
     .option('--results-dir <dir>', 'parent directory for results', 'results');

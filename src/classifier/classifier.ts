@@ -46,6 +46,11 @@ export interface ClassifierOptions {
   coolEveryEpochs?: number;
   /** Halve all counts every N page samples (0 = never; default 2,000,000 as in Memtis). */
   coolEverySamples?: number;
+  /** Halve all counts before each ingest() of a non-empty batch (default false). For sources
+   *  whose batches are whole snapshots (one DAMON aggregation each), counts then become an
+   *  exponential average over the snapshots; a sample-count rule would halve in the middle of
+   *  one snapshot (biased by address) and far too rarely on a small region. */
+  coolEachIngest?: boolean;
   /** A DRAM page with no sample for this many epochs may be demoted whatever its count
    *  (default 8; stretched automatically when sampling is too sparse for K epochs to mean idle). */
   idleEpochsBeforeDemote?: number;
@@ -246,6 +251,7 @@ export class Classifier {
   private budget: number;
   private readonly coolEveryEpochs: number;
   private readonly coolEverySamples: number;
+  private readonly coolEachIngest: boolean;
   private readonly idleK: number;
   /** Page samples ingested since the last decision, and a smoothed per-epoch rate. */
   private epochPageSamples = 0;
@@ -279,6 +285,7 @@ export class Classifier {
     this.budget = this.checkBudget(options.dramBudgetPages);
     this.coolEveryEpochs = requireInt(options.coolEveryEpochs, 'coolEveryEpochs', 0, DEFAULTS.coolEveryEpochs);
     this.coolEverySamples = requireInt(options.coolEverySamples, 'coolEverySamples', 0, DEFAULTS.coolEverySamples);
+    this.coolEachIngest = options.coolEachIngest === true;
     this.idleK = Math.min(IDLE_NEVER, requireInt(options.idleEpochsBeforeDemote, 'idleEpochsBeforeDemote', 1, DEFAULTS.idleEpochsBeforeDemote));
     const pageSize = requireInt(options.pageSizeBytes, 'pageSizeBytes', 1, DEFAULTS.pageSizeBytes);
     const migrationBytes = options.migrationBudgetBytesPerEpoch;
@@ -332,6 +339,7 @@ export class Classifier {
       this.rejected += n - available;
       n = available;
     }
+    if (this.coolEachIngest && n > 0) this.coolNow();
     const tally = this.tally;
     tally.fill(0);
     let row = 0;
