@@ -10,7 +10,7 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { Classifier, type ClassifierOptions } from '../src/classifier/index.js';
 import { InputError, parseDurationMs, parsePositiveInt } from '../src/util/units.js';
-import { emptyRuns, type PageRuns, type PageSamples } from '../src/samples.js';
+import { emptyRuns, totalPages, type PageRuns, type PageSamples } from '../src/samples.js';
 import { framesToRuns, type HotSetScore } from '../src/accuracy/index.js';
 import { damonStatus, DAMON_OWN_DEFAULTS, resolveDamonMode, type DamonMode, type DamonStatus } from '../guest-agent/damon.js';
 import { detectPmu, type PmuInfo } from '../guest-agent/perf-attr.js';
@@ -19,6 +19,7 @@ import { startWorkload, type RunningWorkload, type WorkloadSummary } from '../gu
 import { classifierDefaultsFor } from '../guest-agent/run.js';
 import { METRICS, type Observation, type ResultsWriter } from './results.js';
 import { TruthScorer } from './truth-scorer.js';
+import { Aborted, abortableSleep, runAll } from './abort.js';
 
 export const ACCURACY_PATTERNS = ['hotspot', 'uniform', 'shift'] as const;
 export type AccuracyPattern = (typeof ACCURACY_PATTERNS)[number];
@@ -389,23 +390,6 @@ export class AccuracyInterrupted extends Error {
   }
 }
 
-class Interrupt extends Error {}
-
-function sleep(signal: AbortSignal, ms: number): Promise<void> {
-  return new Promise((resolve, reject) => {
-    if (signal.aborted) return reject(new Interrupt());
-    const timer = setTimeout(() => {
-      signal.removeEventListener('abort', onAbort);
-      resolve();
-    }, ms);
-    const onAbort = () => {
-      clearTimeout(timer);
-      reject(new Interrupt());
-    };
-    signal.addEventListener('abort', onAbort, { once: true });
-  });
-}
-
 const round = (v: number | null, digits = 4): number | null => (v === null ? null : Number(v.toFixed(digits)));
 
 /** Runs the workload and the sampler for one period; observations are appended as epochs end. */
@@ -575,7 +559,7 @@ export async function runAccuracy(o: AccuracyRunOptions): Promise<AccuracyRunRes
       // Attach before the first touch: a fault source sees it, DAMON does not mind.
       beforeTouch: async (pid) => {
         startingPid = pid;
-        if (o.signal.aborted) throw new Interrupt();
+        if (o.signal.aborted) throw new Aborted();
         const sampler = (parts.sampler = await Sampler.start(samplerOptions(o.resolved, o.period, pid, o.epochMs)));
         sampler.onError((err) => (fatal ??= err));
         sampler.onBatch((_tNs, batch) => {
@@ -591,7 +575,7 @@ export async function runAccuracy(o: AccuracyRunOptions): Promise<AccuracyRunRes
     });
     parts.workload = workload;
     void workload.done.then((s) => (summary = s), (err: Error) => (fatal ??= err));
-    if (o.signal.aborted) throw new Interrupt();
+    if (o.signal.aborted) throw new Aborted();
     scorer = new TruthScorer(truthPath);
     readyAtMs = performance.now();
     lastEpochMs = readyAtMs;
@@ -600,7 +584,7 @@ export async function runAccuracy(o: AccuracyRunOptions): Promise<AccuracyRunRes
     budget = Math.max(1, Math.min(budget, resident));
     const ramRanges = scorer.ramRanges(1024);
     // The guest agent's settings for this source, then what the command line overrides.
-    classifier = new Classifier({ ...classifierDefaultsFor(o.resolved.source), ...o.classifier, dramBudgetPages: Math.min(budget, ramPages(ramRanges)), ramRanges });
+    classifier = new Classifier({ ...classifierDefaultsFor(o.resolved.source), ...o.classifier, dramBudgetPages: Math.min(budget, totalPages(ramRanges)), ramRanges });
     batchesBeforeReady = pending.length;
     for (const batch of pending.splice(0)) ingest(batch);
     const described = parts.sampler!.describe();
@@ -620,12 +604,12 @@ export async function runAccuracy(o: AccuracyRunOptions): Promise<AccuracyRunRes
     );
     const endAt = readyAtMs + o.durationMs;
     while (performance.now() < endAt) {
-      await sleep(o.signal, Math.min(200, endAt - performance.now()));
+      await abortableSleep(o.signal, Math.min(200, endAt - performance.now()));
       if (fatal) throw fatal;
       if (summary) throw new Error(`the workload exited early (code ${(summary as WorkloadSummary).exitCode}, signal ${(summary as WorkloadSummary).signal})`);
     }
   } catch (err) {
-    if (err instanceof Interrupt || o.signal.aborted) interrupted = true;
+    if (err instanceof Aborted || o.signal.aborted) interrupted = true;
     else {
       o.signal.removeEventListener('abort', onAbort);
       await teardown(parts, timers, dir);
@@ -678,22 +662,9 @@ export async function runAccuracy(o: AccuracyRunOptions): Promise<AccuracyRunRes
   return result;
 }
 
-function ramPages(runs: PageRuns): number {
-  let n = 0;
-  for (let i = 0; i < runs.count; i++) n += runs.pages[i];
-  return n;
-}
-
 async function teardown(parts: { workload?: RunningWorkload; sampler?: Sampler }, timers: NodeJS.Timeout[], dir: string): Promise<void> {
   for (const t of timers.splice(0)) clearInterval(t);
-  const steps: Array<() => unknown> = [() => parts.sampler?.stop(), () => parts.workload?.stop(), () => rmSync(dir, { recursive: true, force: true })];
-  for (const s of steps) {
-    try {
-      await s();
-    } catch {
-      /* keep tearing down */
-    }
-  }
+  await runAll([() => parts.sampler?.stop(), () => parts.workload?.stop(), () => rmSync(dir, { recursive: true, force: true })]);
 }
 
 function fmtSize(bytes: number): string {

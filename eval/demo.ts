@@ -19,6 +19,7 @@ import { timeToConverge, type HotSetScore, type ScorePoint } from '../src/accura
 import type { PageSamples } from '../src/samples.js';
 import { METRICS, type Observation, type ResultsWriter } from './results.js';
 import { TruthScorer } from './truth-scorer.js';
+import { Aborted, abortableSleep, runAll } from './abort.js';
 
 export interface DemoOptions {
   source: SourceName | 'auto';
@@ -75,12 +76,6 @@ export interface DemoSummary {
 
 export const DEMO_CONVERGED_RECALL = 0.9;
 
-export class DemoInterrupted extends Error {
-  constructor() {
-    super('interrupted');
-  }
-}
-
 /** The sampler stopped on its own mid-run (e.g. the observed kdamond went away). */
 export class DemoSamplerFailed extends Error {}
 
@@ -125,21 +120,6 @@ class WorkloadFramesSource implements GuestSampleSource {
   stop(): Promise<void> {
     return this.sampler.stop();
   }
-}
-
-function abortable(signal: AbortSignal, ms: number): Promise<void> {
-  return new Promise((resolve, reject) => {
-    if (signal.aborted) return reject(new DemoInterrupted());
-    const timer = setTimeout(() => {
-      signal.removeEventListener('abort', onAbort);
-      resolve();
-    }, ms);
-    const onAbort = () => {
-      clearTimeout(timer);
-      reject(new DemoInterrupted());
-    };
-    signal.addEventListener('abort', onAbort, { once: true });
-  });
 }
 
 /** Mean precision/recall/F1 over the last third of the scored epochs (after convergence). */
@@ -199,7 +179,7 @@ export async function runDemo(options: DemoOptions): Promise<DemoSummary> {
       },
     });
     parts.workload = workload;
-    if (signal.aborted) throw new DemoInterrupted();
+    if (signal.aborted) throw new Aborted();
     const scorer = (parts.scorer = new TruthScorer(truthPath));
     const source = parts.source!;
     source.attach(scorer);
@@ -276,19 +256,19 @@ export async function runDemo(options: DemoOptions): Promise<DemoSummary> {
     agent.start();
     ticker = setInterval(() => options.onTick?.(tick(final)), 1000);
     try {
-      await abortable(signal, options.durationMs);
+      await abortableSleep(signal, options.durationMs);
       await agent.drain(2000);
     } catch (err) {
-      if (!(err instanceof DemoInterrupted)) throw err;
+      if (!(err instanceof Aborted)) throw err;
       interrupted = samplerError === null;
     }
   } catch (err) {
-    if (err instanceof DemoInterrupted) interrupted = true;
+    if (err instanceof Aborted) interrupted = true;
     else throw err;
   } finally {
     // Tear down in reverse order; each step runs even if an earlier one failed.
     if (ticker) clearInterval(ticker);
-    const steps: Array<() => unknown> = [
+    await runAll([
       async () => {
         if (parts.agent) status = await parts.agent.stop();
         else await parts.sampler?.stop();
@@ -296,14 +276,7 @@ export async function runDemo(options: DemoOptions): Promise<DemoSummary> {
       () => parts.server?.stop(),
       () => parts.workload?.stop(),
       () => rmSync(dir, { recursive: true, force: true }),
-    ];
-    for (const s of steps) {
-      try {
-        await s();
-      } catch {
-        /* keep tearing down */
-      }
-    }
+    ]);
     results.observe([...observations, ...steadyObservations(observations)]);
   }
   if (samplerError) throw new DemoSamplerFailed((samplerError as Error).message);

@@ -6,6 +6,7 @@
 import type { Command } from 'commander';
 import { action, examples } from '../command.js';
 import { printResult, UserError, type OutputOptions } from '../output.js';
+import { withInterrupt } from '../interrupt.js';
 import { formatDoctor, gatherDoctor } from './doctor.js';
 import { parseDurationMs, parseFraction, parseSizeBytes } from '../../src/util/units.js';
 import { compact } from '../../guest-agent/run.js';
@@ -138,22 +139,17 @@ export function registerDemo(program: Command): void {
     const onStep = (line: string): void => say(line);
 
     // Ctrl-C (or SIGTERM) ends the run early; everything started is stopped in order.
-    const controller = new AbortController();
-    const onSignal = (): void => controller.abort();
-    process.on('SIGINT', onSignal);
-    process.on('SIGTERM', onSignal);
     let summary: DemoSummary;
     try {
-      summary = await runDemo({ source: source as SourceName | 'auto', sizeBytes, hotFrac, hotProb, durationMs, epochMs, thp: options.thp, seed, results, signal: controller.signal, onTick, onStep });
+      summary = await withInterrupt((signal) =>
+        runDemo({ source: source as SourceName | 'auto', sizeBytes, hotFrac, hotProb, durationMs, epochMs, thp: options.thp, seed, results, signal, onTick, onStep }),
+      );
     } catch (err) {
       if (tty) process.stderr.write('\n');
       if (err instanceof SamplerError) throw new UserError(err.message, err.code);
       if (err instanceof WorkloadError) throw new UserError(err.message, 'workload');
       if (err instanceof DemoSamplerFailed) throw new UserError(`sampler stopped mid-run: ${err.message}; everything else stopped, what was measured is kept in ${results.dir}`, 'sampler-failed');
       throw err;
-    } finally {
-      process.off('SIGINT', onSignal);
-      process.off('SIGTERM', onSignal);
     }
     if (tty) process.stderr.write('\n');
     results.writeRaw('demo', summary);

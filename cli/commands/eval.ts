@@ -6,6 +6,7 @@ import type { Command } from 'commander';
 import { action, examples } from '../command.js';
 import { printResult, UserError, type OutputOptions } from '../output.js';
 import { createProgress, type Progress } from '../progress.js';
+import { withInterrupt } from '../interrupt.js';
 import { InputError, parseDurationMs, parseFraction, parsePositiveInt, parseSizeBytes } from '../../src/util/units.js';
 import { ResultsWriter, vtierCommand } from '../../eval/results.js';
 import { writeReportFile } from '../../eval/report.js';
@@ -56,19 +57,6 @@ async function writeReport(dir: string, progress: Progress | null): Promise<stri
   }
 }
 
-/** Runs `body` with Ctrl-C turned into an abort of the campaign. */
-async function withInterrupt<T>(body: (signal: AbortSignal) => Promise<T>): Promise<T> {
-  const controller = new AbortController();
-  const onSignal = (): void => controller.abort();
-  process.on('SIGINT', onSignal);
-  process.on('SIGTERM', onSignal);
-  try {
-    return await body(controller.signal);
-  } finally {
-    process.off('SIGINT', onSignal);
-    process.off('SIGTERM', onSignal);
-  }
-}
 
 function interrupted(err: unknown, dir: string, unit: string): never {
   const pairs = err instanceof CampaignAborted ? err.completedPairs : 0;
