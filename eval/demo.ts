@@ -238,10 +238,16 @@ export async function runDemo(options: DemoOptions): Promise<DemoSummary> {
       recallSeries.push({ tMs: timeS * 1000, value: s.recall });
       if (!bestRecall || s.recall > bestRecall.value) bestRecall = { value: s.recall, atS: timeS };
       const system = `vtier-${described.source}`;
-      for (const [metric, value] of [[METRICS.precision, s.precision], [METRICS.recall, s.recall], [METRICS.f1, s.f1]] as const) {
-        observations.push({ system, workload: 'hotspot', run: 1, metric, value, unit: 'fraction', timeS: Number(timeS.toFixed(3)) });
-      }
-      if (monitoredHotShare !== null) observations.push({ system, workload: 'hotspot', run: 1, metric: 'monitored_hot_share', value: monitoredHotShare, unit: 'fraction', timeS: Number(timeS.toFixed(3)) });
+      const at = { system, workload: 'hotspot', run: 1, unit: 'fraction', timeS: Number(timeS.toFixed(3)) };
+      const epochObservations: Observation[] = [
+        { ...at, metric: METRICS.precision, value: s.precision },
+        { ...at, metric: METRICS.recall, value: s.recall },
+        { ...at, metric: METRICS.f1, value: s.f1 },
+      ];
+      if (monitoredHotShare !== null) epochObservations.push({ ...at, metric: 'monitored_hot_share', value: monitoredHotShare });
+      // Appended as they come, so a run that dies keeps its time series.
+      results.observe(epochObservations);
+      observations.push(...epochObservations);
       options.onTick?.(tick(s));
     };
     // Score after each epoch that saw new samples (DAMON delivers one batch per aggregation).
@@ -277,7 +283,7 @@ export async function runDemo(options: DemoOptions): Promise<DemoSummary> {
       () => parts.workload?.stop(),
       () => rmSync(dir, { recursive: true, force: true }),
     ]);
-    results.observe([...observations, ...steadyObservations(observations)]);
+    results.observe(steadyObservations(observations));
   }
   if (samplerError) throw new DemoSamplerFailed((samplerError as Error).message);
   const s = status as GuestStatus | null;
