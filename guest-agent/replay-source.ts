@@ -53,6 +53,11 @@ export class ReplaySource implements GuestSampleSource {
     return this.trace.header.epochMs;
   }
 
+  /** The source the trace was recorded with (damon, faults, pebs, ibs). */
+  get recordedSource(): string {
+    return this.trace.header.source;
+  }
+
   get done(): boolean {
     return this.finished;
   }

@@ -5,7 +5,7 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import type { Duplex } from 'node:stream';
 import { promisify } from 'node:util';
-import { GuestAgent, formatStatusLine } from '../guest-agent/run.js';
+import { GuestAgent, classifierDefaultsFor, formatStatusLine } from '../guest-agent/run.js';
 import { ReplaySource } from '../guest-agent/replay-source.js';
 import { packageRoot } from '../native/addon.js';
 import type { DecisionsMessage, HelloMessage, Message } from '../src/protocol/index.js';
@@ -284,6 +284,26 @@ describe('guest run loop against a tiny host', () => {
     expect(agent.runEpoch()).toBeNull();
     const status = await agent.stop();
     expect(status).toMatchObject({ epoch: 0, budgetFrom: 'none', decisionsSent: 0, sampleRuns: 2500 });
+  });
+});
+
+describe('classifier settings per source', () => {
+  it('a damon source halves counts once per batch (aggregation), a page source every 2 M page samples', async () => {
+    const tracePath = join(dir, 'cooling.trace');
+    writeTrace(tracePath, 5, 10);
+    const coolings: Record<string, number> = {};
+    for (const sourceName of ['damon', 'faults']) {
+      const source = ReplaySource.open(tracePath, { speed: Infinity });
+      const agent = new GuestAgent({ connect: `unix:${join(dir, 'nobody.sock')}`, source, sourceName, ramRanges: source.ramRanges, epochMs: 20 });
+      agent.start();
+      source.start();
+      await until(() => source.done);
+      coolings[sourceName] = agent.classifier.stats().coolings;
+      await agent.stop();
+    }
+    // writeTrace(…, 5 batches, …): five snapshots for damon; far below 2 M samples for faults.
+    expect(coolings).toEqual({ damon: 5, faults: 0 });
+    expect(classifierDefaultsFor('pebs')).toEqual({});
   });
 });
 

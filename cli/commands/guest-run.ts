@@ -3,7 +3,7 @@
 import type { Command } from 'commander';
 import { action, examples } from '../command.js';
 import { UserError, printResult, type OutputOptions } from '../output.js';
-import { GuestAgent, formatStatusLine, type GuestStatus } from '../../guest-agent/run.js';
+import { GuestAgent, classifierDefaultsFor, formatStatusLine, type GuestStatus } from '../../guest-agent/run.js';
 import { ReplaySource, type GuestSampleSource } from '../../guest-agent/replay-source.js';
 import { SOURCE_NAMES, Sampler, SamplerError, type SourceName } from '../../guest-agent/sampler.js';
 import { parseTransportSpec } from '../../transport/spec.js';
@@ -109,6 +109,8 @@ export function registerGuestRun(guest: Command): void {
         epochMs,
         dramBudgetPages,
         vmName: options.vmName,
+        // A replayed trace is classified as its recorded source would be (DAMON: per-aggregation cooling).
+        ...(opened.replay ? { classifier: classifierDefaultsFor(opened.replay.recordedSource) } : {}),
       });
     } catch (err) {
       await opened.source.stop();
