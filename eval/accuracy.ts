@@ -11,7 +11,7 @@ import { join } from 'node:path';
 import { Classifier, type ClassifierOptions } from '../src/classifier/index.js';
 import { InputError, parseDurationMs, parsePositiveInt } from '../src/util/units.js';
 import { emptyRuns, totalPages, type PageRuns, type PageSamples } from '../src/samples.js';
-import { framesToRuns, type HotSetScore } from '../src/accuracy/index.js';
+import { framesToRuns, timeToConverge, type HotSetScore } from '../src/accuracy/index.js';
 import { damonStatus, DAMON_OWN_DEFAULTS, resolveDamonMode, type DamonMode, type DamonStatus } from '../guest-agent/damon.js';
 import { detectPmu, type PmuInfo } from '../guest-agent/perf-attr.js';
 import { recommendSource, Sampler, SamplerError, type SamplerStartOptions, type SourceName } from '../guest-agent/sampler.js';
@@ -226,14 +226,9 @@ export interface SeriesAnalysis {
   };
 }
 
-/** Time from `fromS` until `f1` reached `level` and never fell below it again in `points`. */
+/** The time (s) from which `f1` reached `level` and never fell below it again in `points`. */
 function convergedAt(points: readonly EpochPoint[], level: number): number | null {
-  let reachedAt: number | null = null;
-  for (const p of points) {
-    if ((p.f1 ?? 0) >= level) reachedAt ??= p.timeS;
-    else reachedAt = null;
-  }
-  return reachedAt;
+  return timeToConverge(points.map((p) => ({ t: p.timeS, value: p.f1 ?? 0 })), level);
 }
 
 const meanOf = (values: number[]): number | null => (values.length ? values.reduce((a, b) => a + b, 0) / values.length : null);

@@ -135,6 +135,8 @@ function steadyObservations(series: readonly Observation[]): Observation[] {
   return out;
 }
 
+const roundTo1 = (v: number | null): number | null => (v === null ? null : Number(v.toFixed(1)));
+
 export async function runDemo(options: DemoOptions): Promise<DemoSummary> {
   const { results } = options;
   // Ends the run early: the caller's signal (Ctrl-C), or the sampler failing mid-run.
@@ -235,7 +237,7 @@ export async function runDemo(options: DemoOptions): Promise<DemoSummary> {
       const timeS = (performance.now() - readyAtMs) / 1000;
       monitoredHotShare = monitoredShare();
       final = s;
-      recallSeries.push({ tMs: timeS * 1000, value: s.recall });
+      recallSeries.push({ t: timeS, value: s.recall });
       if (!bestRecall || s.recall > bestRecall.value) bestRecall = { value: s.recall, atS: timeS };
       const system = `vtier-${described.source}`;
       const at = { system, workload: 'hotspot', run: 1, unit: 'fraction', timeS: Number(timeS.toFixed(3)) };
@@ -306,7 +308,7 @@ export async function runDemo(options: DemoOptions): Promise<DemoSummary> {
     samples: s?.samples ?? 0,
     final,
     bestRecall,
-    recallConvergedS: recallSeries.length ? timeToConverge(recallSeries, DEMO_CONVERGED_RECALL) : null,
+    recallConvergedS: roundTo1(timeToConverge(recallSeries, DEMO_CONVERGED_RECALL)),
     monitoredHotShare,
     decisionsSent: s?.decisionsSent ?? 0,
     pagesRequested: s?.pagesRequested ?? { promote: 0, demote: 0 },
@@ -318,6 +320,5 @@ export async function runDemo(options: DemoOptions): Promise<DemoSummary> {
     hostNotes: s?.hostNotes ?? [],
     interrupted,
   };
-  if (summary.recallConvergedS !== null) summary.recallConvergedS = Number((summary.recallConvergedS / 1000).toFixed(1));
   return summary;
 }

@@ -4,7 +4,7 @@
 // source sees the whole machine, and only the workload's pages have a known truth.
 import { statSync } from 'node:fs';
 import { clipSamples, coverWithRuns, framesToRuns, scoreHotSet, type HotSetScore } from '../src/accuracy/index.js';
-import type { PageRuns, PageSamples } from '../src/samples.js';
+import { totalPages, type PageRuns, type PageSamples } from '../src/samples.js';
 import { readTruth, type Truth } from '../guest-agent/workload.js';
 
 export class TruthScorer {
@@ -53,9 +53,7 @@ export class TruthScorer {
 
   /** Resident pages of the workload region. */
   get residentPages(): number {
-    let pages = 0;
-    for (let i = 0; i < this.workloadFrames.count; i++) pages += this.workloadFrames.pages[i];
-    return pages;
+    return totalPages(this.workloadFrames);
   }
 
   /** The workload's frames as exact runs. */

@@ -93,7 +93,7 @@ describe('scoreHotSet', () => {
 
 describe('timeToConverge', () => {
   it('is the first time from which the series stays at the level', () => {
-    const series = [0.2, 0.96, 0.5, 0.97, 0.99].map((value, i) => ({ tMs: i * 1000, value }));
+    const series = [0.2, 0.96, 0.5, 0.97, 0.99].map((value, i) => ({ t: i * 1000, value }));
     expect(timeToConverge(series, 0.95)).toBe(3000);
     expect(timeToConverge(series, 0.95, 1000)).toBe(2000);
     expect(timeToConverge(series, 0.999)).toBeNull();

@@ -40,20 +40,21 @@ export function scoreHotSet(hot: PageRuns, truthHotPfns: ArrayLike<number>): Hot
 }
 
 export interface ScorePoint {
-  tMs: number;
+  /** Time of the point, in whatever unit the caller uses (the result is in the same unit). */
+  t: number;
   value: number;
 }
 
 /**
- * Time from `fromMs` until the series reached `level` and never fell below it again;
+ * Time from `from` until the series reached `level` and never fell below it again;
  * null when the last point is still below (not converged within the run).
  */
-export function timeToConverge(series: readonly ScorePoint[], level: number, fromMs = 0): number | null {
+export function timeToConverge(series: readonly ScorePoint[], level: number, from = 0): number | null {
   let reachedAt: number | null = null;
   for (const point of series) {
-    if (point.tMs < fromMs) continue;
-    if (point.value >= level) reachedAt ??= point.tMs;
+    if (point.t < from) continue;
+    if (point.value >= level) reachedAt ??= point.t;
     else reachedAt = null;
   }
-  return reachedAt === null ? null : reachedAt - fromMs;
+  return reachedAt === null ? null : reachedAt - from;
 }
