@@ -590,7 +590,7 @@ export function toReportMessage(r: MigrationReport): ReportMessage {
   }
   if (host.length > 0) notes.push(`not moved (host): ${host.join(', ')}`);
   if (r.promote.already + r.demote.already > 0) notes.push(`already on target tier: promote ${r.promote.already}, demote ${r.demote.already}`);
-  if (r.promoted.count > MAX_REPORT_RUNS || r.demoted.count > MAX_REPORT_RUNS) notes.push('moved run lists truncated');
+  if ([r.promoted, r.demoted, r.alreadyDram, r.alreadyCxl].some((runs) => runs.count > MAX_REPORT_RUNS)) notes.push('moved run lists truncated');
   return {
     type: 'report',
     epoch: r.epoch,
