@@ -10,6 +10,7 @@ import { registerSim } from './commands/sim.js';
 import { registerHost } from './commands/host.js';
 import { registerReport } from './commands/report.js';
 import { registerEval } from './commands/eval.js';
+import { registerLab } from './commands/lab.js';
 
 const program = new Command('vtier')
   .description('Guest-side page tracking and hot-page classification for VMs on tiered memory (DRAM + CXL)')
@@ -27,6 +28,7 @@ registerSim(program);
 registerHost(program);
 registerReport(program);
 registerEval(program);
+registerLab(program);
 
 program.addHelpText(
   'after',
