@@ -13,6 +13,7 @@ import { GuestAgent, type GuestStatus } from '../guest-agent/run.js';
 import type { GuestSampleSource } from '../guest-agent/replay-source.js';
 import { Sampler, type SourceName } from '../guest-agent/sampler.js';
 import { observeKdamond } from '../guest-agent/damon.js';
+import { readSystemRam } from '../guest-agent/iomem.js';
 import { startWorkload, type RunningWorkload } from '../guest-agent/workload.js';
 import { DEFAULT_LIMITS, PAGE_SIZE } from '../src/protocol/index.js';
 import { timeToConverge, type HotSetScore, type ScorePoint } from '../src/accuracy/index.js';
@@ -20,6 +21,8 @@ import type { PageSamples } from '../src/samples.js';
 import { METRICS, type Observation, type ResultsWriter } from './results.js';
 import { TruthScorer } from './truth-scorer.js';
 import { Aborted, abortableSleep, runAll } from './abort.js';
+import { queryHotPlacement, type HotPlacement } from './placement.js';
+import { defaultTierNodes, readNumaTopology } from '../host-agent/numa.js';
 
 export interface DemoOptions {
   source: SourceName | 'auto';
@@ -30,12 +33,28 @@ export interface DemoOptions {
   epochMs: number;
   thp: boolean;
   seed: number;
+  /** Where the workload's first touch lands on a tiered machine: `cxl` (the default) starts
+   *  the whole region on the CXL node, as memory a VM got when DRAM was full, so the hot set
+   *  has to be promoted into the DRAM budget; `interleave` spreads it over every node (half the
+   *  hot set starts on DRAM, and DRAM starts fuller than the budget); `local` leaves it to the
+   *  kernel (node 0 while it has room: nothing to promote). Ignored on one tier. */
+  firstTouch?: FirstTouch;
   results: ResultsWriter;
   signal: AbortSignal;
   /** Called about once a second, and after each scored epoch. */
   onTick?: (tick: DemoTick) => void;
   /** Called once per phase change (workload ready, host ready, ...). */
   onStep?: (line: string) => void;
+}
+
+export type FirstTouch = 'cxl' | 'interleave' | 'local';
+export const FIRST_TOUCH: readonly FirstTouch[] = ['cxl', 'interleave', 'local'];
+
+/** numactl options that put the first touch where `how` says (null: the kernel's default). */
+export function firstTouchLauncher(how: FirstTouch | 'single-tier', tiers: { dramNodes: readonly number[]; cxlNodes: readonly number[] }): string[] | null {
+  if (how === 'cxl') return ['numactl', `--preferred=${tiers.cxlNodes[0]}`];
+  if (how === 'interleave') return ['numactl', `--interleave=${[...tiers.dramNodes, ...tiers.cxlNodes].join(',')}`];
+  return null;
 }
 
 export interface DemoTick {
@@ -46,6 +65,8 @@ export interface DemoTick {
   score: HotSetScore | null;
   /** Observed kdamond only: share of the true hot set inside its target ranges (the ceiling on recall). */
   monitoredHotShare: number | null;
+  /** Tiered machines: where the true hot set is now, by the kernel's placement query. */
+  placement: HotPlacement | null;
 }
 
 export interface DemoSummary {
@@ -71,6 +92,10 @@ export interface DemoSummary {
   hostCxlPages: number | null;
   crossNodeMoves: boolean | null;
   hostNotes: string[];
+  /** The machine's tiers (host agent's split) and where the first touch went. */
+  tiers: { dramNodes: number[]; cxlNodes: number[]; how: string; firstTouch: FirstTouch | 'single-tier' };
+  /** The true hot set's placement by the kernel: after the first touch, and at the end. */
+  hotPlacement: { start: HotPlacement | null; end: HotPlacement | null };
   interrupted: boolean;
 }
 
@@ -104,10 +129,17 @@ class WorkloadFramesSource implements GuestSampleSource {
 
   onBatch(listener: (tNs: number, samples: PageSamples) => void): void {
     this.listener = listener;
-    // Batches from before the truth file existed cover the first touch: keep them, they
-    // are what the sampler saw.
-    for (const [tNs, batch] of this.pending.splice(0)) this.deliver(tNs, batch);
+    // Batches from before the truth file existed cover the first touch. A fault source sees
+    // nothing else, so they are kept. DAMON's show the touch sweeping the region: a page
+    // written once then looks as hot as the hot set, and a first decision built from them
+    // fills the DRAM budget with cold pages; they are dropped (counted in droppedFirstTouch).
+    const pending = this.pending.splice(0);
+    if (this.sampler.describe().source === 'damon') this.droppedFirstTouch = pending.length;
+    else for (const [tNs, batch] of pending) this.deliver(tNs, batch);
   }
+
+  /** DAMON batches from the first touch that were not given to the classifier. */
+  droppedFirstTouch = 0;
 
   describe(): object {
     return this.sampler.describe();
@@ -159,6 +191,12 @@ export async function runDemo(options: DemoOptions): Promise<DemoSummary> {
   let monitoredHotShare: number | null = null;
   let interrupted = false;
   let status: GuestStatus | null = null;
+  const tierNodes = defaultTierNodes(readNumaTopology());
+  const tiered = tierNodes.cxlNodes.length > 0;
+  const firstTouch = tiered ? options.firstTouch ?? 'cxl' : 'single-tier';
+  let placement: HotPlacement | null = null;
+  let startPlacement: HotPlacement | null = null;
+  let placementError: string | null = null;
   try {
     // The sampler attaches before the workload touches its memory, so a fault source sees
     // the first touch too; DAMON does not mind either way.
@@ -171,6 +209,8 @@ export async function runDemo(options: DemoOptions): Promise<DemoSummary> {
       truthPath,
       seed: options.seed,
       reportMs: 0,
+      launcher: firstTouchLauncher(firstTouch, tierNodes) ?? undefined,
+      truthRefreshMs: tiered ? 1000 : undefined,
       beforeTouch: async (pid) => {
         parts.sampler = await Sampler.start({ source: options.source, pid, epochMs: options.epochMs });
         parts.sampler.onError((err) => {
@@ -191,6 +231,24 @@ export async function runDemo(options: DemoOptions): Promise<DemoSummary> {
       `workload pid ${workload.pid}: hotspot over ${(options.sizeBytes / 2 ** 30).toFixed(2)} GiB${options.thp ? ' (THP)' : ''}, ` +
         `${scorer.residentPages} pages resident, true hot set ${scorer.truthHotPages} pages (${(options.hotProb * 100).toFixed(0)}% of accesses)`,
     );
+    const queryPlacement = async (): Promise<HotPlacement | null> => {
+      if (!tiered || placementError) return placement;
+      try {
+        scorer.refresh();
+        return await queryHotPlacement(workload.pid, scorer.current, tierNodes);
+      } catch (err) {
+        placementError = (err as Error).message;
+        step(`placement query failed, not shown from now on: ${placementError}`);
+        return placement;
+      }
+    };
+    placement = startPlacement = await queryPlacement();
+    if (tiered) {
+      step(
+        `tiers: DRAM nodes ${tierNodes.dramNodes.join(',')}, CXL nodes ${tierNodes.cxlNodes.join(',')} (${tierNodes.how}); first touch ${firstTouch}` +
+          (startPlacement?.dramShare != null ? `: ${(startPlacement.dramShare * 100).toFixed(1)}% of the true hot set starts on DRAM` : ''),
+      );
+    }
     step(`sampler: ${described.source}${described.damonMode ? ` (${described.damonMode})` : ''}; ${described.notes.join('; ')}`);
 
     // The host agent, in this process, on a unix socket; it grants the true hot-set size
@@ -211,7 +269,11 @@ export async function runDemo(options: DemoOptions): Promise<DemoSummary> {
       connect: `unix:${socket}`,
       source,
       sourceName: described.source,
-      ramRanges: scorer.ramRanges(DEFAULT_LIMITS.maxRamRanges),
+      // On one tier the workload's frames never change: they are the "guest RAM". On a tiered
+      // machine every move gives a page a new frame (on the other node), so the guest's RAM is
+      // the machine's System RAM, as in a VM; samples are still clipped to the workload's
+      // current frames (the truth file is re-read), the only pages with a known truth.
+      ramRanges: tiered ? readSystemRam() : scorer.ramRanges(DEFAULT_LIMITS.maxRamRanges),
       epochMs: options.epochMs,
       vmName: 'demo',
     }));
@@ -230,7 +292,7 @@ export async function runDemo(options: DemoOptions): Promise<DemoSummary> {
     const tick = (s: HotSetScore | null): DemoTick => {
       const elapsedS = (performance.now() - readyAtMs) / 1000;
       const status = agent.status();
-      return { elapsedS, status, samplesPerSec: elapsedS > 0 ? status.samples / elapsedS : 0, score: s, monitoredHotShare };
+      return { elapsedS, status, samplesPerSec: elapsedS > 0 ? status.samples / elapsedS : 0, score: s, monitoredHotShare, placement };
     };
     const scoreEpoch = () => {
       const s = scorer.score(agent.classifier.hotRuns());
@@ -262,10 +324,28 @@ export async function runDemo(options: DemoOptions): Promise<DemoSummary> {
       }
     });
     agent.start();
-    ticker = setInterval(() => options.onTick?.(tick(final)), 1000);
+    if (source.droppedFirstTouch > 0) step(`classifier: ${source.droppedFirstTouch} DAMON aggregations from the first touch left out (the touch sweeps the region: every page looks hot)`);
+    // Once a second: the kernel's placement of the hot set (recorded), then the live line.
+    let querying = false;
+    ticker = setInterval(() => {
+      if (querying) return;
+      querying = true;
+      void queryPlacement()
+        .then((p) => {
+          placement = p;
+          if (p?.dramShare != null) {
+            const timeS = Number(((performance.now() - readyAtMs) / 1000).toFixed(3));
+            const obs: Observation = { system: `vtier-${described.source}`, workload: 'hotspot', run: 1, metric: 'hot_dram_share', value: p.dramShare, unit: 'fraction', timeS };
+            results.observe([obs]);
+          }
+          options.onTick?.(tick(final));
+        })
+        .finally(() => (querying = false));
+    }, 1000);
     try {
       await abortableSleep(signal, options.durationMs);
       await agent.drain(2000);
+      placement = await queryPlacement();
     } catch (err) {
       if (!(err instanceof Aborted)) throw err;
       interrupted = samplerError === null;
@@ -318,6 +398,8 @@ export async function runDemo(options: DemoOptions): Promise<DemoSummary> {
     hostCxlPages: s?.hostCxlPages ?? null,
     crossNodeMoves: s?.crossNodeMoves ?? null,
     hostNotes: s?.hostNotes ?? [],
+    tiers: { dramNodes: tierNodes.dramNodes, cxlNodes: tierNodes.cxlNodes, how: tierNodes.how, firstTouch },
+    hotPlacement: { start: startPlacement, end: placement },
     interrupted,
   };
   return summary;

@@ -42,6 +42,11 @@ export class TruthScorer {
     return shifted;
   }
 
+  /** The truth as last read (refresh() re-reads it). */
+  get current(): Truth {
+    return this.truth;
+  }
+
   get generation(): number {
     return this.truth.generation;
   }

@@ -33,6 +33,12 @@ export interface WorkloadOptions {
   beforeTouch?: (pid: number) => Promise<void> | void;
   /** Called with each progress line the child prints on stderr. */
   onProgress?: (line: string) => void;
+  /** A command the workload runs under, e.g. ['numactl', '--interleave=all'] to set where
+   *  its first touch lands (it execs the workload: the pid stays the workload's). */
+  launcher?: string[];
+  /** How often the workload re-reads its frames into the truth file (default 5 s): moves
+   *  change frames, so a tiered run wants it often. */
+  truthRefreshMs?: number;
 }
 
 export interface WorkloadReady {
@@ -114,6 +120,7 @@ export function workloadArgs(opts: WorkloadOptions): string[] {
   add('--seed', opts.seed);
   add('--report-ms', opts.reportMs);
   add('--truth', opts.truthPath);
+  add('--truth-refresh-ms', opts.truthRefreshMs === undefined ? undefined : Math.round(opts.truthRefreshMs));
   if (opts.thp) args.push('--thp');
   if (opts.beforeTouch) args.push('--wait-start');
   return args;
@@ -126,7 +133,8 @@ export function startWorkload(opts: WorkloadOptions): Promise<RunningWorkload> {
   if (!existsSync(binary)) return Promise.reject(new WorkloadError(`workload binary not built (${binary}); run "npm run build"`));
   // Its own process group: a terminal's Ctrl-C reaches the launcher, which stops the
   // workload in order (the workload also dies with its parent: PR_SET_PDEATHSIG).
-  const child = spawn(binary, args, { stdio: ['ignore', 'pipe', 'pipe'], detached: true });
+  const launcher = opts.launcher ?? [];
+  const child = spawn(launcher[0] ?? binary, launcher.length > 0 ? [...launcher.slice(1), binary, ...args] : args, { stdio: ['ignore', 'pipe', 'pipe'], detached: true });
   const stderrTail: string[] = [];
   createInterface({ input: child.stderr! }).on('line', (line) => {
     stderrTail.push(line);

@@ -13,7 +13,8 @@ import { compact } from '../../guest-agent/run.js';
 import { FAILURE_REASONS } from '../../src/protocol/index.js';
 import { ResultsWriter } from '../../eval/results.js';
 import { writeReportFile } from '../../eval/report.js';
-import { DEMO_CONVERGED_RECALL, DemoSamplerFailed, runDemo, type DemoSummary, type DemoTick } from '../../eval/demo.js';
+import { DEMO_CONVERGED_RECALL, DemoSamplerFailed, FIRST_TOUCH, runDemo, type DemoSummary, type DemoTick, type FirstTouch } from '../../eval/demo.js';
+import { chooseDemoPlace, DEMO_PLACES, runDemoInLab, type DemoPlace } from '../../eval/demo-lab.js';
 import { SOURCE_NAMES, SamplerError, type SourceName } from '../../guest-agent/sampler.js';
 import { WorkloadError } from '../../guest-agent/workload.js';
 
@@ -28,6 +29,8 @@ interface DemoCliOptions extends OutputOptions {
   seed: string;
   out?: string;
   resultsDir: string;
+  on: string;
+  firstTouch: string;
 }
 
 
@@ -41,11 +44,17 @@ function movesText(tick: DemoTick): string {
   return `moved ${compact(moved)} failed ${compact(failed)}`;
 }
 
+/** The kernel's placement of the true hot set, in words. */
+function placementText(tick: DemoTick): string | null {
+  const p = tick.placement;
+  return p && p.dramShare !== null ? `hot on DRAM ${(p.dramShare * 100).toFixed(1)}%` : null;
+}
+
 export function formatTick(tick: DemoTick): string {
   const s = tick.status;
   const ceiling = tick.monitoredHotShare === null ? '' : ` (of ${tick.monitoredHotShare.toFixed(3)} monitored)`;
   const score = tick.score ? `precision ${tick.score.precision.toFixed(3)} recall ${tick.score.recall.toFixed(3)}${ceiling}` : 'precision/recall: waiting for samples';
-  return [`${tick.elapsedS.toFixed(0).padStart(3)}s`, `${compact(tick.samplesPerSec)} samples/s`, `hot ${compact(s.hotPages)}`, score, `decisions ${s.decisionsSent}`, movesText(tick)].join(' | ');
+  return [`${tick.elapsedS.toFixed(0).padStart(3)}s`, `${compact(tick.samplesPerSec)} samples/s`, `hot ${compact(s.hotPages)}`, score, `decisions ${s.decisionsSent}`, movesText(tick), placementText(tick)].filter(Boolean).join(' | ');
 }
 
 function formatSummary(summary: DemoSummary, dir: string, report: string | null): string {
@@ -60,7 +69,8 @@ function formatSummary(summary: DemoSummary, dir: string, report: string | null)
       ? `the observed kdamond's target ranges (set by its owner) hold ${(summary.monitoredHotShare * 100).toFixed(1)}% of the true hot set: recall cannot exceed that${summary.final && summary.monitoredHotShare > 0 ? `; recall within them ${(summary.final.recall / summary.monitoredHotShare).toFixed(3)}` : ''}`
       : '',
     summary.bestRecall ? `best recall ${summary.bestRecall.value.toFixed(3)} at ${summary.bestRecall.atS.toFixed(0)} s; recall >= ${DEMO_CONVERGED_RECALL} from ${summary.recallConvergedS === null ? 'never (not within this run)' : `${summary.recallConvergedS} s`}` : '',
-    `decisions sent ${summary.decisionsSent}: promote ${summary.pagesRequested.promote} pages, demote ${summary.pagesRequested.demote} pages requested; moved ${summary.moved.promote} + ${summary.moved.demote}`,
+    `decisions sent ${summary.decisionsSent}: promote ${summary.pagesRequested.promote} pages, demote ${summary.pagesRequested.demote} pages requested; moved: ${summary.moved.promote} promoted to DRAM, ${summary.moved.demote} demoted to CXL`,
+    placementSummary(summary),
     summary.crossNodeMoves === false
       ? `single NUMA node: moves not possible here (the host agent translated and queried every page; nothing was pretended${summary.pagesRequested.demote > 0 ? '; demotions it could not make are proposed again each epoch, as they would be retried on a tiered host' : ''})`
       : '',
@@ -69,6 +79,14 @@ function formatSummary(summary: DemoSummary, dir: string, report: string | null)
     report ? `report: ${report}` : `report: not written (vtier report ${dir})`,
   ];
   return lines.filter(Boolean).join('\n');
+}
+
+/** Start and end share of the true hot set on DRAM, as the kernel placed it. */
+export function placementSummary(summary: DemoSummary): string {
+  const { start, end } = summary.hotPlacement ?? { start: null, end: null };
+  if (!summary.tiers || summary.tiers.cxlNodes.length === 0) return '';
+  const pct = (p: typeof start) => (p && p.dramShare !== null ? `${(p.dramShare * 100).toFixed(1)}%` : 'unknown');
+  return `true hot set on DRAM (kernel's placement, move_pages query on ${end?.queried ?? start?.queried ?? 0} pages): ${pct(start)} after the first touch (${summary.tiers.firstTouch}), ${pct(end)} at the end; DRAM nodes ${summary.tiers.dramNodes.join(',')}, CXL nodes ${summary.tiers.cxlNodes.join(',')}`;
 }
 
 export function registerDemo(program: Command): void {
@@ -84,8 +102,10 @@ export function registerDemo(program: Command): void {
     .option('--no-thp', 'back the workload with 4 KiB pages instead of transparent huge pages')
     .option('--seed <n>', 'workload seed', '1')
     .option('-o, --out <dir>', 'results directory (default results/demo-<timestamp>)')
-    .option('--results-dir <dir>', 'parent directory for results', 'results');
-  examples(cmd, ['vtier demo', 'vtier demo --duration 30s --size 2G', 'vtier demo --source faults --no-thp', 'vtier demo --json | jq .final']);
+    .option('--results-dir <dir>', 'parent directory for results', 'results')
+    .option('--on <where>', `where the loop runs: auto (the two-node lab VM when it is ready and this host has no CXL tier, else this machine), ${DEMO_PLACES.filter((p) => p !== 'auto').join(', ')}`, 'auto')
+    .option('--first-touch <how>', `on a tiered machine, where the workload's first touch lands: ${FIRST_TOUCH.join(', ')} (cxl: all of it starts on the CXL node and the hot set must be promoted; interleave: half on each; local: the kernel's choice, DRAM while it has room)`, 'cxl');
+  examples(cmd, ['vtier demo', 'vtier demo --on host', 'vtier demo --first-touch local', 'vtier demo --duration 30s --size 2G', 'vtier demo --source faults --no-thp', 'vtier demo --json | jq .final']);
   action<DemoCliOptions>(cmd, async (_args, options) => {
     const source = options.source;
     if (source !== 'auto' && !SOURCE_NAMES.includes(source as SourceName)) {
@@ -102,6 +122,9 @@ export function registerDemo(program: Command): void {
     if (epochMs < 10) throw new UserError('--epoch: at least 10ms', 'bad-input', 2);
     const seed = Number(options.seed);
     if (!Number.isSafeInteger(seed) || seed < 0) throw new UserError(`--seed: expected a non-negative integer, got "${options.seed}"`, 'bad-input', 2);
+    if (!DEMO_PLACES.includes(options.on as DemoPlace)) throw new UserError(`--on: "${options.on}" is not one of ${DEMO_PLACES.join(', ')}`, 'usage', 2);
+    if (!FIRST_TOUCH.includes(options.firstTouch as FirstTouch)) throw new UserError(`--first-touch: "${options.firstTouch}" is not one of ${FIRST_TOUCH.join(', ')}`, 'usage', 2);
+    const firstTouch = options.firstTouch as FirstTouch;
     if (process.getuid?.() !== 0) {
       throw new UserError('vtier demo needs root: BPF/DAMON sampling, the workload\'s page frames (pagemap) and move_pages on it', 'permission');
     }
@@ -109,6 +132,17 @@ export function registerDemo(program: Command): void {
     const say = (line: string): void => {
       if (!options.json) process.stderr.write(`${line}\n`);
     };
+    const place = await chooseDemoPlace(options.on as DemoPlace);
+    if (place.where === 'lab') {
+      say(`demo: ${place.why}`);
+      const forwarded = ['--source', source, '--size', options.size, '--hot-frac', options.hotFrac, '--hot-prob', options.hotProb, '--duration', options.duration, '--epoch', options.epoch, '--seed', options.seed, '--first-touch', firstTouch, ...(options.thp ? [] : ['--no-thp'])];
+      const lab = await withInterrupt((signal) => runDemoInLab({ forwarded, out: options.out, resultsDir: options.resultsDir, durationMs, signal, json: Boolean(options.json), onOutput: (chunk) => process.stderr.write(chunk) }));
+      if (lab.summary === null) throw new UserError(lab.failure ?? 'the demo inside the lab VM did not finish', lab.end === 'interrupted' ? 'interrupted' : 'lab-demo-failed', lab.end === 'interrupted' ? 130 : 1);
+      const data = { dir: lab.dir, report: lab.report, lab: lab.facts, ...lab.summary };
+      printResult(options, data, () => `${formatSummary(lab.summary!, lab.dir, lab.report)}\n${lab.factsLine}`);
+      return;
+    }
+    if (options.on === 'auto') say(`demo: ${place.why}`);
     const doctor = await gatherDoctor();
     say(formatDoctor(doctor));
     say('');
@@ -142,7 +176,7 @@ export function registerDemo(program: Command): void {
     let summary: DemoSummary;
     try {
       summary = await withInterrupt((signal) =>
-        runDemo({ source: source as SourceName | 'auto', sizeBytes, hotFrac, hotProb, durationMs, epochMs, thp: options.thp, seed, results, signal, onTick, onStep }),
+        runDemo({ source: source as SourceName | 'auto', sizeBytes, hotFrac, hotProb, durationMs, epochMs, thp: options.thp, seed, firstTouch, results, signal, onTick, onStep }),
       );
     } catch (err) {
       if (tty) process.stderr.write('\n');

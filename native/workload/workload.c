@@ -345,10 +345,10 @@ static int write_truth(uint64_t first, bool pfn_known)
 		"{\"format\":\"vtier-truth\",\"version\":%d,\"generation\":%" PRIu64 ",\"timestampMs\":%" PRIu64
 		",\"pattern\":\"%s\",\"pageSize\":%" PRIu64 ",\"pages\":%" PRIu64 ",\"hotFirstPage\":%" PRIu64
 		",\"hotPages\":%" PRIu64 ",\"hotFrac\":%.17g,\"hotProb\":%.17g,\"zipfS\":%.17g,\"writeFrac\":%.17g"
-		",\"seed\":%" PRIu64 ",\"pid\":%d,\"thp\":%s,\"pfnKnown\":%s}",
+		",\"seed\":%" PRIu64 ",\"pid\":%d,\"thp\":%s,\"pfnKnown\":%s,\"regionAddr\":%" PRIu64 "}",
 		TRUTH_VERSION, generation, now_ms(CLOCK_REALTIME), pattern_names[cfg.pattern], page_size, pages,
 		cfg.pattern == UNIFORM ? 0 : first, hot_pages, cfg.hot_frac, cfg.hot_prob, cfg.zipf_s, cfg.write_frac,
-		cfg.seed, (int)getpid(), cfg.thp ? "true" : "false", pfn_known ? "true" : "false");
+		cfg.seed, (int)getpid(), cfg.thp ? "true" : "false", pfn_known ? "true" : "false", (uint64_t)(uintptr_t)region);
 	uint32_t json_bytes = (uint32_t)len, version = TRUTH_VERSION;
 	uint8_t pad[8] = { 0 };
 	size_t pad_bytes = (8 - (16 + json_bytes) % 8) % 8;
