@@ -17,6 +17,7 @@ APT_PACKAGES=(
   clang llvm libbpf-dev libelf-dev zlib1g-dev bpftool make g++ python3 pkg-config
   qemu-system-x86 socat numactl linux-perf util-linux procps
   redis-server redis-tools sysbench stress-ng chromium
+  busybox-static cpio xz-utils
 )
 
 as_root() { if [ "$(id -u)" = 0 ]; then "$@"; else sudo "$@"; fi; }
@@ -54,6 +55,11 @@ fi
 rm -f "$npm_log"
 echo "setup: building BPF objects, native addon and TypeScript"
 npm run --silent build
+# The lab VM (vtier lab, the demo's default, the lab tests): its guest kernel is fetched into
+# .lab/ through a private apt state (the host's apt sources and boot are not touched), and
+# its initramfs is built from busybox-static and the kernel's 9p modules.
+echo "setup: lab VM (guest kernel and initramfs in .lab/)"
+node bin/vtier.js lab setup
 
 case "$job" in
   demo) exec node bin/vtier.js demo ;;

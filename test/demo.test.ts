@@ -50,7 +50,7 @@ describe.skipIf(!ready && !inCi)('vtier demo (real kernel, real workload, real h
   it('scores the classified hot set against the truth, reports what the host did, writes a report', { timeout: 90_000 }, () => {
     const out = join(mkdtempSync(join(tmpdir(), 'vtier-demo-test-')), 'results');
     const before = demoTempDirs();
-    const r = spawnSync(process.execPath, [bin, 'demo', '--duration', '15s', '--size', '512M', '--out', out, '--json'], { encoding: 'utf8', timeout: 80_000 });
+    const r = spawnSync(process.execPath, [bin, 'demo', '--on', 'host', '--duration', '15s', '--size', '512M', '--out', out, '--json'], { encoding: 'utf8', timeout: 80_000 });
     expect(r.status, r.stderr).toBe(0);
     const s = JSON.parse(r.stdout);
     expect(s.interrupted).toBe(false);
@@ -89,7 +89,7 @@ describe.skipIf(!ready && !inCi)('vtier demo (real kernel, real workload, real h
   it('Ctrl-C stops the workload, sampler and host agent and keeps what was measured', { timeout: 60_000 }, async () => {
     const out = join(mkdtempSync(join(tmpdir(), 'vtier-demo-test-')), 'results');
     const before = demoTempDirs();
-    const child = spawn(process.execPath, [bin, 'demo', '--duration', '60s', '--size', '256M', '--out', out], { stdio: ['ignore', 'pipe', 'pipe'] });
+    const child = spawn(process.execPath, [bin, 'demo', '--on', 'host', '--duration', '60s', '--size', '256M', '--out', out], { stdio: ['ignore', 'pipe', 'pipe'] });
     let stderr = '';
     let pid = 0;
     const exit = new Promise<number | null>((resolve) => child.on('close', (code) => resolve(code)));

@@ -5,6 +5,7 @@ import type { Command } from 'commander';
 import { action, examples } from '../command.js';
 import { printResult, type OutputOptions } from '../output.js';
 import { formatBytes } from '../../src/util/units.js';
+import { labReadiness } from './lab.js';
 import { bpfFact, btfFact, hostFact, kernelFact, numaBalancingFact, qemuFact, thpFact, vsockFact } from '../../guest-agent/facts.js';
 import { detectPmu } from '../../guest-agent/perf-attr.js';
 import { damonStatus } from '../../guest-agent/damon.js';
@@ -42,6 +43,9 @@ export async function gatherDoctor() {
   const vsock = vsockFact();
   const thp = thpFact();
   const recommendation = probe(() => recommendSource({ pmu: pmu.value, damon: damon.value }));
+  // Inside a lab VM the lab is the machine itself; on a host, its readiness (and whether
+  // /dev/kvm really boots a guest: a real, short boot of the lab kernel).
+  const lab = process.env.VTIER_LAB ? null : await labReadiness(qemu.present);
 
   const checks: DoctorCheck[] = [];
   const add = (name: string, status: CheckStatus, value: string, detail = '') => checks.push({ name, status, value, detail });
@@ -88,6 +92,9 @@ export async function gatherDoctor() {
     'device nodes checked with stat only (never opened); without vsock use virtio-serial, unix or tcp transport',
   );
   add('QEMU', qemu.present ? 'ok' : 'warn', qemu.present ? qemu.version ?? 'present' : 'absent', `${qemu.binary}${qemu.present ? '' : ' not found'}; /dev/kvm ${qemu.kvm ? 'present' : 'absent'}`);
+  if (lab === null) add('lab', 'ok', 'inside', 'this is a lab VM (vtier lab): guest kernel of our own, its own DAMON and NUMA nodes');
+  else if (lab.ready) add('lab', 'ok', 'ready', `guest kernel ${lab.kernel}; ${lab.accel ?? 'accelerator not probed'}; vtier lab run, vtier demo --on lab`);
+  else add('lab', 'warn', 'not ready', lab.missing.join('; '));
   add('THP', thp.enabled === 'unsupported' ? 'missing' : 'ok', thp.enabled, `defrag ${thp.defrag}; vtier workload --thp uses MADV_HUGEPAGE`);
   if (recommendation.value) {
     const r = recommendation.value;
@@ -106,6 +113,7 @@ export async function gatherDoctor() {
     numaBalancing,
     vsock,
     qemu,
+    lab: lab ?? { inside: true },
     thp,
     host,
     recommendation: recommendation.value ?? { source: null, why: recommendation.error },

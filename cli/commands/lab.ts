@@ -28,6 +28,7 @@ interface LabVmCliOptions extends OutputOptions {
   accel: string;
   out?: string;
   hostAgent?: boolean;
+  hostDramBudget?: string;
 }
 
 /** Exit status for a run that did not end with the command's own status. */
@@ -74,6 +75,7 @@ export function registerLab(program: Command): void {
 
   const run = vmOptions(lab.command('run').description('boot a lab VM, run CMD inside (checkout at the same path, `vtier` on its PATH), stream its output, exit with its status'))
     .option('--host-agent', 'also run `vtier host run` on the host wired to this VM (QMP, pidfile, virtio-serial): inside, `vtier guest run --connect serial:/dev/virtio-ports/vtier`')
+    .option('--host-dram-budget <size>', 'with --host-agent: the DRAM budget the host grants this VM (host.json dramBudget)')
     .argument('<cmd...>', 'command to run inside the VM (after --)');
   examples(run, [
     'vtier lab run -- vtier doctor',
@@ -85,6 +87,9 @@ export function registerLab(program: Command): void {
     const command = (args[0] as string[]) ?? [];
     const vm = parseVmOptions(options);
     const resultsDir = labResultsDir(options.out);
+    if (options.hostDramBudget !== undefined && !options.hostAgent) throw new UserError('--host-dram-budget goes with --host-agent', 'usage', 2);
+    if (options.hostDramBudget !== undefined) parseSizeBytes(options.hostDramBudget, '--host-dram-budget');
+    const hostExtra = options.hostDramBudget !== undefined ? { dramBudget: options.hostDramBudget } : {};
     let hostAgent: LabHostAgent | null = null;
     let hostStatus: unknown = null;
     const say = (line: string) => {
@@ -104,7 +109,7 @@ export function registerLab(program: Command): void {
           },
           onStarted: (started) => {
             if (options.hostAgent) {
-              hostAgent = startLabHostAgent(started, resultsDir);
+              hostAgent = startLabHostAgent(started, resultsDir, hostExtra);
               say(`lab: host agent started (QEMU target pid ${started.pid}, serial ${started.serialSocket}); log ${hostAgent.logPath}`);
             }
           },
