@@ -1,8 +1,11 @@
 // Child processes for campaigns: start a workload stopped (so the agent can attach before
 // the first instruction runs), read a process's CPU time from /proc, stop what we started.
 import { spawn, type ChildProcess } from 'node:child_process';
-import { readdirSync, readFileSync, readlinkSync } from 'node:fs';
+import { accessSync, chmodSync, constants, existsSync, mkdirSync, mkdtempSync, rmSync, statSync, readdirSync, readFileSync, readlinkSync, rmdirSync, writeFileSync } from 'node:fs';
 import { createServer } from 'node:net';
+import { tmpdir } from 'node:os';
+import { delimiter, isAbsolute, join } from 'node:path';
+import { vtierCommand } from './results.js';
 
 /** Clock ticks per second for /proc/PID/stat times (USER_HZ is 100 on every Linux ABI). */
 export const USER_HZ = 100;
@@ -65,7 +68,7 @@ export interface StoppedChild {
  * agent given that pid sees the workload from its first instruction.
  */
 export async function spawnStopped(argv: string[], env: NodeJS.ProcessEnv = process.env): Promise<StoppedChild> {
-  const child = spawn('/bin/sh', ['-c', 'kill -STOP $$ && exec "$@"', 'sh', ...argv], { detached: true, stdio: ['ignore', 'pipe', 'pipe'], env });
+  const child = spawn('/bin/sh', ['-c', 'kill -STOP $$ && exec "$@"', 'sh', ...argv], { detached: true, stdio: ['ignore', 'pipe', 'pipe'], env: withVtierOnPath(env) });
   const stdout = captureTail(child.stdout);
   const stderr = captureTail(child.stderr);
   const pid = child.pid;
@@ -96,6 +99,45 @@ export async function spawnStopped(argv: string[], env: NodeJS.ProcessEnv = proc
       return t;
     },
   };
+}
+
+let shimDir: string | null = null;
+
+/**
+ * `env` with a directory holding a `vtier` shim first on PATH: the shim runs this very CLI
+ * (this node, this checkout's bin/vtier.js) by absolute path, so a workload or agent command
+ * written as `vtier workload ...` works in children whether or not vtier is installed, and
+ * always runs the same build as the campaign. The directory is removed when this process exits.
+ */
+export function withVtierOnPath(env: NodeJS.ProcessEnv = process.env): NodeJS.ProcessEnv {
+  if (!shimDir) {
+    const [node, bin] = vtierCommand();
+    const dir = mkdtempSync(join(tmpdir(), 'vtier-path-'));
+    const quote = (p: string): string => `'${p.replace(/'/g, `'\\''`)}'`;
+    writeFileSync(join(dir, 'vtier'), `#!/bin/sh\nexec ${quote(node)} ${quote(bin)} "$@"\n`);
+    chmodSync(join(dir, 'vtier'), 0o755);
+    shimDir = dir;
+    process.once('exit', () => rmSync(dir, { recursive: true, force: true }));
+  }
+  const path = env.PATH ?? '/usr/local/bin:/usr/bin:/bin';
+  return path.split(delimiter)[0] === shimDir ? env : { ...env, PATH: `${shimDir}${delimiter}${path}` };
+}
+
+/** Where `command` resolves on `env`'s PATH (as exec would), or null when it does not. */
+export function resolveCommand(command: string, env: NodeJS.ProcessEnv = withVtierOnPath()): string | null {
+  const executable = (p: string): boolean => {
+    try {
+      accessSync(p, constants.X_OK);
+      return statSync(p).isFile();
+    } catch {
+      return false;
+    }
+  };
+  if (command.includes('/')) return executable(command) ? (isAbsolute(command) ? command : join(process.cwd(), command)) : null;
+  for (const dir of (env.PATH ?? '').split(delimiter)) {
+    if (dir && executable(join(dir, command))) return join(dir, command);
+  }
+  return null;
 }
 
 /** Sends `signal` to the child's process group (falls back to the child alone). */
@@ -168,4 +210,140 @@ export function hasAttachedBpf(pid: number, procRoot = '/proc'): boolean {
     else if (target === 'anon_inode:bpf_link' || target === 'anon_inode:[perf_event]') attach = true;
   }
   return prog && attach;
+}
+
+/**
+ * A cgroup v2 that counts one campaign arm: every process moved into it, and every process
+ * they fork (children that exit early, daemons that double-fork) is charged to its
+ * `cpu.stat` usage, which /proc/PID/stat of one pid cannot see. Created directly under the
+ * cgroup2 mount (a child of the root may take any process), removed again by `remove()`, or
+ * at process exit for one that is left over.
+ */
+export interface CgroupUsage {
+  /** cpu.stat usage_usec in seconds: user + system time of everything that was inside. */
+  cpuS: number;
+  /** memory.peak in bytes; null when the memory controller is not enabled for this cgroup. */
+  memoryPeakBytes: number | null;
+}
+
+export type CgroupProbe = { ok: true; mount: string; memory: boolean; memoryNote: string | null } | { ok: false; reason: string };
+
+/** Where cgroup2 is mounted (from mountinfo), or null. */
+export function cgroup2Mount(mountinfo = '/proc/self/mountinfo'): string | null {
+  let text: string;
+  try {
+    text = readFileSync(mountinfo, 'utf8');
+  } catch {
+    return null;
+  }
+  for (const line of text.split('\n')) {
+    const [left, right] = line.split(' - ');
+    if (right?.split(' ')[0] === 'cgroup2') return left.split(' ')[4] ?? null;
+  }
+  return null;
+}
+
+/** Whether per-arm cgroups can be made here, and whether they will report memory.peak. */
+export function probeCgroups(mount = cgroup2Mount()): CgroupProbe {
+  if (!mount) return { ok: false, reason: 'cgroup v2 is not mounted (no cgroup2 line in /proc/self/mountinfo)' };
+  try {
+    accessSync(join(mount, 'cgroup.procs'), constants.W_OK);
+  } catch {
+    return { ok: false, reason: `cgroup v2 at ${mount} is not writable by this user (campaigns run as root)` };
+  }
+  let subtree = '';
+  try {
+    subtree = readFileSync(join(mount, 'cgroup.subtree_control'), 'utf8');
+  } catch {
+    /* treated as no controllers */
+  }
+  const memory = /\bmemory\b/.test(subtree);
+  return {
+    ok: true,
+    mount,
+    memory,
+    memoryNote: memory ? null : `no memory peak: the memory controller is not enabled in ${join(mount, 'cgroup.subtree_control')} (on this machine memory may be a cgroup v1 hierarchy)`,
+  };
+}
+
+const leftover = new Set<string>();
+let exitHookInstalled = false;
+
+function removeNow(path: string): boolean {
+  try {
+    if (existsSync(join(path, 'cgroup.kill'))) writeFileSync(join(path, 'cgroup.kill'), '1');
+  } catch {
+    /* already empty or gone */
+  }
+  try {
+    rmdirSync(path);
+    return true;
+  } catch (err) {
+    return (err as NodeJS.ErrnoException).code === 'ENOENT';
+  }
+}
+
+export class ArmCgroup {
+  private removed = false;
+  private constructor(readonly path: string, private readonly memory: boolean) {}
+
+  /** Makes `<mount>/<name>`; throws when it cannot (callers probe first). */
+  static create(probe: Extract<CgroupProbe, { ok: true }>, name: string): ArmCgroup {
+    const path = join(probe.mount, name.replace(/[^A-Za-z0-9._-]+/g, '_'));
+    mkdirSync(path);
+    leftover.add(path);
+    if (!exitHookInstalled) {
+      exitHookInstalled = true;
+      process.once('exit', () => {
+        for (const p of leftover) removeNow(p);
+      });
+    }
+    return new ArmCgroup(path, probe.memory);
+  }
+
+  /** Moves a process (and, from now on, whatever it forks) into this cgroup. */
+  add(pid: number): void {
+    writeFileSync(join(this.path, 'cgroup.procs'), String(pid));
+  }
+
+  /** Moves a process out again, into the cgroup2 path it came from (`0::/path`). */
+  release(pid: number, backTo: string): void {
+    writeFileSync(join(backTo, 'cgroup.procs'), String(pid));
+  }
+
+  usage(): CgroupUsage {
+    const stat = readFileSync(join(this.path, 'cpu.stat'), 'utf8');
+    const usec = Number(/^usage_usec (\d+)/m.exec(stat)?.[1] ?? NaN);
+    let peak: number | null = null;
+    if (this.memory) {
+      try {
+        peak = Number(readFileSync(join(this.path, 'memory.peak'), 'utf8').trim());
+      } catch {
+        peak = null;
+      }
+    }
+    return { cpuS: usec / 1e6, memoryPeakBytes: peak !== null && Number.isFinite(peak) ? peak : null };
+  }
+
+  /** Kills whatever is still inside and removes the directory; waits up to `graceMs`. */
+  async remove(graceMs = 3000): Promise<void> {
+    if (this.removed) return;
+    const deadline = Date.now() + graceMs;
+    while (!removeNow(this.path)) {
+      if (Date.now() > deadline) throw new Error(`cannot remove cgroup ${this.path}: processes still inside after ${graceMs} ms`);
+      await sleep(10);
+    }
+    this.removed = true;
+    leftover.delete(this.path);
+  }
+}
+
+/** The cgroup2 directory a process is in now (from /proc/PID/cgroup), or null. */
+export function cgroupOf(pid: number, mount: string, procRoot = '/proc'): string | null {
+  try {
+    const line = readFileSync(`${procRoot}/${pid}/cgroup`, 'utf8').split('\n').find((l) => l.startsWith('0::'));
+    return line ? join(mount, line.slice(3)) : null;
+  } catch {
+    return null;
+  }
 }

@@ -1,16 +1,18 @@
 // `vtier eval overhead`: alternating runs of a workload with and without the guest agent.
 // Each pair gives one slowdown ratio; the campaign reports the mean ratio with a t interval
-// and the agent's CPU time over each run (utime + stime from /proc/PID/stat).
+// and the CPU time of both sides. Each arm's workload (and the agent) runs in its own cgroup v2,
+// so cpu.stat counts every descendant, also children that exit before the parent or are never
+// waited for; without cgroup v2 the campaign falls back to /proc/PID/stat and says so.
 //
 // Both arms are treated alike: the workload starts stopped, the agent (or nothing) gets the
 // same warm-up time, then the workload is continued and timed until it exits. Arms alternate
 // order from pair to pair (AB, BA, ...) so drift on the machine cancels out.
 import { spawn, spawnSync, type ChildProcess } from 'node:child_process';
 import { basename, join } from 'node:path';
-import { captureTail, hasAttachedBpf, readProcCpu, sleep, spawnStopped, stopChild, waitExit, type ProcCpu } from './children.js';
+import { ArmCgroup, captureTail, cgroupOf, hasAttachedBpf, probeCgroups, readProcCpu, resolveCommand, sleep, spawnStopped, stopChild, waitExit, withVtierOnPath, type CgroupProbe, type ProcCpu } from './children.js';
 import type { PreparedWorkload, Throughput } from './presets/types.js';
 import { METRICS, vtierCommand, type Observation, type ResultsWriter } from './results.js';
-import { meanInterval, pairedRatioInterval, mean, type Interval } from './stats.js';
+import { intervalWarnings, meanInterval, pairedRatioInterval, mean, type Interval } from './stats.js';
 
 export interface AgentSpec {
   /** `vtier guest record` (the default) or a user command. */
@@ -41,8 +43,10 @@ export function resolveAgent(source: string, customCommand?: string): AgentSpec 
   return { kind: 'vtier-guest-record', argv: [node, bin, 'guest', 'record', '--source', source, '--pid', '{pid}', '--duration', '24h', '--out', '{out}'] };
 }
 
-/** A user command as a workload: timed by wall clock, no throughput figure. */
+/** A user command as a workload: timed by wall clock, no throughput figure. Throws when the
+ *  command is not found (as the shell would with exit 127), before anything is written. */
 export function commandWorkload(argv: string[]): PreparedWorkload {
+  if (argv.length === 0 || resolveCommand(argv[0]) === null) throw new Error(`workload command not found: ${argv[0] ?? '(empty)'} (not an executable path, not on PATH)`);
   return {
     name: basename(argv[0] ?? 'command'),
     tools: {},
@@ -60,10 +64,17 @@ export interface ArmResult {
   workloadExit: number | null;
   /** Agent CPU seconds during the timed window (null for the baseline arm). */
   agentCpuS: number | null;
-  /** CPU seconds the measured process (the workload, or the preset's server) spent in the
-   *  timed window; on a shared machine this moves less than wall time. Sampled every 20 ms,
-   *  so a workload's last < 20 ms may be missed. */
+  /** CPU seconds the workload (with every process it forked, and the preset's server while the
+   *  run lasted) spent in the timed window; on a shared machine this moves less than wall time.
+   *  From the arm's cgroup v2 cpu.stat; without cgroups from /proc (sampled every 20 ms, the
+   *  measured process and the children it waited for only). */
   workloadCpuS: number | null;
+  /** memory.peak of the arm's cgroup (bytes); null without the cgroup v2 memory controller. */
+  workloadMemoryPeakBytes: number | null;
+  /** How CPU time was counted: `cgroup` (cpu.stat, all descendants) or `proc` (fallback). */
+  accounting: 'cgroup' | 'proc';
+  /** Which arm of this run's pair ran first. */
+  first: ArmResult['arm'];
   /** Agent CPU seconds from its start (includes loading BPF programs, node start-up). */
   agentCpuTotalS: number | null;
   agentExit: { code: number | null; signal: string | null } | null;
@@ -85,6 +96,8 @@ export interface OverheadOptions {
   results: ResultsWriter;
   onProgress?: (done: number, total: number, info: string) => void;
   signal?: AbortSignal;
+  /** Per-arm cgroups; default probes this machine (`probeCgroups()`). */
+  cgroups?: CgroupProbe;
 }
 
 export interface OverheadSummary {
@@ -98,6 +111,16 @@ export interface OverheadSummary {
   /** Agent CPU time / workload wall time: share of one CPU. */
   agentCpuShare: number;
   agent: AgentSpec;
+  /** `cgroup` when cpu.stat of per-arm cgroups counted CPU time, else `proc` with the reason. */
+  accounting: { method: 'cgroup' | 'proc'; note: string | null };
+  /** Mean memory.peak of the workload per arm (bytes), when the memory controller is on. */
+  memoryPeakBytes: { baseline: number; agent: number } | null;
+  /** Which arm ran first in each pair (pair 1 first). */
+  order: Array<ArmResult['arm']>;
+  /** Why cpuSlowdown is null, when it is. */
+  cpuSlowdownNote: string | null;
+  /** Things a reader must know before trusting the numbers (wide CI, zero CPU readings). */
+  warnings: string[];
 }
 
 const live = new Set<ChildProcess>();
@@ -111,24 +134,39 @@ function abortable(signal: AbortSignal | undefined, pairs: number): void {
   if (signal?.aborted) throw new CampaignAborted(pairs);
 }
 
-async function runArm(arm: ArmResult['arm'], run: number, opts: OverheadOptions, pairs: number): Promise<ArmResult> {
+async function runArm(arm: ArmResult['arm'], run: number, first: ArmResult['arm'], opts: OverheadOptions, probe: CgroupProbe, pairs: number): Promise<ArmResult> {
   const spec = opts.workload.run();
-  const workload = await spawnStopped(spec.argv);
+  const workload = await spawnStopped(spec.argv, opts.workload.env ?? process.env);
   live.add(workload.child);
+  const cgroups: ArmCgroup[] = [];
+  const cgroupFor = (what: string): ArmCgroup | null => {
+    if (!probe.ok) return null;
+    const cg = ArmCgroup.create(probe, `vtier-${process.pid}-run${run}-${arm}-${what}`);
+    cgroups.push(cg);
+    return cg;
+  };
+  let server: { pid: number; home: string } | null = null;
+  let workloadCg: ArmCgroup | null = null;
+  let agentCg: ArmCgroup | null = null;
   let agent: ChildProcess | null = null;
   let agentTail: (() => string) | null = null;
   let lastCpu: ProcCpu | null = null;
   let poll: NodeJS.Timeout | null = null;
   let workloadPoll: NodeJS.Timeout | null = null;
   try {
+    // Stopped before exec: everything the workload will ever fork is born inside.
+    workloadCg = cgroupFor('workload');
+    workloadCg?.add(workload.pid);
     const targetPid = opts.workload.targetPid ?? workload.pid;
     if (arm === 'agent') {
       const out = join(opts.results.dir, 'runs', `agent-run${run}.trace`);
       const argv = opts.agent.argv.map((a) => a.replaceAll('{pid}', String(targetPid)).replaceAll('{out}', out));
-      agent = spawn(argv[0], argv.slice(1), { detached: true, stdio: ['ignore', 'ignore', 'pipe'] });
+      agent = spawn(argv[0], argv.slice(1), { detached: true, stdio: ['ignore', 'ignore', 'pipe'], env: withVtierOnPath() });
       live.add(agent);
       agentTail = captureTail(agent.stderr, 8192);
       const agentPid = agent.pid ?? -1;
+      agentCg = cgroupFor('agent');
+      agentCg?.add(agentPid);
       poll = setInterval(() => {
         lastCpu = readProcCpu(agentPid) ?? lastCpu;
       }, 100);
@@ -154,7 +192,16 @@ async function runArm(arm: ArmResult['arm'], run: number, opts: OverheadOptions,
       throw new Error(`the agent exited during warm-up: ${agentTail?.().trim().split('\n').pop() ?? '(no message)'}`);
     }
     const cpuAtStart = agent ? readProcCpu(agent.pid ?? -1) : null;
+    const agentCgAtStart = agentCg?.usage().cpuS ?? null;
     const measuredPid = opts.workload.targetPid ?? workload.pid;
+    if (workloadCg && probe.ok && opts.workload.targetPid !== undefined) {
+      // A preset's server lives across runs: it is charged to this arm only while it runs.
+      const home = cgroupOf(opts.workload.targetPid, probe.mount);
+      if (!home) throw new Error(`cannot find the cgroup of the workload's server (pid ${opts.workload.targetPid})`);
+      workloadCg.add(opts.workload.targetPid);
+      server = { pid: opts.workload.targetPid, home };
+    }
+    const workloadCgAtStart = workloadCg?.usage().cpuS ?? null;
     const workloadCpuAtStart = readProcCpu(measuredPid);
     let workloadCpuLast = workloadCpuAtStart;
     workloadPoll = setInterval(() => {
@@ -168,8 +215,18 @@ async function runArm(arm: ArmResult['arm'], run: number, opts: OverheadOptions,
     const wallS = (performance.now() - startMs) / 1000;
     clearInterval(workloadPoll);
     const workloadCpuEnd = readProcCpu(measuredPid) ?? workloadCpuLast;
-    const workloadCpuS =
+    let workloadCpuS =
       workloadCpuAtStart && workloadCpuEnd ? workloadCpuEnd.selfS + workloadCpuEnd.childrenS - (workloadCpuAtStart.selfS + workloadCpuAtStart.childrenS) : null;
+    let workloadMemoryPeakBytes: number | null = null;
+    if (workloadCg && workloadCgAtStart !== null) {
+      if (server) {
+        workloadCg.release(server.pid, server.home);
+        server = null;
+      }
+      const end = workloadCg.usage();
+      workloadCpuS = end.cpuS - workloadCgAtStart;
+      workloadMemoryPeakBytes = end.memoryPeakBytes;
+    }
     let agentCpuS: number | null = null;
     let agentCpuTotalS: number | null = null;
     let agentExit: ArmResult['agentExit'] = null;
@@ -179,6 +236,10 @@ async function runArm(arm: ArmResult['arm'], run: number, opts: OverheadOptions,
       if (!alive) throw new Error(`the agent exited before the workload finished: ${agentTail?.().trim().split('\n').pop() ?? '(no message)'}`);
       agentCpuTotalS = cpuAtEnd ? cpuAtEnd.selfS + cpuAtEnd.childrenS : null;
       agentCpuS = cpuAtEnd && cpuAtStart ? cpuAtEnd.selfS + cpuAtEnd.childrenS - (cpuAtStart.selfS + cpuAtStart.childrenS) : null;
+      if (agentCg && agentCgAtStart !== null) {
+        agentCpuTotalS = agentCg.usage().cpuS;
+        agentCpuS = agentCpuTotalS - agentCgAtStart;
+      }
       // SIGINT: the agent's normal stop (finishes its trace, restores kernel state). An agent
       // watching a pid may see the workload exit first and stop on its own, reporting that
       // the target is gone: a normal end here too, since its CPU time was read above.
@@ -200,6 +261,9 @@ async function runArm(arm: ArmResult['arm'], run: number, opts: OverheadOptions,
       throughput: spec.parse(workload.stdout(), workload.stderr()),
       workloadExit: exit.code,
       workloadCpuS,
+      workloadMemoryPeakBytes,
+      accounting: workloadCg ? 'cgroup' : 'proc',
+      first,
       agentCpuS,
       agentCpuTotalS,
       agentExit,
@@ -217,12 +281,22 @@ async function runArm(arm: ArmResult['arm'], run: number, opts: OverheadOptions,
     }
     await stopChild(workload.child, 'SIGTERM', 3000);
     live.delete(workload.child);
+    if (server && workloadCg) {
+      try {
+        workloadCg.release(server.pid, server.home);
+      } catch {
+        /* the server is gone; removing the cgroup below is what matters */
+      }
+    }
+    // Also on failure and Ctrl-C: kills stragglers the workload left behind, then rmdir.
+    for (const cg of cgroups) await cg.remove();
   }
 }
 
 function armObservations(r: ArmResult, workload: string): Observation[] {
   const out: Observation[] = [{ system: r.arm, workload, run: r.run, metric: METRICS.wallTime, value: r.wallS, unit: 's' }];
   if (r.workloadCpuS !== null) out.push({ system: r.arm, workload, run: r.run, metric: 'workload_cpu', value: r.workloadCpuS, unit: 's' });
+  if (r.workloadMemoryPeakBytes !== null) out.push({ system: r.arm, workload, run: r.run, metric: 'workload_memory_peak', value: r.workloadMemoryPeakBytes, unit: 'bytes' });
   if (r.throughput) out.push({ system: r.arm, workload, run: r.run, metric: METRICS.throughput, value: r.throughput.value, unit: r.throughput.unit });
   if (r.agentCpuS !== null) {
     out.push({ system: r.arm, workload, run: r.run, metric: METRICS.agentCpu, value: r.agentCpuS, unit: 's' });
@@ -262,13 +336,15 @@ export async function runOverhead(opts: OverheadOptions): Promise<OverheadSummar
   const slowdowns: number[] = [];
   let basis: OverheadSummary['basis'] = 'wall_time';
   const total = opts.runs * 2;
+  const probe = opts.cgroups ?? probeCgroups();
+  const firsts: Array<ArmResult['arm']> = [];
   for (let run = 1; run <= opts.runs; run++) {
     const order: Array<ArmResult['arm']> = run % 2 === 1 ? ['baseline', 'agent'] : ['agent', 'baseline'];
     const pair: Partial<Record<ArmResult['arm'], ArmResult>> = {};
     for (const arm of order) {
       abortable(opts.signal, run - 1);
       opts.onProgress?.(baseline.length + treated.length, total, `run ${run} ${arm}`);
-      const result = await runArm(arm, run, opts, run - 1);
+      const result = await runArm(arm, run, order[0], opts, probe, run - 1);
       pair[arm] = result;
       results.writeRaw(`run${run}-${arm}`, result);
       results.observe(armObservations(result, workload.name));
@@ -280,7 +356,9 @@ export async function runOverhead(opts: OverheadOptions): Promise<OverheadSummar
     const s = pairSlowdown(b, a);
     basis = s.basis;
     slowdowns.push(s.value);
-    results.observe([{ system: 'agent', workload: workload.name, run, metric: METRICS.slowdown, value: s.value, unit: 'ratio' }]);
+    firsts.push(order[0]);
+    // param agent_first: 1 when the agent arm ran first in this pair (the report marks it).
+    results.observe([{ system: 'agent', workload: workload.name, run, metric: METRICS.slowdown, value: s.value, unit: 'ratio', param: PAIR_ORDER_PARAM, paramValue: order[0] === 'agent' ? 1 : 0 }]);
     const cpuRatio = cpuSlowdown(b, a);
     if (cpuRatio !== null) {
       results.observe([{ system: 'agent', workload: workload.name, run, metric: 'cpu_slowdown', value: cpuRatio, unit: 'ratio' }]);
@@ -295,6 +373,22 @@ export async function runOverhead(opts: OverheadOptions): Promise<OverheadSummar
   void _ratios;
   const cpuRatios = treated.map((a, i) => cpuSlowdown(baseline[i], a)).filter((v): v is number => v !== null);
   const cpuInterval = cpuRatios.length === treated.length && cpuRatios.length > 0 ? meanInterval(cpuRatios) : null;
+  const warnings: string[] = [];
+  const accounting = probe.ok
+    ? { method: 'cgroup' as const, note: probe.memoryNote }
+    : { method: 'proc' as const, note: `${probe.reason}: workload CPU counts only the measured process and the children it waited for` };
+  if (!probe.ok) warnings.push(accounting.note ?? '');
+  const zeroCpu = [...baseline, ...treated].filter((r) => r.workloadCpuS !== null && r.workloadCpuS <= 0);
+  if (zeroCpu.length > 0) warnings.push(`workload CPU read 0 s in ${zeroCpu.map((r) => `run ${r.run} ${r.arm}`).join(', ')}: CPU figures are not usable`);
+  let cpuSlowdownNote: string | null = null;
+  if (!cpuInterval) {
+    const missing = treated.map((a, i) => (cpuSlowdown(baseline[i], a) === null ? `pair ${a.run}` : null)).filter(Boolean);
+    cpuSlowdownNote = `no CPU slowdown: workload CPU time missing or zero in ${missing.join(', ')}`;
+    warnings.push(cpuSlowdownNote);
+  }
+  warnings.push(...intervalWarnings('slowdown', interval, slowdowns.length));
+  const peaks = (arms: ArmResult[]): number => mean(arms.map((r) => r.workloadMemoryPeakBytes ?? NaN));
+  const memoryPeakBytes = Number.isFinite(peaks(baseline)) && Number.isFinite(peaks(treated)) ? { baseline: peaks(baseline), agent: peaks(treated) } : null;
   return {
     workload: workload.name,
     pairs: slowdowns.length,
@@ -304,5 +398,13 @@ export async function runOverhead(opts: OverheadOptions): Promise<OverheadSummar
     agentCpuS: mean(treated.map((r) => r.agentCpuS ?? NaN)),
     agentCpuShare: mean(treated.map((r) => (r.agentCpuS ?? NaN) / r.wallS)),
     agent: opts.agent,
+    accounting,
+    memoryPeakBytes,
+    order: firsts,
+    cpuSlowdownNote,
+    warnings,
   };
 }
+
+/** The observation param that records, per pair, whether the agent arm ran first (1) or not (0). */
+export const PAIR_ORDER_PARAM = 'agent_first';

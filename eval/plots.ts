@@ -51,6 +51,15 @@ export interface IntervalPoint {
   n: number;
 }
 
+/** One paired run: its own ratio and which arm ran first. */
+export interface PairPoint {
+  system: string;
+  workload: string;
+  run: number;
+  value: number;
+  order: string;
+}
+
 export interface BarPoint {
   system: string;
   group: string;
@@ -83,13 +92,21 @@ export function timeSeriesSpec(title: string, points: TimePoint[], yTitle: strin
   };
 }
 
-/** Mean with confidence interval per workload and system (slowdown ratios). */
-export function intervalSpec(title: string, points: IntervalPoint[], yTitle: string, reference?: number): TopLevelSpec {
+const PAIR_SHAPES: Record<string, string> = { 'baseline ran first': 'circle', 'agent ran first': 'triangle-up', 'order not recorded': 'square' };
+
+/** The pair orders present, each with its own shape (the legend lists only those). */
+function pairShapes(pairs: PairPoint[]): { domain: string[]; range: string[] } {
+  const domain = Object.keys(PAIR_SHAPES).filter((k) => pairs.some((p) => p.order === k));
+  return { domain, range: domain.map((k) => PAIR_SHAPES[k]) };
+}
+
+/** Mean with confidence interval per workload and system (slowdown ratios), and every pair. */
+export function intervalSpec(title: string, points: IntervalPoint[], yTitle: string, reference?: number, pairs: PairPoint[] = []): TopLevelSpec {
   const finite = points.filter((p) => Number.isFinite(p.low) && Number.isFinite(p.high));
   const shared = {
     x: { field: 'workload', type: 'nominal', title: 'workload', axis: { labelAngle: 0 } },
     xOffset: { field: 'system', type: 'nominal' },
-    color: { field: 'system', type: 'nominal', title: null, scale: colorScale(points.map((p) => p.system)) },
+    color: { field: 'system', type: 'nominal', title: 'system', scale: colorScale(points.map((p) => p.system)) },
   };
   const layers: Record<string, unknown>[] = [];
   if (reference !== undefined) {
@@ -104,13 +121,26 @@ export function intervalSpec(title: string, points: IntervalPoint[], yTitle: str
     });
   }
   layers.push({
-    mark: { type: 'point', filled: true, size: 80, opacity: 1 },
+    mark: { type: 'point', filled: true, size: 150, opacity: 1, shape: 'diamond' },
     encoding: {
       ...shared,
       y: { field: 'mean', type: 'quantitative', title: yTitle, scale: { zero: false } },
       tooltip: [{ field: 'system' }, { field: 'mean' }, { field: 'low' }, { field: 'high' }, { field: 'n' }],
     },
   });
+  if (pairs.length > 0) {
+    // Every pair, hollow, its shape saying which arm ran first: a drift with order shows up.
+    layers.push({
+      data: { values: pairs },
+      mark: { type: 'point', filled: false, size: 60, strokeWidth: 1.5, opacity: 0.9 },
+      encoding: {
+        ...shared,
+        y: { field: 'value', type: 'quantitative', title: yTitle, scale: { zero: false } },
+        shape: { field: 'order', type: 'nominal', title: 'each pair', scale: pairShapes(pairs) },
+        tooltip: [{ field: 'system' }, { field: 'run', title: 'pair' }, { field: 'value', title: 'slowdown' }, { field: 'order' }],
+      },
+    });
+  }
   return {
     $schema: 'https://vega.github.io/schema/vega-lite/v6.json',
     title,

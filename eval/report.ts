@@ -5,8 +5,8 @@ import { writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import type { TopLevelSpec } from 'vega-lite';
 import { loadResults, METRICS, type CommandFacts, type LoadedResults, type Observation } from './results.js';
-import { barSpec, intervalSpec, renderSvg, setSystemOrder, sweepSpec, timeSeriesSpec, type BarPoint, type IntervalPoint, type SweepPoint, type TimePoint } from './plots.js';
-import { mean, meanInterval } from './stats.js';
+import { barSpec, intervalSpec, renderSvg, setSystemOrder, sweepSpec, timeSeriesSpec, type BarPoint, type IntervalPoint, type PairPoint, type SweepPoint, type TimePoint } from './plots.js';
+import { intervalWarnings, mean, meanInterval } from './stats.js';
 
 export interface Table {
   columns: string[];
@@ -32,6 +32,10 @@ export interface ReportModel {
   sections: Section[];
   summary: Table;
 }
+
+/** A pair's order rides on its slowdown row as a param; that row is still a plain scalar. */
+const ORDER_PARAM = 'agent_first';
+const unswept = (o: Observation): boolean => o.param === undefined || o.param === ORDER_PARAM;
 
 const TIME_METRICS = new Set<string>([METRICS.precision, METRICS.recall, METRICS.f1]);
 const GIB = 2 ** 30;
@@ -99,7 +103,7 @@ function timeSeriesSections(observations: Observation[]): Section[] {
 }
 
 function slowdownSection(observations: Observation[]): Section | null {
-  const rows = observations.filter((o) => o.metric === METRICS.slowdown && o.timeS === undefined && o.param === undefined);
+  const rows = observations.filter((o) => o.metric === METRICS.slowdown && o.timeS === undefined && unswept(o));
   if (rows.length === 0) return null;
   const points: IntervalPoint[] = [];
   for (const [, group] of groupBy(rows, (o) => `${o.workload}\u0000${o.system}`)) {
@@ -107,20 +111,41 @@ function slowdownSection(observations: Observation[]): Section | null {
     points.push({ system: group[0].system, workload: group[0].workload, mean: ci.mean, low: ci.low, high: ci.high, n: ci.n });
   }
   points.sort((a, b) => byText(a.workload, b.workload) || byText(a.system, b.system));
+  const orderOf = (o: Observation): string => (o.param !== ORDER_PARAM ? 'order not recorded' : o.paramValue === 1 ? 'agent ran first' : 'baseline ran first');
+  const pairs: PairPoint[] = rows
+    .map((o) => ({ system: o.system, workload: o.workload, run: o.run, value: o.value, order: orderOf(o) }))
+    .sort((a, b) => byText(a.workload, b.workload) || byText(a.system, b.system) || a.run - b.run);
+  const ciOf = (p: IntervalPoint): string => (Number.isFinite(p.low) ? `${fmt(p.low)} – ${fmt(p.high)}` : 'n < 2');
   return {
     id: 'slowdown',
     title: 'Slowdown per workload',
-    caption: 'Ratio to the paired baseline run (overhead: with / without the agent; compare: system / static, no migration); points are means, bars the 95% t confidence interval; 1 = no slowdown.',
+    caption:
+      'Ratio to the paired baseline run (overhead: with / without the agent; compare: system / static, no migration). Every pair is drawn (shape: which arm ran first); ' +
+      'the large point is the mean, the bar its 95% t confidence interval; 1 = no slowdown (dashed), below 1 = faster with the agent, which is noise, not a gain.',
     table: {
-      columns: ['workload', 'system', 'runs', 'mean slowdown', '95% CI'],
-      rows: points.map((p) => [p.workload, p.system, String(p.n), fmt(p.mean), Number.isFinite(p.low) ? `${fmt(p.low)} – ${fmt(p.high)}` : 'n < 2']),
+      columns: ['workload', 'system', 'pair', 'ran first', 'slowdown', 'mean (95% CI) of the pairs'],
+      rows: pairs.map((p) => {
+        const summary = points.find((q) => q.workload === p.workload && q.system === p.system);
+        return [p.workload, p.system, String(p.run), p.order.replace(/ ran first$/, ''), fmt(p.value), summary ? `${fmt(summary.mean)} (${ciOf(summary)}), n = ${summary.n}` : ''];
+      }),
     },
-    spec: intervalSpec('Slowdown per workload (95% CI)', points, 'slowdown (ratio)', 1),
+    spec: intervalSpec('Slowdown per workload: every pair, mean and 95% CI', points, 'slowdown (ratio, 1 = none)', 1, pairs),
   };
 }
 
+/** Warnings a reader needs before trusting a slowdown: a CI wider than +-10% or too few pairs. */
+function slowdownWarnings(observations: Observation[]): string[] {
+  const rows = observations.filter((o) => o.metric === METRICS.slowdown && o.timeS === undefined && unswept(o));
+  const out: string[] = [];
+  for (const [, group] of groupBy(rows, (o) => `${o.workload}\u0000${o.system}`)) {
+    const ci = meanInterval(group.map((o) => o.value));
+    out.push(...intervalWarnings(`slowdown of ${group[0].system} on ${group[0].workload}`, ci, ci.n));
+  }
+  return out;
+}
+
 function dramShareSection(observations: Observation[]): Section | null {
-  const rows = observations.filter((o) => o.metric === METRICS.dramServedShare && o.timeS === undefined && o.param === undefined);
+  const rows = observations.filter((o) => o.metric === METRICS.dramServedShare && o.timeS === undefined && unswept(o));
   if (rows.length === 0) return null;
   const points: BarPoint[] = [];
   for (const [, group] of groupBy(rows, (o) => `${o.workload}\u0000${o.system}`)) {
@@ -171,7 +196,7 @@ function sweepSections(observations: Observation[]): Section[] {
 
 function migrationSection(observations: Observation[]): Section | null {
   const rows = observations.filter(
-    (o) => (o.metric === METRICS.promotedBytes || o.metric === METRICS.demotedBytes) && o.timeS === undefined && o.param === undefined,
+    (o) => (o.metric === METRICS.promotedBytes || o.metric === METRICS.demotedBytes) && o.timeS === undefined && unswept(o),
   );
   if (rows.length === 0) return null;
   const workloads = new Set(rows.map((o) => o.workload));
@@ -195,7 +220,7 @@ function migrationSection(observations: Observation[]): Section | null {
 /** Metrics the summary shows, in this column order; every other metric is listed under "All other metrics". */
 const KEY_METRICS: string[] = [
   METRICS.slowdown, 'cpu_slowdown', 'modelled_slowdown', METRICS.dramServedShare, 'precision_steady', 'recall_steady', 'epochs_to_converge',
-  METRICS.throughput, METRICS.wallTime, METRICS.agentCpu, METRICS.agentCpuShare,
+  METRICS.throughput, METRICS.wallTime, 'workload_cpu', METRICS.agentCpu, METRICS.agentCpuShare,
   METRICS.promotedBytes, METRICS.demotedBytes, 'vmstat:pgpromote_success', 'vmstat:numa_hint_faults',
 ];
 
@@ -206,7 +231,7 @@ function headerUnit(unit: string): string {
 
 /** Key numbers: one row per (workload, system), one column per key metric, mean ± 95% CI half-width. */
 function summaryTable(observations: Observation[]): Table {
-  const scalar = observations.filter((o) => o.timeS === undefined && o.param === undefined && KEY_METRICS.includes(o.metric));
+  const scalar = observations.filter((o) => o.timeS === undefined && unswept(o) && KEY_METRICS.includes(o.metric));
   const present = KEY_METRICS.filter((m) => scalar.some((o) => o.metric === m));
   const finals = observations.filter((o) => o.timeS !== undefined && TIME_METRICS.has(o.metric));
   const finalMetrics = [METRICS.precision, METRICS.recall, METRICS.f1].filter((m) => finals.some((o) => o.metric === m));
@@ -238,7 +263,7 @@ function summaryTable(observations: Observation[]): Table {
 /** Every other scalar metric, one row per (workload, system, metric). */
 function otherMetricsTable(observations: Observation[]): Table {
   const rows: string[][] = [];
-  const scalar = observations.filter((o) => o.timeS === undefined && o.param === undefined && !KEY_METRICS.includes(o.metric));
+  const scalar = observations.filter((o) => o.timeS === undefined && unswept(o) && !KEY_METRICS.includes(o.metric));
   const groups = [...groupBy(scalar, (o) => [o.workload, o.system, o.metric, o.unit].join('\u0000'))].sort((a, b) => byText(a[0], b[0]));
   for (const [, group] of groups) {
     const o = group[0];
@@ -270,6 +295,10 @@ export async function buildReport(results: LoadedResults, options: { plots?: boo
   const campaign = results.command?.campaign ?? 'imported';
   const warnings = [...results.warnings];
   if (obs.length === 0) warnings.push('the results hold no observations yet');
+  warnings.push(...slowdownWarnings(obs));
+  for (const w of (results.summary as { warnings?: unknown } | null)?.warnings instanceof Array ? ((results.summary as { warnings: unknown[] }).warnings) : []) {
+    if (typeof w === 'string' && !warnings.includes(w) && !/^slowdown: /.test(w)) warnings.push(w);
+  }
   return {
     title: `vtier ${campaign} report`,
     complete: results.complete,

@@ -11,7 +11,7 @@
 // Observations are the single source the report plots from, so a campaign interrupted after
 // three runs still yields a report of those three runs.
 import { execFileSync } from 'node:child_process';
-import { appendFileSync, existsSync, mkdirSync, readdirSync, readFileSync, statSync, writeFileSync } from 'node:fs';
+import { appendFileSync, existsSync, mkdirSync, readdirSync, readFileSync, rmSync, statSync, writeFileSync } from 'node:fs';
 import { cpus, hostname, release, totalmem } from 'node:os';
 import { dirname, join, resolve } from 'node:path';
 import { fileURLToPath } from 'node:url';
@@ -267,6 +267,19 @@ export class ResultsWriter {
       [this.campaign, o.system, o.workload, o.run, o.metric, o.value, o.unit, o.timeS, o.param, o.paramValue].map(csvField).join(','),
     );
     appendFileSync(join(this.dir, 'observations.csv'), `${lines.join('\n')}\n`);
+  }
+
+  /**
+   * Removes the directory when nothing was measured yet (no raw run, no observation): a failed
+   * start must not leave an empty results directory behind. Returns true when it removed it.
+   */
+  discardIfEmpty(): boolean {
+    if (this.finished || this.runFiles > 0) return false;
+    const csv = readFileSync(join(this.dir, 'observations.csv'), 'utf8');
+    if (csv.trim() !== CSV_COLUMNS.join(',')) return false;
+    if (readdirSync(join(this.dir, 'runs')).length > 0) return false;
+    rmSync(this.dir, { recursive: true, force: true });
+    return true;
   }
 
   /** Writes summary.json, then the DONE marker (last, so its presence means complete). */

@@ -128,3 +128,19 @@ export function pairedRatioInterval(treated: readonly number[], baseline: readon
   const ratios = treated.map((t, i) => t / baseline[i]);
   return { ...meanInterval(ratios, level), ratios };
 }
+
+/** Widest 95% CI half-width (relative to the mean) a campaign reports without a warning. */
+export const MAX_RELATIVE_HALF_WIDTH = 0.1;
+
+/**
+ * Warnings for an interval too wide to read: fewer than 2 pairs (no spread at all), or a
+ * half-width beyond +-10% of the mean, with the number of pairs that would likely bring it
+ * inside (half-width shrinks as 1/sqrt(n)).
+ */
+export function intervalWarnings(what: string, ci: Pick<Interval, 'mean' | 'halfWidth'>, pairs: number): string[] {
+  if (pairs < 2 || !Number.isFinite(ci.halfWidth)) return [`${what}: ${pairs} pair(s) give no confidence interval; run at least 3 (--runs 3)`];
+  const relative = ci.halfWidth / Math.abs(ci.mean);
+  if (!(relative > MAX_RELATIVE_HALF_WIDTH)) return [];
+  const suggested = Math.min(1000, Math.ceil(pairs * (relative / MAX_RELATIVE_HALF_WIDTH) ** 2));
+  return [`${what}: the 95% CI is ±${(relative * 100).toFixed(0)}% of the mean (wider than ±${MAX_RELATIVE_HALF_WIDTH * 100}%); run more pairs, e.g. --runs ${Math.max(suggested, pairs + 1)}`];
+}

@@ -7,7 +7,7 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { afterAll, describe, expect, it } from 'vitest';
 import { loadResults, repoRoot } from '../eval/results.js';
-import { readProcCpu } from '../eval/children.js';
+import { ArmCgroup, cgroup2Mount, probeCgroups, readProcCpu, resolveCommand, withVtierOnPath } from '../eval/children.js';
 
 const base = mkdtempSync(join(tmpdir(), 'vtier-overhead-'));
 afterAll(() => rmSync(base, { recursive: true, force: true }));
@@ -188,5 +188,118 @@ describe('eval overhead', () => {
     const cpu = readProcCpu(process.pid);
     expect(cpu?.selfS).toBeGreaterThan(0);
     expect(readProcCpu(2 ** 30)).toBeNull();
+  });
+
+});
+
+// Work done by a grandchild that the workload never waits for (it is reparented to init and
+// exits before the workload does): /proc/PID/stat of the workload never sees that CPU time.
+const FORKING = ['sh', '-c', [
+  'd=$(mktemp -d)',
+  '( ( i=0; while [ $i -lt 60000 ]; do i=$((i+1)); done; touch "$d/done" ) & )',
+  'while [ ! -e "$d/done" ]; do sleep 0.02; done',
+  'rm -r "$d"',
+].join('; ')];
+
+function vtierCgroups(): string[] {
+  const mount = cgroup2Mount();
+  return mount ? readdirSync(mount).filter((n) => n.startsWith('vtier-')) : [];
+}
+
+describe('eval overhead: one cgroup v2 per arm', () => {
+  const probe = probeCgroups();
+  // CI runs as root on a cgroup2 machine: there the accounting must work, not skip.
+  const runs = probe.ok || process.env.CI === 'true' ? it : it.skip;
+
+  runs('counts the CPU of children that exit before the workload, in every run, and removes its cgroups', () => {
+    expect(probe, 'cgroup v2 must be mounted and writable').toMatchObject({ ok: true });
+    const before = vtierCgroups();
+    const out = join(base, 'forking');
+    const res = vtier(['eval', 'overhead', '--runs', '2', '--warmup', '50ms', '--agent-cmd', 'sleep 600', '--out', out, '--json', '--', ...FORKING]);
+    expect(res.status, res.stdout + res.stderr).toBe(0);
+    const summary = JSON.parse(res.stdout);
+    expect(summary.accounting.method).toBe('cgroup');
+    expect(summary.order).toEqual(['baseline', 'agent']);
+    const cpu = loadResults(out).observations.filter((o) => o.metric === 'workload_cpu');
+    expect(cpu).toHaveLength(4);
+    // 60,000 shell iterations take tens of milliseconds of CPU; the sleeping parent almost none.
+    for (const o of cpu) expect(o.value, `run ${o.run} ${o.system}`).toBeGreaterThan(0.01);
+    expect(summary.cpuSlowdown.mean).toBeGreaterThan(0);
+    expect(summary.cpuSlowdownNote).toBeNull();
+    // Every pair's slowdown records which arm ran first.
+    const pairs = loadResults(out).observations.filter((o) => o.metric === 'slowdown');
+    expect(pairs.map((o) => [o.run, o.param, o.paramValue])).toEqual([[1, 'agent_first', 0], [2, 'agent_first', 1]]);
+    expect(vtierCgroups()).toEqual(before);
+  });
+
+  runs('the /proc reading this replaces misses that CPU (the test above can fail)', async () => {
+    const { spawn: spawnChild } = await import('node:child_process');
+    const child = spawnChild(FORKING[0], FORKING.slice(1), { stdio: 'ignore' });
+    let last = readProcCpu(child.pid ?? -1);
+    const timer = setInterval(() => (last = readProcCpu(child.pid ?? -1) ?? last), 5);
+    await new Promise((r) => child.on('exit', r));
+    clearInterval(timer);
+    expect((last?.selfS ?? 0) + (last?.childrenS ?? 0)).toBeLessThan(0.01);
+  });
+
+  runs('removes its cgroups when the workload fails, killing what it left running', () => {
+    const before = vtierCgroups();
+    const out = join(base, 'failing');
+    const marker = `vtier-cg-straggler-${process.pid}`;
+    const res = vtier(['eval', 'overhead', '--runs', '1', '--warmup', '50ms', '--agent-cmd', 'sleep 600', '--out', out, '--json', '--',
+      'sh', '-c', `( sleep 30 # ${marker}\n) & exit 3`]);
+    expect(res.status).toBe(1);
+    expect(JSON.parse(res.stdout).error.message).toMatch(/workload exited with code 3/);
+    expect(vtierCgroups()).toEqual(before);
+    // The straggler was in the arm's cgroup, so removing it killed the straggler too.
+    const survivors = readdirSync('/proc').filter((pid) => /^\d+$/.test(pid) && (() => {
+      try {
+        return readFileSync(`/proc/${pid}/cmdline`, 'utf8').includes(marker);
+      } catch {
+        return false;
+      }
+    })());
+    expect(survivors).toEqual([]);
+    // Nothing was measured, so no empty results directory stays behind.
+    expect(existsSync(out)).toBe(false);
+  });
+
+  runs('charges every process in the cgroup and refuses to remove a busy one past its grace', async () => {
+    if (!probe.ok) throw new Error(probe.reason);
+    const cg = ArmCgroup.create(probe, `vtier-test-${process.pid}`);
+    try {
+      const res = spawnSync('sh', ['-c', `echo $$ > ${cg.path}/cgroup.procs; (i=0; while [ $i -lt 60000 ]; do i=$((i+1)); done) & wait`]);
+      expect(res.status).toBe(0);
+      expect(cg.usage().cpuS).toBeGreaterThan(0.01);
+    } finally {
+      await cg.remove();
+    }
+    expect(existsSync(cg.path)).toBe(false);
+  });
+});
+
+describe('eval overhead: children find vtier', () => {
+  it('puts a vtier shim first on the child PATH that runs this build', () => {
+    const env = withVtierOnPath({ PATH: '/usr/bin:/bin' });
+    const shim = resolveCommand('vtier', env);
+    expect(shim).not.toBeNull();
+    const res = spawnSync('vtier', ['--version'], { env, encoding: 'utf8' });
+    expect(res.status, res.stderr).toBe(0);
+    expect(resolveCommand('no-such-command-here', env)).toBeNull();
+  });
+
+  it('runs the README example `-- vtier workload ...` (exit 127 before)', () => {
+    const out = join(base, 'readme-vtier');
+    const res = vtier(['eval', 'overhead', '--runs', '1', '--warmup', '50ms', '--agent-cmd', 'sleep 600', '--out', out, '--json', '--', 'vtier', 'workload', 'hotspot', '--size', '32M', '--duration', '1s']);
+    expect(res.status, res.stdout + res.stderr).toBe(0);
+    expect(JSON.parse(res.stdout).pairs).toBe(1);
+  });
+
+  it('refuses a command that is not found before creating a results directory', () => {
+    const out = join(base, 'not-found');
+    const res = vtier(['eval', 'overhead', '--runs', '1', '--agent-cmd', 'sleep 1', '--out', out, '--json', '--', 'no-such-command-here']);
+    expect(res.status).toBe(2);
+    expect(JSON.parse(res.stdout).error).toMatchObject({ kind: 'usage' });
+    expect(existsSync(out)).toBe(false);
   });
 });

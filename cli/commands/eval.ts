@@ -58,8 +58,9 @@ async function writeReport(dir: string, progress: Progress | null): Promise<stri
 }
 
 
-function interrupted(err: unknown, dir: string, unit: string): never {
+function interrupted(err: unknown, dir: string, unit: string, results?: ResultsWriter): never {
   const pairs = err instanceof CampaignAborted ? err.completedPairs : 0;
+  if (results?.discardIfEmpty()) throw new UserError(`interrupted before any run completed; nothing kept (${dir} removed)`, 'interrupted', 130);
   throw new UserError(`interrupted after ${pairs} complete ${unit}; results so far kept in ${dir} (no DONE marker; vtier report ${dir} shows them)`, 'interrupted', 130);
 }
 
@@ -105,7 +106,12 @@ function registerOverhead(evalCmd: Command): void {
       if (!options.json) process.stderr.write(`${line}\n`);
     };
     const installed = preset ? ensureInstalled(preset, say) : [];
-    const workload = preset ? await preset.prepare() : commandWorkload(argv);
+    let workload;
+    try {
+      workload = preset ? await preset.prepare() : commandWorkload(argv);
+    } catch (err) {
+      throw new UserError((err as Error).message, preset ? 'workload' : 'usage', preset ? 1 : 2);
+    }
     const results = createResults(
       'overhead',
       options,
@@ -121,7 +127,8 @@ function registerOverhead(evalCmd: Command): void {
     } catch (err) {
       progress.stop();
       await stopAllChildren();
-      if (err instanceof CampaignAborted) interrupted(err, results.dir, 'pair(s)');
+      if (err instanceof CampaignAborted) interrupted(err, results.dir, 'pair(s)', results);
+      if (results.discardIfEmpty()) throw new UserError(`${(err as Error).message} (no run completed; ${results.dir} removed)`, 'campaign-failed');
       throw new UserError(`${(err as Error).message} (completed runs kept in ${results.dir})`, 'campaign-failed');
     } finally {
       await workload.stop();
@@ -137,6 +144,12 @@ function registerOverhead(evalCmd: Command): void {
           ? [`workload CPU time per unit of work, agent / baseline: ${fmtNum(summary.cpuSlowdown.mean)} (95% CI ${fmtNum(summary.cpuSlowdown.low)} – ${fmtNum(summary.cpuSlowdown.high)}); steadier than wall clock on a shared machine`]
           : []),
         `agent CPU ${fmtNum(summary.agentCpuS, 3)} s per run = ${fmtNum(summary.agentCpuShare * 100, 2)}% of one CPU while the workload ran`,
+        summary.accounting.method === 'cgroup'
+          ? `CPU time from one cgroup v2 per arm (cpu.stat: the workload and every process it forked)${summary.memoryPeakBytes ? `; workload memory peak ${(summary.memoryPeakBytes.baseline / 2 ** 20).toFixed(1)} MiB baseline, ${(summary.memoryPeakBytes.agent / 2 ** 20).toFixed(1)} MiB with the agent` : ''}`
+          : 'CPU time from /proc (cgroup v2 unavailable, see the warning)',
+        `first arm per pair: ${summary.order.map((arm, i) => `${i + 1}:${arm}`).join(' ')}`,
+        ...summary.warnings.map((w) => `warning: ${w}`),
+        ...(summary.accounting.note && summary.accounting.method === 'cgroup' ? [`note: ${summary.accounting.note}`] : []),
         `results: ${results.dir}`,
         report ? `report: ${report}` : `report: vtier report ${results.dir}`,
       ].join('\n'),

@@ -22,6 +22,8 @@ export interface PreparedWorkload {
   tools: Record<string, string>;
   settings: Record<string, unknown>;
   run(): WorkloadRun;
+  /** Environment of each run (default: this process's); commands get a PATH that finds `vtier`. */
+  env?: NodeJS.ProcessEnv;
   /** The process whose memory the agent should watch; undefined = the run's own process. */
   targetPid?: number;
   /** Stops whatever prepare() started (servers); idempotent. */

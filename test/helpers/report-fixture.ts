@@ -5,7 +5,7 @@
 import { copyFileSync, mkdirSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { ResultsWriter, type Observation } from '../../eval/results.js';
-import { pairSlowdown, type ArmResult } from '../../eval/overhead.js';
+import { pairSlowdown, PAIR_ORDER_PARAM, type ArmResult } from '../../eval/overhead.js';
 import { migrationBytes, readVmstat, vmstatDelta, type Roots } from '../../eval/compare.js';
 import '../../eval/sim-import.js';
 
@@ -14,6 +14,7 @@ const GOLDEN = join(import.meta.dirname, '..', 'golden', 'report');
 function arm(arm: ArmResult['arm'], run: number, wallS: number, opsPerSec: number): ArmResult {
   return {
     arm, run, wallS, throughput: { value: opsPerSec, unit: 'ops/s' }, workloadExit: 0, workloadCpuS: null,
+    workloadMemoryPeakBytes: null, accounting: 'cgroup', first: run % 2 === 1 ? 'baseline' : 'agent',
     agentCpuS: arm === 'agent' ? 0.02 * run : null, agentCpuTotalS: null, agentExit: null, agentAttachS: null, agentStderrTail: null, workloadStdoutTail: '', workloadStderrTail: '',
   };
 }
@@ -41,7 +42,7 @@ export function buildReportFixture(dir: string, options: { complete?: boolean } 
   for (const [workload, run, base, agent] of pairs) {
     const b = arm('baseline', run, 2, base);
     const a = arm('agent', run, 2, agent);
-    obs.push({ system: 'agent', workload, run, metric: 'slowdown', value: pairSlowdown(b, a).value, unit: 'ratio' });
+    obs.push({ system: 'agent', workload, run, metric: 'slowdown', value: pairSlowdown(b, a).value, unit: 'ratio', param: PAIR_ORDER_PARAM, paramValue: b.first === 'agent' ? 1 : 0 });
     obs.push({ system: 'agent', workload, run, metric: 'agent_cpu', value: a.agentCpuS ?? 0, unit: 's' });
   }
   // Compare: vmstat deltas read from a fake /proc.
