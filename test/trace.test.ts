@@ -6,6 +6,8 @@ import {
   encodeTraceEnd,
   encodeTraceHeader,
   encodeTraceTruncated,
+  describeTrace,
+  summarizeTrace,
   TraceFormatError,
   type TraceHeader,
 } from '../src/trace/index.js';
@@ -207,5 +209,48 @@ describe('trace format', () => {
       bytes.set(json, 24);
       expect(() => decodeTrace(bytes)).toThrow(TraceFormatError);
     }
+  });
+});
+
+describe('trace summary (one description for record, classify, sim --trace, report)', () => {
+  it('counts samples, page samples and distinct pages of overlapping region runs', () => {
+    const trace = decodeTrace(concat([
+      encodeTraceHeader(header),
+      encodeTraceBatch(header.startNs + 500e6, samplesFrom([[1000, 512, 1, 0], [5000, 1, 3, 1]])),
+      encodeTraceBatch(header.startNs + 1000e6, samplesFrom([[1256, 512, 2, 0]])),
+      encodeTraceEnd({ samples: 3200, pagesSeen: 1, drops: 2, untranslated: 0, batches: 2, endNs: header.startNs + 10.1e9 }),
+    ]));
+    const s = summarizeTrace(trace);
+    expect(s).toMatchObject({ source: 'damon', damonMode: 'observe', batches: 2, samples: 3200, runs: 3, pageSamples: 1025, distinctPages: 769, pfnRange: [1000, 5001], truncated: false });
+    expect(s.durationS).toBeCloseTo(10.1, 9);
+    expect(s.accesses).toBe(512 + 4 + 1024);
+    expect(describeTrace(s)).toBe(
+      'damon (observe) trace: 3,200 samples in 10.1 s, 2 batches of 500 ms; 1,025 page samples over 769 distinct pages (3 MiB); guest RAM 23 GiB; 2 dropped, 0 untranslated',
+    );
+  });
+
+  it('says when a trace is truncated and has no sample count', () => {
+    const trace = decodeTrace(concat([encodeTraceHeader(header), encodeTraceBatch(header.startNs + 2e9, samplesFrom([[7, 1, 1, 0]]))]));
+    const s = summarizeTrace(trace);
+    expect(s.samples).toBeNull();
+    expect(s.durationS).toBeCloseTo(2, 9);
+    expect(describeTrace(s)).toMatch(/sample count unknown \(no end record\).*TRUNCATED/);
+  });
+
+  it('distinct pages equal a plain set of every covered frame (property)', () => {
+    fc.assert(
+      fc.property(fc.array(fc.array(fc.tuple(fc.integer({ min: 0, max: 300 }), fc.integer({ min: 1, max: 20 })), { maxLength: 8 }), { maxLength: 5 }), (batches) => {
+        const parts = [encodeTraceHeader(header)];
+        const seen = new Set<number>();
+        batches.forEach((runs, i) => {
+          parts.push(encodeTraceBatch(header.startNs + i * 1e6, samplesFrom(runs.map(([pfn, pages]) => [pfn + 1, pages, 1, 0] as [number, number, number, number]))));
+          for (const [pfn, pages] of runs) for (let p = 0; p < pages; p++) seen.add(pfn + 1 + p);
+        });
+        const s = summarizeTrace(decodeTrace(concat(parts)));
+        expect(s.distinctPages).toBe(seen.size);
+        expect(s.runs).toBe(batches.reduce((n, b) => n + b.length, 0));
+      }),
+      { numRuns: 200 },
+    );
   });
 });

@@ -1,12 +1,12 @@
 // `vtier classify TRACE --dram 2G`: replays a trace recorded by `vtier guest record`
 // through the classifier, one decision per epoch, and prints the decisions and the
 // hot-set timeline. Offline and deterministic: the same trace gives the same output.
-import { readFileSync } from 'node:fs';
 import type { Command } from 'commander';
 import { action, examples } from '../command.js';
 import { printResult, UserError, type OutputOptions } from '../output.js';
 import { Classifier, ClassifierConfigError, type ClassifierOptions, type EpochDecision } from '../../src/classifier/index.js';
-import { decodeTrace, TraceFormatError, type DecodedTrace } from '../../src/trace/index.js';
+import { describeTrace, summarizeTrace, type DecodedTrace, type TraceSummary } from '../../src/trace/index.js';
+import { readTraceFile as readTrace } from '../trace-file.js';
 import { formatBytes, InputError, parseDurationMs, parsePositiveInt, parseSizeBytes } from '../../src/util/units.js';
 import type { PageRuns } from '../../src/samples.js';
 
@@ -37,7 +37,7 @@ export interface ClassifyEpoch {
 }
 
 export interface ClassifyResult {
-  trace: { path: string; source: string; pageSize: number; ramPages: number; batches: number; truncated: boolean; truncatedReason?: string };
+  trace: { path: string; source: string; pageSize: number; ramPages: number; batches: number; truncated: boolean; truncatedReason?: string; summary: TraceSummary };
   options: { dramBudgetPages: number; epochMs: number; hugePages: boolean };
   epochs: ClassifyEpoch[];
   summary: {
@@ -59,22 +59,6 @@ function pairs(runs: PageRuns): Array<[number, number]> {
   const out: Array<[number, number]> = [];
   for (let i = 0; i < runs.count; i++) out.push([runs.gpaPfn[i], runs.pages[i]]);
   return out;
-}
-
-function readTrace(path: string): DecodedTrace {
-  let bytes: Uint8Array;
-  try {
-    bytes = readFileSync(path);
-  } catch (err) {
-    const e = err as NodeJS.ErrnoException;
-    throw new UserError(`cannot read trace ${path}: ${e.code === 'ENOENT' ? 'no such file' : e.message}`, 'bad-input', 2);
-  }
-  try {
-    return decodeTrace(bytes);
-  } catch (err) {
-    if (err instanceof TraceFormatError) throw new UserError(`${path} is not a valid trace: ${err.message}`, 'bad-trace', 2);
-    throw err;
-  }
 }
 
 /** Runs the classifier over a decoded trace; pure apart from the classifier itself. */
@@ -127,6 +111,7 @@ export function classifyTrace(trace: DecodedTrace, path: string, options: Omit<C
       pageSize: header.pageSize,
       ramPages,
       batches: trace.batches.length,
+      summary: summarizeTrace(trace),
       truncated: trace.truncated,
       ...(trace.truncatedReason ? { truncatedReason: trace.truncatedReason } : {}),
     },
@@ -156,7 +141,7 @@ export function formatClassify(result: ClassifyResult, withRuns: boolean): strin
   const { trace, options, summary } = result;
   const pageSize = trace.pageSize;
   const lines = [
-    `trace ${trace.path}: ${trace.source}, ${trace.batches} batches, RAM ${formatBytes(trace.ramPages * pageSize)}${trace.truncated ? ' (truncated)' : ''}`,
+    `trace ${trace.path}: ${describeTrace(trace.summary)}`,
     `DRAM budget ${formatBytes(options.dramBudgetPages * pageSize)} (${options.dramBudgetPages} pages), epoch ${options.epochMs} ms${options.hugePages ? ', 2 MiB granularity' : ''}`,
     '',
     'hot-set timeline',

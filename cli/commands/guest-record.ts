@@ -9,6 +9,8 @@ import { dirname, resolve } from 'node:path';
 import { action, examples } from '../command.js';
 import { printResult, UserError, type OutputOptions } from '../output.js';
 import { formatBytes, InputError, parseDurationMs, parsePositiveInt, parseSizeBytes } from '../../src/util/units.js';
+import { describeTrace, summarizeTrace } from '../../src/trace/index.js';
+import { readTraceFile } from '../trace-file.js';
 import type { PageRuns, PageSamples } from '../../src/samples.js';
 import type { Scalar, TraceHeader } from '../../src/trace/index.js';
 import { TraceWriteError, TraceWriter } from '../../guest-agent/trace-writer.js';
@@ -381,6 +383,8 @@ async function record(command: string[], o: RecordCliOptions): Promise<void> {
     const workloadSummary = workload ? await workload.stop() : undefined;
     const bytes = statSync(outPath).size;
     const batches = trace.batches;
+    // The same description classify, sim --trace and report print for this file.
+    const traceSummary = summarizeTrace(readTraceFile(outPath));
     const elapsedS = (Date.now() - recordStartMs) / 1000;
     const data = {
       source,
@@ -395,7 +399,7 @@ async function record(command: string[], o: RecordCliOptions): Promise<void> {
       drops: stats.drops,
       untranslated: stats.untranslated,
       batches,
-      trace: { path: outPath, bytes },
+      trace: { path: outPath, bytes, summary: traceSummary },
       truthPath: targetLabel.truthPath ?? null,
       workloadAccessesPerSec: workloadSummary?.accessesPerSec ?? null,
       notes: info.notes ?? [],
@@ -405,6 +409,7 @@ async function record(command: string[], o: RecordCliOptions): Promise<void> {
         `recorded ${elapsedS.toFixed(1)} s of ${source}${head.damonMode ? ` (${head.damonMode})` : ''} samples from ${
           targetLabel.workload ? `the built-in ${targetLabel.workload} workload (pid ${targetLabel.pid})` : targetLabel.command ? `${targetLabel.command.join(' ')} (pid ${targetLabel.pid})` : `pid ${targetLabel.pid}`
         }${stopReason === 'interrupted' ? ', interrupted' : stopReason === 'command-exited' ? ', command exited' : ''}`,
+        `  ${describeTrace(traceSummary)}`,
         `  samples ${stats.samples}, pages seen ${stats.pagesSeen}, drops ${stats.drops}, untranslated ${stats.untranslated}, batches ${batches}`,
         `  trace ${outPath} (${formatBytes(bytes)})${targetLabel.truthPath ? `, ground truth ${targetLabel.truthPath}` : ''}`,
         ...(info.notes ?? []).map((n: string) => `  note: ${n}`),

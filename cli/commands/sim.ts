@@ -25,7 +25,8 @@ import {
   type Workload,
   type WorkloadKind,
 } from '../../src/sim/index.js';
-import { decodeTrace } from '../../src/trace/index.js';
+import { describeTrace, summarizeTrace, type TraceSummary } from '../../src/trace/index.js';
+import { readTraceFile } from '../trace-file.js';
 
 const PAGE_BYTES = 4096;
 const DEFAULT_POLICIES = 'vtier,vtier-thp,autonuma,vtmm,memtis,lru,oracle';
@@ -121,22 +122,17 @@ function prepare(o: SimCliOptions, overrides: { dram?: string; samplePeriod?: nu
   let epochs: number;
   const describe: Record<string, unknown> = {};
   if (o.trace) {
-    let bytes: Uint8Array;
-    try {
-      bytes = readFileSync(o.trace);
-    } catch (err) {
-      throw new UserError(`cannot read trace ${o.trace}: ${(err as Error).message}`, 'bad-input', 2);
-    }
+    const decoded = readTraceFile(o.trace);
     let plan;
     try {
-      plan = replayFromTrace(decodeTrace(bytes), { epochMs, seed });
+      plan = replayFromTrace(decoded, { epochMs, seed });
     } catch (err) {
       throw new UserError(`${o.trace}: ${(err as Error).message}`, 'bad-trace', 2);
     }
     workload = plan.workload;
     pages = plan.pages;
     epochs = o.duration ? Math.max(1, Math.round(parseDurationMs(o.duration, '--duration') / epochMs)) : plan.epochs;
-    Object.assign(describe, { name: 'trace', file: o.trace, firstPfn: plan.firstPfn, traceEpochs: plan.epochs, samples: plan.samples });
+    Object.assign(describe, { name: 'trace', file: o.trace, firstPfn: plan.firstPfn, traceEpochs: plan.epochs, samples: plan.samples, trace: summarizeTrace(decoded) });
   } else {
     // `shift` is what `vtier workload` and `vtier eval accuracy` call the same pattern.
     if (o.workload === 'shift') o.workload = 'shifting';
@@ -249,15 +245,19 @@ function table(rows: string[][]): string {
 
 function summaryLine(p: Prepared, r: SimResult): string {
   const w = p.describe;
+  // A trace is described by the one trace summary; its epochs are phases, not hot-set moves.
+  const trace = w.name === 'trace' ? (w.trace as TraceSummary) : null;
   const params = Object.entries(w)
-    .filter(([k]) => k !== 'name')
+    .filter(([k]) => k !== 'name' && k !== 'trace')
     .map(([k, v]) => `${k}=${v}`)
     .join(' ');
   return (
+    (trace ? `trace ${w.file}: ${describeTrace(trace)}\n` : '') +
     `workload ${w.name}${params ? ` (${params})` : ''}; memory ${formatBytes(r.pages * PAGE_BYTES)}, DRAM ${formatBytes(r.dramPages * PAGE_BYTES)}; ` +
     `${r.epochs} epochs x ${r.epochMs} ms; ${(r.accessesPerEpoch / 1e6).toFixed(1)} M simulated accesses/epoch standing for ` +
     `${(r.accessRatePerSec / 1e6).toFixed(0)} M real accesses/s; PEBS period ${p.config.settings.samplePeriod}; seed ${p.config.seed}` +
-    (r.shiftEpochs.length ? `; hot set moves at epochs ${r.shiftEpochs.join(',')}` : '')
+    (r.shiftEpochs.length && !trace ? `; hot set moves at epochs ${r.shiftEpochs.join(',')}` : '') +
+    (trace ? `; each of the ${r.epochs} epochs replays that epoch of the trace` : '')
   );
 }
 

@@ -2,3 +2,4 @@
 export * from './format.js';
 export { encodeTraceHeader, encodeTraceBatch, encodeTraceEnd, encodeTraceTruncated } from './encode.js';
 export { decodeTrace } from './decode.js';
+export { summarizeTrace, describeTrace, groupDigits, bytesText, type TraceSummary } from './summary.js';
