@@ -5,7 +5,7 @@
 // is rebuilt (rebuild()) before each round of decisions.
 import { closeSync, openSync, readFileSync, readSync } from 'node:fs';
 import type { PageRuns } from '../src/samples.js';
-import { decodePagemap } from '../guest-agent/pagemap.js';
+import { decodePagemap } from '../src/pagemap.js';
 import { parseProcMaps } from './layout.js';
 import type { PageTranslator } from './migrator.js';
 import type { PageBuffer, TranslateResult } from './translate.js';
