@@ -1,5 +1,6 @@
 // Shared by the lab tests: is the lab ready (in CI it must be: setup.sh prepares it), the
 // compiled CLI, and the checks that a run left nothing behind.
+import { spawn } from 'node:child_process';
 import { readdirSync, readFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { labMissing } from '../../lab/cache.js';
@@ -31,4 +32,28 @@ export function processesMentioning(needle: string): number[] {
 /** Memory files of lab runs still in /dev/shm. */
 export function labMemFiles(): string[] {
   return readdirSync('/dev/shm').filter((n) => n.startsWith('vtier-lab-'));
+}
+
+export interface CliRun {
+  status: number | null;
+  stdout: string;
+  stderr: string;
+  pid: number;
+}
+
+/** Runs the compiled CLI without blocking the test worker (a lab run lasts minutes: spawnSync
+ *  would starve vitest's RPC); kills it with SIGKILL after `timeoutMs`. */
+export function runCli(args: string[], timeoutMs: number): Promise<CliRun> {
+  return new Promise((resolve) => {
+    const child = spawn(process.execPath, [VTIER, ...args], { stdio: ['ignore', 'pipe', 'pipe'] });
+    let stdout = '';
+    let stderr = '';
+    child.stdout.on('data', (d) => (stdout += d));
+    child.stderr.on('data', (d) => (stderr += d));
+    const timer = setTimeout(() => child.kill('SIGKILL'), timeoutMs);
+    child.on('exit', (status) => {
+      clearTimeout(timer);
+      resolve({ status, stdout, stderr, pid: child.pid ?? 0 });
+    });
+  });
 }
