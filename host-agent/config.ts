@@ -1,9 +1,13 @@
 // host.json: which VMs this host serves, how each is identified, where its QEMU is, the
 // DRAM/CXL node split, budgets and limits. Validated up front with messages that name the
 // field; sizes accept "8G", node lists "0,2-3", as everywhere in vtier.
-import { readFileSync } from 'node:fs';
+import { resolve as resolvePath } from 'node:path';
 import { InputError, parseNodeList, parseSizeBytes } from '../src/util/units.js';
 import { parseTransportSpec, type TransportSpec } from '../transport/spec.js';
+import { readSmallFile } from './safe-read.js';
+
+/** host.json is a few KB; a config larger than this is a mistake (or /dev/zero). */
+const MAX_CONFIG_BYTES = 1 << 20;
 
 export type VmIdentity =
   /** The VM's guest agent connects from this vsock CID (to the host's vsock listener). */
@@ -51,6 +55,8 @@ export interface HostLimits {
   helloTimeoutMs: number;
   /** Decisions messages per second per VM (burst: the same number). */
   maxDecisionsPerSec: number;
+  /** Heartbeats (and guest error messages) per second per VM. */
+  maxHeartbeatsPerSec: number;
   /** Messages dropped for flooding before the connection is closed. */
   maxThrottledBeforeClose: number;
   /** Bad frames before the connection is closed. */
@@ -64,6 +70,7 @@ export const DEFAULT_LIMITS: HostLimits = {
   readTimeoutMs: 5000,
   helloTimeoutMs: 10_000,
   maxDecisionsPerSec: 50,
+  maxHeartbeatsPerSec: 20,
   maxThrottledBeforeClose: 200,
   maxProtocolErrors: 8,
   maxPagesPerDecision: 1 << 20,
@@ -107,8 +114,42 @@ function positive(o: Json, key: string, where: string, fallback: number): number
 
 const NAME_RE = /^[A-Za-z0-9][A-Za-z0-9_.-]{0,63}$/;
 
+const ROOT_KEYS = ['vms', 'vsockListen', 'dramNodes', 'cxlNodes', 'dramPool', 'migrationRateMBps', 'statusSocket', 'prometheus', 'limits'];
+const VM_KEYS = ['name', 'identity', 'qmp', 'pidfile', 'localPid', 'localPidfile', 'dramBudget'];
+const IDENTITY_KEYS = ['vsockCid', 'listen', 'serial'];
+
+/** Edit distance, case-insensitive (short keys only). */
+function distance(a: string, b: string): number {
+  const x = a.toLowerCase();
+  const y = b.toLowerCase();
+  let prev = Array.from({ length: y.length + 1 }, (_, j) => j);
+  for (let i = 1; i <= x.length; i++) {
+    const cur = [i];
+    for (let j = 1; j <= y.length; j++) cur[j] = Math.min(prev[j] + 1, cur[j - 1] + 1, prev[j - 1] + (x[i - 1] === y[j - 1] ? 0 : 1));
+    prev = cur;
+  }
+  return prev[y.length];
+}
+
+/** The known key nearest to `key`. */
+export function nearestKey(key: string, known: readonly string[]): string {
+  let best = known[0];
+  for (const k of known) if (distance(key, k) < distance(key, best)) best = k;
+  return best;
+}
+
+/** A typo in a key silently turns a limit off, so an unknown key is an error. */
+function onlyKnown(o: Json, known: readonly string[], where: string): void {
+  for (const key of Object.keys(o)) {
+    if (known.includes(key)) continue;
+    const shown = JSON.stringify(key.length > 64 ? `${key.slice(0, 64)}…` : key);
+    throw new InputError(`${where}: unknown key ${shown} (did you mean "${nearestKey(key.slice(0, 64), known)}"?)`);
+  }
+}
+
 export function parseHostConfig(value: unknown): HostConfig {
   const root = obj(value, 'host.json');
+  onlyKnown(root, ROOT_KEYS, 'host.json');
   const vmsValue = root.vms;
   if (!Array.isArray(vmsValue) || vmsValue.length === 0) throw new InputError('host.json.vms: expected a non-empty array of VMs');
   const vms: VmConfig[] = [];
@@ -116,12 +157,15 @@ export function parseHostConfig(value: unknown): HostConfig {
   for (let i = 0; i < vmsValue.length; i++) {
     const where = `vms[${i}]`;
     const v = obj(vmsValue[i], where);
+    onlyKnown(v, VM_KEYS, where);
     const name = str(v, 'name', where)!;
     if (!NAME_RE.test(name)) throw new InputError(`${where}.name: "${name}" must be 1-64 letters, digits, "_", "." or "-"`);
     if (seen.has(name)) throw new InputError(`${where}.name: "${name}" appears twice`);
     seen.add(name);
 
     const id = obj(v.identity, `${where}.identity`);
+    onlyKnown(id, IDENTITY_KEYS, `${where}.identity`);
+    if (Object.keys(id).length > 1) throw new InputError(`${where}.identity: give exactly one of vsockCid, listen or serial`);
     let identity: VmIdentity;
     if (id.vsockCid !== undefined) {
       if (!Number.isInteger(id.vsockCid) || (id.vsockCid as number) < 3 || (id.vsockCid as number) > 0xfffffffe) throw new InputError(`${where}.identity.vsockCid: expected a guest CID >= 3`);
@@ -139,7 +183,10 @@ export function parseHostConfig(value: unknown): HostConfig {
     }
 
     let target: VmTargetConfig;
-    if (v.qmp !== undefined || v.pidfile !== undefined) {
+    const isQemu = v.qmp !== undefined || v.pidfile !== undefined;
+    const isLocal = v.localPid !== undefined || v.localPidfile !== undefined;
+    if (isQemu && isLocal) throw new InputError(`${where}: "qmp"/"pidfile" (a QEMU VM) and "localPid"/"localPidfile" (a local process) exclude each other`);
+    if (isQemu) {
       target = { kind: 'qemu', qmpPath: str(v, 'qmp', where)!, pidfile: str(v, 'pidfile', where)! };
     } else if (v.localPid !== undefined || v.localPidfile !== undefined) {
       const pid = v.localPid;
@@ -152,6 +199,20 @@ export function parseHostConfig(value: unknown): HostConfig {
   }
   const cids = vms.filter((v) => v.identity.kind === 'vsock').map((v) => (v.identity as { cid: number }).cid);
   if (new Set(cids).size !== cids.length) throw new InputError('vms: two VMs share a vsock CID');
+  // One QEMU per VM: a shared QMP socket or pidfile would let one VM's QEMU speak for another.
+  const shared = (what: string, values: Array<[string, string | undefined]>) => {
+    const owner = new Map<string, string>();
+    for (const [vm, value] of values) {
+      if (value === undefined) continue;
+      const key = resolvePath(value);
+      const first = owner.get(key);
+      if (first !== undefined) throw new InputError(`vms: ${first} and ${vm} share the ${what} ${value}`);
+      owner.set(key, vm);
+    }
+  };
+  shared('QMP socket', vms.map((v) => [v.name, v.target.kind === 'qemu' ? v.target.qmpPath : undefined]));
+  shared('pidfile', vms.map((v) => [v.name, v.target.kind === 'qemu' ? v.target.pidfile : v.target.pidfile]));
+  shared('listen socket', vms.map((v) => [v.name, v.identity.kind === 'listen' ? v.identity.text : v.identity.kind === 'serial' ? v.identity.path : undefined]));
 
   const dramNodes = nodes(root.dramNodes, 'dramNodes');
   const cxlNodes = nodes(root.cxlNodes, 'cxlNodes');
@@ -182,11 +243,13 @@ export function parseHostConfig(value: unknown): HostConfig {
   }
 
   const l = root.limits === undefined ? {} : obj(root.limits, 'limits');
+  onlyKnown(l, Object.keys(DEFAULT_LIMITS), 'limits');
   const limits: HostLimits = {
     maxFrameBytes: positive(l, 'maxFrameBytes', 'limits', DEFAULT_LIMITS.maxFrameBytes),
     readTimeoutMs: positive(l, 'readTimeoutMs', 'limits', DEFAULT_LIMITS.readTimeoutMs),
     helloTimeoutMs: positive(l, 'helloTimeoutMs', 'limits', DEFAULT_LIMITS.helloTimeoutMs),
     maxDecisionsPerSec: positive(l, 'maxDecisionsPerSec', 'limits', DEFAULT_LIMITS.maxDecisionsPerSec),
+    maxHeartbeatsPerSec: positive(l, 'maxHeartbeatsPerSec', 'limits', DEFAULT_LIMITS.maxHeartbeatsPerSec),
     maxThrottledBeforeClose: positive(l, 'maxThrottledBeforeClose', 'limits', DEFAULT_LIMITS.maxThrottledBeforeClose),
     maxProtocolErrors: positive(l, 'maxProtocolErrors', 'limits', DEFAULT_LIMITS.maxProtocolErrors),
     maxPagesPerDecision: positive(l, 'maxPagesPerDecision', 'limits', DEFAULT_LIMITS.maxPagesPerDecision),
@@ -207,9 +270,9 @@ export function parseHostConfig(value: unknown): HostConfig {
 export function readHostConfig(path: string): HostConfig {
   let text: string;
   try {
-    text = readFileSync(path, 'utf8');
+    text = readSmallFile(path, { maxBytes: MAX_CONFIG_BYTES, what: 'config' });
   } catch (err) {
-    throw new InputError(`config ${path}: ${(err as NodeJS.ErrnoException).code ?? 'unreadable'}`);
+    throw new InputError((err as Error).message);
   }
   let value: unknown;
   try {

@@ -9,6 +9,7 @@
 // The parsers are pure and fuzzed; discoverLayout() does the I/O.
 import { readFileSync } from 'node:fs';
 import type { QmpClient } from './qmp.js';
+import { readSmallFile } from './safe-read.js';
 
 export const PAGE_BYTES = 4096;
 const MAX_EXACT = Number.MAX_SAFE_INTEGER;
@@ -77,6 +78,8 @@ export interface ProcMapping {
   end: number;
   perms: string;
   fileOffset: number;
+  /** Backing file identity "dev:inode" ("00:00:0" for anonymous memory). */
+  file: string;
   path: string;
 }
 
@@ -84,13 +87,13 @@ export interface ProcMapping {
 export function parseProcMaps(text: string): ProcMapping[] {
   const out: ProcMapping[] = [];
   for (const line of String(text).split('\n')) {
-    const m = /^([0-9a-f]{1,16})-([0-9a-f]{1,16})\s+(\S{4})\s+([0-9a-f]{1,16})\s+\S+\s+\d+\s*(.*)$/.exec(line);
+    const m = /^([0-9a-f]{1,16})-([0-9a-f]{1,16})\s+(\S{4})\s+([0-9a-f]{1,16})\s+([0-9a-f]{1,8}:[0-9a-f]{1,8})\s+(\d{1,20})\s*(.*)$/.exec(line);
     if (!m) continue;
     const start = hexToSafeNumber(m[1]);
     const end = hexToSafeNumber(m[2]);
     const fileOffset = hexToSafeNumber(m[4]);
     if (start === undefined || end === undefined || fileOffset === undefined || end <= start) continue;
-    out.push({ start, end, perms: m[3], fileOffset, path: m[5] });
+    out.push({ start, end, perms: m[3], fileOffset, file: `${m[5]}:${m[6]}`, path: m[7] });
   }
   return out;
 }
@@ -111,6 +114,8 @@ export interface RamRange {
   memdev: string;
   /** Offset of gpaStart inside the backend (= inside its file for file backends). */
   backendOffset: number;
+  /** The mapped file's identity, "dev:inode" from /proc/PID/maps. */
+  file?: string;
 }
 
 export interface GuestLayout {
@@ -163,7 +168,7 @@ export function buildLayout(flat: FlatViewEntry[], memdevs: MemdevInfo[], maps: 
       }
       const vmaRemaining = vma.fileOffset + (vma.end - vma.start) - off;
       const len = Math.min(gpaEnd - gpa, vmaRemaining, dev.sizeBytes - off);
-      ranges.push({ gpaStart: gpa, gpaEnd: gpa + len, hvaStart: vma.start + (off - vma.fileOffset), memdev: dev.id, backendOffset: off });
+      ranges.push({ gpaStart: gpa, gpaEnd: gpa + len, hvaStart: vma.start + (off - vma.fileOffset), memdev: dev.id, backendOffset: off, file: vma.file });
       gpa += len;
     }
     if (!placedAll) unresolved.add(entry.region);
@@ -211,10 +216,10 @@ export async function discoverLayout(qmp: QmpClient, pid: number, procRoot = '/p
   return layout;
 }
 
-/** Reads a QEMU pidfile. */
+/** Reads a QEMU pidfile: a small regular file, never a FIFO, device or symlink. */
 export function readPidfile(path: string): number {
-  const text = readFileSync(path, 'utf8').trim();
+  const text = readSmallFile(path, { maxBytes: 32, noFollow: true, what: 'pidfile' }).trim();
   const pid = Number(text);
-  if (!/^\d+$/.test(text) || pid <= 0) throw new Error(`pidfile ${path}: "${text.slice(0, 20)}" is not a process id`);
+  if (!/^\d{1,10}$/.test(text) || pid <= 0 || pid > 0x3fffffff) throw new Error(`pidfile ${path}: ${JSON.stringify(text.slice(0, 20))} is not a process id`);
   return pid;
 }

@@ -145,6 +145,9 @@ export interface MigratorOptions {
   maxAttempts?: number;
   /** Most pages one decisions message may name (promote + demote). */
   maxPagesPerDecision?: number;
+  /** Whether the target process is gone, asked when move_pages fails with something other
+   *  than ESRCH (default: /proc with the real syscall; never with an injected one). */
+  processGone?: (pid: number) => boolean;
   /** Query the named pages' placement before each decision (default true). */
   verifyPlacement?: boolean;
   now?: () => number;
@@ -167,8 +170,17 @@ export interface MigratorStats {
   /** move_pages calls in move mode / in query mode. */
   moveCalls: number;
   queryCalls: number;
+  /** Runs refused (outside guest RAM, malformed, too many pages). */
+  refusedRuns: number;
+  /** Decisions applied. */
+  decisions: number;
+  /** Wall time of move_pages calls in move mode: cumulative histogram over MOVE_LATENCY_BUCKETS_S. */
+  moveLatency: { buckets: number[]; sumSeconds: number; count: number };
   lastError?: string;
 }
+
+/** Upper bounds (seconds) of the move-latency histogram. */
+export const MOVE_LATENCY_BUCKETS_S = [0.0005, 0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5];
 
 export interface VmMigratorEvents {
   gone: [Error];
@@ -190,6 +202,7 @@ export class VmMigrator extends EventEmitter<VmMigratorEvents> {
   readonly maxPagesPerDecision: number;
   private readonly verifyPlacement: boolean;
   private readonly now: () => number;
+  private readonly processGone: (pid: number) => boolean;
 
   /** Node of each page (dense numbering), UNKNOWN or ABSENT. */
   private placement: Int16Array;
@@ -207,7 +220,16 @@ export class VmMigrator extends EventEmitter<VmMigratorEvents> {
   private readonly retry = new PageBuffer(256);
   private retryAttempts = new Uint8Array(256);
   gone = false;
-  readonly stats: MigratorStats = { promotedPages: 0, demotedPages: 0, failures: newOutcome().failed, moveCalls: 0, queryCalls: 0 };
+  readonly stats: MigratorStats = {
+    promotedPages: 0,
+    demotedPages: 0,
+    failures: newOutcome().failed,
+    moveCalls: 0,
+    queryCalls: 0,
+    refusedRuns: 0,
+    decisions: 0,
+    moveLatency: { buckets: MOVE_LATENCY_BUCKETS_S.map(() => 0), sumSeconds: 0, count: 0 },
+  };
   /** (time ms, promoted pages, demoted pages) samples for MB/s. */
   private readonly history: Array<[number, number, number]> = [];
 
@@ -221,6 +243,8 @@ export class VmMigrator extends EventEmitter<VmMigratorEvents> {
     this.budget = o.budget;
     this.rateLimiter = o.rateLimiter;
     this.move = o.movePages ?? nativeMovePages;
+    this.processGone = o.processGone ?? (o.movePages ? () => false : (pid) => processGone(pid));
+    if (!(Number.isInteger(o.pid) && o.pid > 0)) throw new Error(`${o.name}: pid ${o.pid} is not a process id`);
     this.flags = o.flags ?? (hasCapSysNice() ? MPOL_MF_MOVE_ALL : MPOL_MF_MOVE);
     this.batchPages = o.batchPages ?? 8192;
     this.maxRetryPages = o.maxRetryPages ?? 65_536;
@@ -334,13 +358,18 @@ export class VmMigrator extends EventEmitter<VmMigratorEvents> {
     if (this.gone) return undefined;
     if (nodes) this.stats.moveCalls++;
     else this.stats.queryCalls++;
+    const t0 = nodes ? performance.now() : 0;
     try {
-      return await this.move(this.pid, addresses, nodes, nodes ? this.flags : 0);
+      const r = await this.move(this.pid, addresses, nodes, nodes ? this.flags : 0);
+      if (nodes) this.observeMoveLatency((performance.now() - t0) / 1000);
+      return r;
     } catch (err) {
       const e = err as { code?: string; message?: string };
-      if (e.code === 'ESRCH') {
+      // A QEMU killed mid-batch is first a zombie without memory: move_pages then fails with
+      // EINVAL/EFAULT rather than ESRCH. Ask /proc before calling it anything but gone.
+      if (e.code === 'ESRCH' || this.processGone(this.pid)) {
         this.gone = true;
-        const gone = new Error(`${this.name}: process ${this.pid} exited (move_pages: ESRCH)`);
+        const gone = new Error(`${this.name}: process ${this.pid} exited (move_pages: ${e.code ?? 'error'})`);
         this.stats.lastError = gone.message;
         this.emit('gone', gone);
         return undefined;
@@ -348,6 +377,13 @@ export class VmMigrator extends EventEmitter<VmMigratorEvents> {
       this.stats.lastError = `move_pages: ${e.message ?? String(err)}`;
       throw err;
     }
+  }
+
+  private observeMoveLatency(seconds: number): void {
+    const h = this.stats.moveLatency;
+    h.count++;
+    h.sumSeconds += seconds;
+    for (let i = 0; i < MOVE_LATENCY_BUCKETS_S.length; i++) if (seconds <= MOVE_LATENCY_BUCKETS_S[i]) h.buckets[i]++;
   }
 
   /** Moves the pages buffer[from, to) to their target nodes; accounts each page. Pages the
@@ -551,8 +587,8 @@ export class VmMigrator extends EventEmitter<VmMigratorEvents> {
     const promoteNode = this.dramNodes[0] ?? -1;
     const dRes = this.translator.translate(demote, demoteNode, dBuf, this.maxPagesPerDecision);
     const pRes = this.translator.translate(promote, promoteNode, pBuf, Math.max(0, this.maxPagesPerDecision - dRes.pages));
-    countRejected(dRes, demote, report.demote);
-    countRejected(pRes, promote, report.promote);
+    this.stats.refusedRuns += countRejected(dRes, demote, report.demote, this.translator.totalPages);
+    this.stats.refusedRuns += countRejected(pRes, promote, report.promote, this.translator.totalPages);
     if (dRes.rejected.length + pRes.rejected.length > 0) notes.add(`${dRes.rejected.length + pRes.rejected.length} runs rejected (outside guest RAM, malformed or too many pages)`);
 
     if (this.gone) {
@@ -622,6 +658,7 @@ export class VmMigrator extends EventEmitter<VmMigratorEvents> {
     report.notes = [...notes];
     this.stats.promotedPages += promotedBuf.count;
     this.stats.demotedPages += demotedBuf.count;
+    this.stats.decisions++;
     for (const f of MOVE_FAILURES) this.stats.failures[f] += report.promote.failed[f] + report.demote.failed[f];
     const t = this.now();
     this.history.push([t, promotedBuf.count, demotedBuf.count]);
@@ -743,6 +780,17 @@ export class VmMigrator extends EventEmitter<VmMigratorEvents> {
 
 }
 
+/** The process exited or is a zombie (no memory left to move), by /proc. */
+export function processGone(pid: number, procRoot = '/proc'): boolean {
+  try {
+    const stat = readFileSync(`${procRoot}/${pid}/stat`, 'utf8');
+    const state = stat.slice(stat.lastIndexOf(')') + 2, stat.lastIndexOf(')') + 3);
+    return state === 'Z' || state === 'X';
+  } catch {
+    return true;
+  }
+}
+
 function sumPages(runs: PageRuns): number {
   let n = 0;
   for (let i = 0; i < runs.count; i++) n += runs.pages[i];
@@ -769,11 +817,16 @@ function copyWithin(buf: PageBuffer, from: number, to: number): void {
   buf.node[to] = buf.node[from];
 }
 
-function countRejected(res: TranslateResult, runs: PageRuns, outcome: DirectionOutcome): void {
+/** Refused runs count as the pages they name, but never more than the VM has: a guest
+ *  claiming 2^32 pages per run cannot inflate the counters past its own RAM per message. */
+function countRejected(res: TranslateResult, runs: PageRuns, outcome: DirectionOutcome, ramPages: number): number {
+  let pages = 0;
   for (const r of res.rejected) {
-    const pages = runs.pages[r.run];
-    outcome.failed['outside-ram'] += Number.isFinite(pages) && pages > 0 ? pages : 1;
+    const n = runs.pages[r.run];
+    pages += Math.min(Number.isFinite(n) && n > 0 ? n : 1, ramPages);
   }
+  outcome.failed['outside-ram'] += Math.min(pages, Math.max(ramPages, 1));
+  return res.rejected.length;
 }
 
 /** Compresses moved pages (gpaPfn, in any order) into sorted runs. Pages usually arrive

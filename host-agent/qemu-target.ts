@@ -4,6 +4,7 @@
 // exits (QMP closes) so the server can wait for a restarted QEMU (new pid, new mapping).
 import { EventEmitter } from 'node:events';
 import { discoverLayout, readPidfile, type GuestLayout } from './layout.js';
+import { verifyQemuProcess } from './qemu-identity.js';
 import { QmpClient } from './qmp.js';
 import { RangeTranslator } from './translate.js';
 
@@ -49,6 +50,8 @@ export class QemuTarget extends EventEmitter<QemuTargetEvents> {
     const qmp = await QmpClient.connect(this.qmpPath, { timeoutMs: this.qmpTimeoutMs });
     try {
       const pid = readPidfile(this.pidfile);
+      // The pidfile, the QMP peer and the process must agree before QMP's answers count.
+      verifyQemuProcess({ pid, qmpPath: this.qmpPath, qmpPeerPid: qmp.peerPid });
       const layout = await discoverLayout(qmp, pid);
       this.qmp = qmp;
       this.attachment = { pid, layout, translator: new RangeTranslator(layout.ranges), qemuVersion: qmp.version };

@@ -2,7 +2,8 @@
 // matched to replies by id, asynchronous events (MEMORY_DEVICE_SIZE_CHANGE, DEVICE_ADDED,
 // RESET, SHUTDOWN...). Every command has a timeout so a wedged QEMU cannot stall the agent.
 import { EventEmitter } from 'node:events';
-import { connect, type Socket } from 'node:net';
+import type { Duplex } from 'node:stream';
+import { connect as transportConnect, type NativeStream } from '../transport/index.js';
 
 /** QEMU answered a command with {"error": {...}}. */
 export class QmpError extends Error {
@@ -45,8 +46,11 @@ export class QmpClient extends EventEmitter<QmpClientEvents> {
   /** QEMU version from the greeting, e.g. "7.2.22". */
   version = '';
 
+  /** SO_PEERCRED pid of the process serving the QMP socket (the kernel's word, not QEMU's). */
+  peerPid?: number;
+
   private constructor(
-    private readonly socket: Socket,
+    private readonly socket: Duplex,
     readonly defaultTimeoutMs: number,
   ) {
     super();
@@ -55,8 +59,15 @@ export class QmpClient extends EventEmitter<QmpClientEvents> {
   /** Connects, reads the greeting and enters command mode. */
   static async connect(path: string, options: { timeoutMs?: number } = {}): Promise<QmpClient> {
     const timeoutMs = options.timeoutMs ?? 5000;
-    const socket = connect(path);
+    let socket: NativeStream;
+    try {
+      socket = (await transportConnect({ kind: 'unix', path })) as NativeStream;
+    } catch (err) {
+      const code = (err as NodeJS.ErrnoException).code;
+      throw Object.assign(new Error(`QMP ${path}: ${code ?? (err as Error).message}: cannot connect (is QEMU running with -qmp unix:${path},server=on,wait=off?)`), { code });
+    }
     const client = new QmpClient(socket, timeoutMs);
+    client.peerPid = socket.peerCredentials()?.pid;
     const greeting = await new Promise<Record<string, unknown>>((resolve, reject) => {
       const timer = setTimeout(() => {
         socket.destroy();
@@ -68,7 +79,11 @@ export class QmpClient extends EventEmitter<QmpClientEvents> {
       };
       socket.once('error', (err: NodeJS.ErrnoException) => {
         clearTimeout(timer);
-        reject(Object.assign(new Error(`QMP ${path}: ${err.code ?? err.message}: cannot connect (is QEMU running with -qmp unix:${path},server=on,wait=off?)`), { code: err.code }));
+        reject(Object.assign(new Error(`QMP ${path}: ${err.code ?? err.message}`), { code: err.code }));
+      });
+      socket.once('close', () => {
+        clearTimeout(timer);
+        reject(new Error(`QMP ${path}: closed before the greeting`));
       });
       socket.on('data', (chunk) => client.onData(chunk));
       socket.on('close', () => client.onClose());

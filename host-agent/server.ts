@@ -11,16 +11,22 @@ import type { MovePagesFn } from '../native/addon.js';
 import { connect as transportConnect, listen as transportListen, type PeerIdentity, type TransportServer } from '../transport/index.js';
 import type { HostConfig, VmConfig } from './config.js';
 import { LocalProcessTranslator } from './local-target.js';
-import { FixedBudget, SharedPool, TokenBucket, VmMigrator, MOVE_FAILURES, type DramBudget, type MigrationReport, type MoveFailure } from './migrator.js';
+import { FixedBudget, SharedPool, TokenBucket, VmMigrator, MOVE_FAILURES, MOVE_LATENCY_BUCKETS_S, type DramBudget, type MigrationReport, type MoveFailure } from './migrator.js';
 import { defaultTierNodes, readNumaTopology, type NumaTopology } from './numa.js';
 import { QemuTarget } from './qemu-target.js';
 import { readPidfile } from './layout.js';
 import { pagesOutside } from './translate.js';
+import { safeText } from './text.js';
+import { InputError } from '../src/util/units.js';
 
 const AGENT_VERSION = process.env.npm_package_version ?? '0.1.0';
 const MAX_REPORT_RUNS = 65_536;
 /** A guest that does not read its reports is disconnected past this much queued output. */
 const MAX_WRITE_BACKLOG = 4 * 1024 * 1024;
+/** Connections of one VM still waiting for their hello; more are refused. */
+const MAX_PENDING_SESSIONS = 4;
+/** Decisions of one VM in the agent at once: one running, one queued. */
+const MAX_DECISIONS_IN_FLIGHT = 2;
 
 export interface VmStatus {
   name: string;
@@ -50,11 +56,18 @@ export interface VmStatus {
   /** move_pages calls made on this VM's process: moves and placement queries. */
   moveCalls: number;
   queryCalls: number;
+  /** Runs of guest decisions refused (outside RAM, malformed, too many pages). */
+  refusedRuns: number;
+  /** move_pages wall time in move mode (cumulative buckets, MOVE_LATENCY_BUCKETS_S). */
+  moveLatency: { buckets: number[]; sumSeconds: number; count: number };
   crossNodeMoves: boolean;
 }
 
 export interface HostStatus {
   pid: number;
+  /** vtier and Node versions of the agent (build info). */
+  version: string;
+  nodeVersion: string;
   startedAt: string;
   dramNodes: number[];
   cxlNodes: number[];
@@ -74,6 +87,14 @@ interface Session {
 
 class VmState {
   migrator?: VmMigrator;
+  /** Connections that have not said a valid hello yet (they evict nobody). */
+  readonly pending = new Set<Session>();
+  /** Per VM, not per connection: reconnecting does not buy a fresh allowance. */
+  readonly flood: TokenBucket;
+  readonly beats: TokenBucket;
+  /** Decisions accepted and not yet answered (running or queued). */
+  inFlight = 0;
+  private chain: Promise<unknown> = Promise.resolve();
   qemu?: QemuTarget;
   local?: LocalProcessTranslator;
   state: VmStatus['state'] = 'attaching';
@@ -87,7 +108,21 @@ class VmState {
   ramMismatchPages = 0;
   /** Last attach error already logged (log once per distinct error, not every retry). */
   loggedError?: string;
-  constructor(readonly cfg: VmConfig) {}
+  constructor(
+    readonly cfg: VmConfig,
+    limits: HostConfig['limits'],
+  ) {
+    this.flood = new TokenBucket(limits.maxDecisionsPerSec);
+    this.beats = new TokenBucket(limits.maxHeartbeatsPerSec);
+  }
+
+  /** Runs `fn` after everything queued before it for this VM: decisions, placement
+   *  refreshes and re-targets never overlap on the migrator's shared buffers. */
+  serial<T>(fn: () => Promise<T>): Promise<T> {
+    const run = this.chain.then(fn, fn);
+    this.chain = run.catch(() => {});
+    return run;
+  }
 }
 
 export interface HostServerOptions {
@@ -135,6 +170,16 @@ export class HostServer extends EventEmitter<HostServerEvents> {
     super();
     this.config = o.config;
     if (o.config.dramNodes && o.config.cxlNodes) {
+      // A node that does not exist would turn every move into an error (or, for CXL, make
+      // demotion silently impossible): refused at load, naming the nodes that do exist.
+      const topology = o.topology ?? readNumaTopology();
+      const present = new Set(topology.nodes.map((n) => n.id));
+      if (present.size > 0) {
+        for (const [what, list] of [['dramNodes', o.config.dramNodes], ['cxlNodes', o.config.cxlNodes]] as const) {
+          const missing = list.filter((n) => !present.has(n));
+          if (missing.length > 0) throw new InputError(`${what}: node ${missing.join(',')} does not exist on this host (nodes: ${[...present].sort((a, b) => a - b).join(',')})`);
+        }
+      }
       this.dramNodes = o.config.dramNodes;
       this.cxlNodes = o.config.cxlNodes;
       this.nodeSplit = 'config';
@@ -152,7 +197,7 @@ export class HostServer extends EventEmitter<HostServerEvents> {
     this.listenFn = o.listen ?? transportListen;
     this.log = o.log ?? (() => {});
     for (const cfg of o.config.vms) {
-      const vm = new VmState(cfg);
+      const vm = new VmState(cfg, o.config.limits);
       this.vms.set(cfg.name, vm);
       if (cfg.identity.kind === 'vsock') this.byCid.set(cfg.identity.cid, vm);
     }
@@ -200,6 +245,7 @@ export class HostServer extends EventEmitter<HostServerEvents> {
     for (const vm of this.vms.values()) {
       clearTimeout(vm.reattachTimer);
       vm.session?.stream.destroy();
+      for (const p of vm.pending) p.stream.destroy();
       vm.qemu?.detach();
       vm.migrator?.detach();
     }
@@ -240,14 +286,24 @@ export class HostServer extends EventEmitter<HostServerEvents> {
         const a = await vm.qemu.attach();
         pid = a.pid;
         translator = a.translator;
+        try {
+          this.checkClaims(vm, pid, ramFiles(a.layout.ranges));
+        } catch (err) {
+          vm.qemu.detach();
+          throw err;
+        }
       } else {
         pid = target.pid ?? readPidfile(target.pidfile!);
+        if (pid === process.pid) throw new Error(`pid ${pid} is this agent itself: refusing`);
+        this.checkClaims(vm, pid, new Set());
         vm.local = new LocalProcessTranslator(pid);
         vm.local.rebuild();
         translator = vm.local;
       }
       if (vm.migrator) {
-        await vm.migrator.refreshPlacement({ pid, translator });
+        const m = vm.migrator;
+        await vm.serial(() => m.refreshPlacement({ pid, translator }));
+        m.stats.lastError = undefined;
       } else {
         vm.migrator = new VmMigrator({
           name: vm.cfg.name,
@@ -266,7 +322,8 @@ export class HostServer extends EventEmitter<HostServerEvents> {
           this.log(err.message);
           this.scheduleReattach(vm);
         });
-        await vm.migrator.refreshPlacement();
+        const m = vm.migrator;
+        await vm.serial(() => m.refreshPlacement());
       }
       vm.state = 'ready';
       vm.lastError = undefined;
@@ -285,10 +342,61 @@ export class HostServer extends EventEmitter<HostServerEvents> {
     }
   }
 
+  /** Which pids and RAM files a VM stands for: the process it is attached to, and what its
+   *  pidfile says now (read safely; unreadable = no claim). */
+  private claimsOf(vm: VmState): { pids: Set<number>; files: Set<string> } {
+    const pids = new Set<number>();
+    const files = new Set<string>();
+    if (vm.state === 'ready' && vm.migrator) pids.add(vm.migrator.pid);
+    const t = vm.cfg.target;
+    if (t.kind === 'local' && t.pid !== undefined) pids.add(t.pid);
+    const pidfile = t.kind === 'qemu' ? t.pidfile : t.pidfile;
+    if (pidfile) {
+      try {
+        pids.add(readPidfile(pidfile));
+      } catch {
+        /* no claim */
+      }
+    }
+    if (vm.state === 'ready' && vm.qemu?.attachment) for (const f of ramFiles(vm.qemu.attachment.layout.ranges)) files.add(f);
+    return { pids, files };
+  }
+
+  /** Refuses (for both VMs) a pid or a RAM file that another VM also claims: the agent
+   *  cannot tell which of the two is lying, so it moves neither. */
+  private checkClaims(vm: VmState, pid: number, files: Set<string>): void {
+    for (const other of this.vms.values()) {
+      if (other === vm) continue;
+      const claims = this.claimsOf(other);
+      let reason: string | undefined;
+      if (claims.pids.has(pid)) reason = `pid ${pid} is claimed by both ${vm.cfg.name} and ${other.cfg.name}`;
+      else for (const f of files) if (claims.files.has(f)) reason = `RAM file ${f} (dev:inode) is mapped for both ${vm.cfg.name} and ${other.cfg.name}`;
+      if (!reason) continue;
+      if (other.state === 'ready') this.refuse(other, `${reason}: refusing both`);
+      throw new Error(`${reason}: refusing both`);
+    }
+  }
+
+  /** Stops serving an attached VM's target (its decisions are answered "not attached"). */
+  private refuse(vm: VmState, reason: string): void {
+    vm.state = 'error';
+    vm.lastError = reason;
+    vm.qemu?.detach();
+    this.log(`${vm.cfg.name}: ${reason}`);
+    this.scheduleReattach(vm);
+  }
+
   private newQemu(vm: VmState, qmpPath: string, pidfile: string): QemuTarget {
     const q = new QemuTarget(qmpPath, pidfile, 10_000, this.layoutPollMs);
     q.on('layout', (a) => {
-      void vm.migrator?.refreshPlacement({ pid: a.pid, translator: a.translator }).catch(() => {});
+      try {
+        this.checkClaims(vm, a.pid, ramFiles(a.layout.ranges));
+      } catch (err) {
+        this.refuse(vm, (err as Error).message);
+        return;
+      }
+      const m = vm.migrator;
+      if (m) void vm.serial(() => m.refreshPlacement({ pid: a.pid, translator: a.translator })).catch(() => {});
       this.log(`${vm.cfg.name}: memory layout changed, ${a.layout.ranges.length} RAM ranges`);
     });
     q.on('exit', () => {
@@ -342,42 +450,67 @@ export class HostServer extends EventEmitter<HostServerEvents> {
     const t = setTimeout(() => s.stream.destroy(), 200);
     t.unref();
     if (vm && vm.session === s) vm.session = undefined;
-    this.log(`${vm?.cfg.name ?? '?'}: connection ${s.peer} closed: ${reason}`);
+    vm?.pending.delete(s);
+    this.log(`${vm?.cfg.name ?? '?'}: connection ${s.peer} closed: ${safeText(reason, 256)}`);
     this.emit('connection-closed', vm?.cfg.name, reason);
   }
 
-  /** A connection whose identity the transport established as `vm`. */
+  /** A connection whose identity the transport established as `vm`. It evicts the VM's
+   *  established connection only once it has said a valid hello. */
   private accept(vm: VmState, stream: Duplex, peer: string): void {
-    if (vm.session && !vm.session.closed) {
-      // The guest agent restarted: the newer connection wins.
-      this.closeSession(vm, vm.session, 'replaced by a new connection');
-    }
-    const s: Session = { stream, peer, closed: false };
-    vm.session = s;
+    const s: Session = { stream, peer: safeText(peer, 128), closed: false };
     const limits = this.config.limits;
+    if (vm.pending.size >= MAX_PENDING_SESSIONS) {
+      vm.counters.refusedConnections++;
+      this.closeSession(vm, s, `${MAX_PENDING_SESSIONS} connections already waiting for their hello`, { code: 'busy', message: 'too many connections waiting for hello' });
+      return;
+    }
+    vm.pending.add(s);
     const decoder = new FrameDecoder({ from: 'guest', maxFrameBytes: limits.maxFrameBytes });
-    const flood = new TokenBucket(limits.maxDecisionsPerSec);
-    let busy = false;
-    let queued: DecisionsMessage | undefined;
     let partialTimer: NodeJS.Timeout | undefined;
     let errors = 0;
+    let throttledHere = 0;
     const helloTimer = setTimeout(() => this.closeSession(vm, s, 'no hello', { code: 'hello-timeout', message: `no hello within ${limits.helloTimeoutMs} ms` }), limits.helloTimeoutMs);
     helloTimer.unref();
 
-    const run = async (msg: DecisionsMessage): Promise<void> => {
-      busy = true;
-      try {
-        const report = await this.decide(vm, msg);
-        this.send(vm, s, report);
-      } catch (err) {
-        this.send(vm, s, { type: 'error', code: 'internal', message: (err as Error).message.slice(0, 1024) });
+    const throttle = (what: string): void => {
+      vm.counters.throttled++;
+      if (vm.counters.throttled % 16 === 1) this.send(vm, s, { type: 'error', code: 'throttled', message: what });
+      if (++throttledHere > limits.maxThrottledBeforeClose) this.closeSession(vm, s, 'flood', { code: 'flood', message: 'too many messages; closing' });
+    };
+
+    const onHello = (msg: HelloMessage): void => {
+      if (msg.protocolVersion !== PROTOCOL_VERSION) {
+        this.closeSession(vm, s, 'protocol version', { code: 'unsupported-version', message: `protocol version ${msg.protocolVersion} unsupported (host speaks ${PROTOCOL_VERSION})` });
+        return;
       }
-      busy = false;
-      if (queued && !s.closed) {
-        const next = queued;
-        queued = undefined;
-        void run(next);
+      if (msg.vmName !== undefined && msg.vmName !== vm.cfg.name) {
+        vm.counters.refusedConnections++;
+        this.closeSession(vm, s, `hello claims VM "${safeText(msg.vmName, 64)}"`, {
+          code: 'identity-mismatch',
+          message: `this connection belongs to VM "${vm.cfg.name}" (by transport identity), not "${msg.vmName.slice(0, 64)}"`,
+        });
+        return;
       }
+      clearTimeout(helloTimer);
+      vm.pending.delete(s);
+      const old = vm.session;
+      if (old && !old.closed) {
+        // The guest agent restarted (or someone else holds this VM's socket): the newcomer
+        // proved itself with a valid hello, so it takes over; say so in the log.
+        this.closeSession(vm, old, `replaced by ${s.peer}, which said a valid hello`);
+        this.log(`${vm.cfg.name}: connection ${old.peer} evicted by ${s.peer} (valid hello, source ${safeText(msg.source, 32)})`);
+      }
+      vm.session = s;
+      s.hello = msg;
+      vm.lastSource = safeText(msg.source, 32);
+      const table = vm.qemu?.attachment?.translator.table;
+      vm.ramMismatchPages = table ? pagesOutside(table, msg.ramRanges) : 0;
+      if (vm.ramMismatchPages > 0) {
+        this.log(`${vm.cfg.name}: the guest declares ${vm.ramMismatchPages} pages of RAM that QEMU's layout does not have (wrong VM on this socket, or a stale layout?)`);
+      }
+      this.send(vm, s, { type: 'welcome', protocolVersion: PROTOCOL_VERSION, agentVersion: AGENT_VERSION, vmName: vm.cfg.name });
+      if (vm.migrator) this.send(vm, s, { type: 'budget', dramBudgetPages: vm.migrator.budget.grantPages(vm.migrator) });
     };
 
     const onMessage = (msg: Message): void => {
@@ -386,47 +519,36 @@ export class HostServer extends EventEmitter<HostServerEvents> {
           this.closeSession(vm, s, 'message before hello', { code: 'hello-first', message: 'the first message must be hello' });
           return;
         }
-        if (msg.protocolVersion !== PROTOCOL_VERSION) {
-          this.closeSession(vm, s, 'protocol version', { code: 'unsupported-version', message: `protocol version ${msg.protocolVersion} unsupported (host speaks ${PROTOCOL_VERSION})` });
-          return;
-        }
-        if (msg.vmName !== undefined && msg.vmName !== vm.cfg.name) {
-          vm.counters.refusedConnections++;
-          this.closeSession(vm, s, `hello claims VM "${msg.vmName}"`, {
-            code: 'identity-mismatch',
-            message: `this connection belongs to VM "${vm.cfg.name}" (by transport identity), not "${msg.vmName.slice(0, 64)}"`,
-          });
-          return;
-        }
-        clearTimeout(helloTimer);
-        s.hello = msg;
-        vm.lastSource = msg.source;
-        const table = vm.qemu?.attachment?.translator.table;
-        vm.ramMismatchPages = table ? pagesOutside(table, msg.ramRanges) : 0;
-        if (vm.ramMismatchPages > 0) {
-          this.log(`${vm.cfg.name}: the guest declares ${vm.ramMismatchPages} pages of RAM that QEMU's layout does not have (wrong VM on this socket, or a stale layout?)`);
-        }
-        this.send(vm, s, { type: 'welcome', protocolVersion: PROTOCOL_VERSION, agentVersion: AGENT_VERSION, vmName: vm.cfg.name });
-        if (vm.migrator) this.send(vm, s, { type: 'budget', dramBudgetPages: vm.migrator.budget.grantPages(vm.migrator) });
+        onHello(msg);
         return;
       }
       switch (msg.type) {
         case 'decisions':
-          if (flood.take(1, 1) < 1 || (busy && queued)) {
-            vm.counters.throttled++;
-            if (vm.counters.throttled % 16 === 1) this.send(vm, s, { type: 'error', code: 'throttled', message: `decisions dropped: more than ${limits.maxDecisionsPerSec}/s or one still in progress` });
-            if (++throttledHere > limits.maxThrottledBeforeClose) this.closeSession(vm, s, 'decision flood', { code: 'flood', message: 'too many decisions messages; closing' });
+          // Per VM: one decision running and one queued at most, whatever the connection.
+          if (vm.inFlight >= MAX_DECISIONS_IN_FLIGHT || vm.flood.take(1, 1) < 1) {
+            throttle(`decisions dropped: more than ${limits.maxDecisionsPerSec}/s or one still in progress`);
             return;
           }
           vm.counters.decisions++;
-          if (busy) queued = msg;
-          else void run(msg);
+          vm.inFlight++;
+          void vm
+            .serial(() => this.decide(vm, msg))
+            .then(
+              (report) => this.send(vm, s, report),
+              (err: Error) => this.send(vm, s, { type: 'error', code: 'internal', message: err.message.slice(0, 1024) }),
+            )
+            .finally(() => vm.inFlight--);
           return;
         case 'heartbeat':
+          if (vm.beats.take(1, 1) < 1) {
+            throttle(`heartbeats dropped: more than ${limits.maxHeartbeatsPerSec}/s`);
+            return;
+          }
           this.send(vm, s, { type: 'heartbeat', seq: msg.seq, tMs: Math.floor(performance.now()) });
           return;
         case 'error':
-          this.log(`${vm.cfg.name}: guest error ${msg.code}: ${msg.message}`);
+          if (vm.beats.take(1, 1) < 1) return;
+          this.log(`${vm.cfg.name}: guest error ${safeText(msg.code, 64)}: ${safeText(msg.message, 256)}`);
           return;
         case 'hello':
           this.closeSession(vm, s, 'second hello', { code: 'invalid-field', message: 'hello may be sent once per connection' });
@@ -435,7 +557,6 @@ export class HostServer extends EventEmitter<HostServerEvents> {
           return;
       }
     };
-    let throttledHere = 0;
 
     stream.on('data', (chunk: Buffer) => {
       if (s.closed) return;
@@ -470,6 +591,7 @@ export class HostServer extends EventEmitter<HostServerEvents> {
     stream.on('close', () => {
       clearTimeout(helloTimer);
       clearTimeout(partialTimer);
+      vm.pending.delete(s);
       if (!s.closed) {
         s.closed = true;
         if (vm.session === s) vm.session = undefined;
@@ -539,6 +661,8 @@ export class HostServer extends EventEmitter<HostServerEvents> {
         ramMismatchPages: vm.ramMismatchPages,
         moveCalls: m?.stats.moveCalls ?? 0,
         queryCalls: m?.stats.queryCalls ?? 0,
+        refusedRuns: m?.stats.refusedRuns ?? 0,
+        moveLatency: m ? { ...m.stats.moveLatency, buckets: [...m.stats.moveLatency.buckets] } : { buckets: MOVE_LATENCY_BUCKETS_S.map(() => 0), sumSeconds: 0, count: 0 },
         crossNodeMoves: this.crossNodeMoves,
       });
     }
@@ -546,6 +670,8 @@ export class HostServer extends EventEmitter<HostServerEvents> {
     if (!this.crossNodeMoves) notes.push(this.dramNodes.length + this.cxlNodes.length <= 1 ? 'single NUMA node: cross-node moves not possible here' : 'no CXL node: demotions not possible');
     return {
       pid: process.pid,
+      version: AGENT_VERSION,
+      nodeVersion: process.versions.node,
       startedAt: this.startedAt,
       dramNodes: this.dramNodes,
       cxlNodes: this.cxlNodes,
@@ -556,6 +682,13 @@ export class HostServer extends EventEmitter<HostServerEvents> {
       vms,
     };
   }
+}
+
+/** The files (dev:inode) backing a VM's RAM ranges. */
+function ramFiles(ranges: Array<{ file?: string }>): Set<string> {
+  const out = new Set<string>();
+  for (const r of ranges) if (r.file && !/^0+:0+:0$/.test(r.file)) out.add(r.file);
+  return out;
 }
 
 function describePeer(peer: PeerIdentity): string {

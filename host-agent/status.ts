@@ -1,11 +1,11 @@
 // How `vtier host status` reaches a running agent: a local unix socket that answers every
 // connection with one JSON document, and an optional Prometheus text endpoint on loopback.
-import { chmodSync, mkdirSync, unlinkSync } from 'node:fs';
+import { chmodSync, lstatSync, mkdirSync, unlinkSync } from 'node:fs';
 import { createServer as createHttpServer, type Server as HttpServer } from 'node:http';
 import { connect, createServer, type Server } from 'node:net';
 import { dirname } from 'node:path';
 import type { HostStatus } from './server.js';
-import { MOVE_FAILURES } from './migrator.js';
+import { MOVE_FAILURES, MOVE_LATENCY_BUCKETS_S } from './migrator.js';
 
 export interface StatusEndpoints {
   /** The Prometheus port actually bound (useful with port 0). */
@@ -16,11 +16,7 @@ export interface StatusEndpoints {
 /** Serves `getStatus()` on a unix socket (mode 0600) and optionally as Prometheus text. */
 export async function serveStatus(getStatus: () => HostStatus, socketPath: string, prometheus?: { host: string; port: number }): Promise<StatusEndpoints> {
   mkdirSync(dirname(socketPath), { recursive: true });
-  try {
-    unlinkSync(socketPath);
-  } catch {
-    /* not there */
-  }
+  await removeStaleSocket(socketPath);
   const server: Server = createServer((socket) => {
     socket.on('error', () => {});
     socket.end(`${JSON.stringify(getStatus())}\n`);
@@ -30,6 +26,8 @@ export async function serveStatus(getStatus: () => HostStatus, socketPath: strin
     server.listen(socketPath, () => resolve());
   });
   chmodSync(socketPath, 0o600);
+  // Remember which inode is ours: close() removes that socket and nothing else.
+  const ours = lstatSync(socketPath).ino;
   let http: HttpServer | undefined;
   if (prometheus) {
     http = createHttpServer((req, res) => {
@@ -51,12 +49,44 @@ export async function serveStatus(getStatus: () => HostStatus, socketPath: strin
       server.close();
       http?.close();
       try {
-        unlinkSync(socketPath);
+        const st = lstatSync(socketPath);
+        if (st.isSocket() && st.ino === ours) unlinkSync(socketPath);
       } catch {
         /* gone */
       }
     },
   };
+}
+
+/** Makes room for the status socket: nothing there, or a socket nobody answers on (a
+ *  previous agent that died) is removed. Anything else — a regular file, a directory, a
+ *  symlink, a live agent's socket — is left alone and refused. */
+async function removeStaleSocket(socketPath: string): Promise<void> {
+  let st;
+  try {
+    st = lstatSync(socketPath);
+  } catch {
+    return; // not there
+  }
+  if (!st.isSocket()) throw new Error(`statusSocket ${socketPath}: exists and is not a socket (${st.isSymbolicLink() ? 'a symlink' : st.isDirectory() ? 'a directory' : 'a file'}); refusing to replace it`);
+  const live = await new Promise<boolean>((resolve) => {
+    const probe = connect(socketPath);
+    const timer = setTimeout(() => {
+      probe.destroy();
+      resolve(true); // accepted but silent: someone is there
+    }, 1000);
+    probe.once('connect', () => {
+      clearTimeout(timer);
+      probe.destroy();
+      resolve(true);
+    });
+    probe.once('error', (err: NodeJS.ErrnoException) => {
+      clearTimeout(timer);
+      resolve(err.code !== 'ECONNREFUSED' && err.code !== 'ENOENT');
+    });
+  });
+  if (live) throw new Error(`statusSocket ${socketPath}: another agent answers there; refusing to replace it`);
+  unlinkSync(socketPath);
 }
 
 /** Reads the status of the agent listening on `socketPath`. */
@@ -110,7 +140,23 @@ export function prometheusText(s: HostStatus): string {
     'counter',
     s.vms.flatMap((v) => MOVE_FAILURES.map((f) => [`vm="${label(v.name)}",reason="${f}"`, v.failures[f] ?? 0] as [string, number])),
   );
-  metric('vtier_vm_throttled_total', 'Decisions messages dropped for flooding', 'counter', per((v) => v.throttled));
+  metric('vtier_vm_throttled_total', 'Messages dropped for flooding (decisions, heartbeats)', 'counter', per((v) => v.throttled));
   metric('vtier_vm_protocol_errors_total', 'Bad frames received', 'counter', per((v) => v.protocolErrors));
+  metric('vtier_vm_decisions_total', 'Decisions messages accepted from the guest', 'counter', per((v) => v.decisions));
+  metric('vtier_vm_refused_runs_total', 'Runs of guest decisions refused (outside guest RAM, malformed, too many pages)', 'counter', per((v) => v.refusedRuns ?? 0));
+  metric(
+    'vtier_vm_move_pages_calls_total',
+    'move_pages(2) calls on the VM process, by mode (move, or query placement)',
+    'counter',
+    s.vms.flatMap((v) => [[`vm="${label(v.name)}",mode="move"`, v.moveCalls] as [string, number], [`vm="${label(v.name)}",mode="query"`, v.queryCalls] as [string, number]]),
+  );
+  lines.push('# HELP vtier_vm_move_seconds Wall time of one move_pages(2) call in move mode', '# TYPE vtier_vm_move_seconds histogram');
+  for (const v of s.vms) {
+    const h = v.moveLatency ?? { buckets: MOVE_LATENCY_BUCKETS_S.map(() => 0), sumSeconds: 0, count: 0 };
+    const vm = `vm="${label(v.name)}"`;
+    MOVE_LATENCY_BUCKETS_S.forEach((le, i) => lines.push(`vtier_vm_move_seconds_bucket{${vm},le="${le}"} ${h.buckets[i] ?? 0}`));
+    lines.push(`vtier_vm_move_seconds_bucket{${vm},le="+Inf"} ${h.count}`, `vtier_vm_move_seconds_sum{${vm}} ${h.sumSeconds}`, `vtier_vm_move_seconds_count{${vm}} ${h.count}`);
+  }
+  metric('vtier_build_info', 'The running agent: vtier and Node versions', 'gauge', [[`version="${label(s.version ?? 'unknown')}",node="${label(s.nodeVersion ?? 'unknown')}"`, 1]]);
   return `${lines.join('\n')}\n`;
 }

@@ -87,9 +87,9 @@ describe('parseProcMaps + buildLayout', () => {
     const layout = buildLayout(parseMtreeFlat(MTREE), [{ id: 'mem0', sizeBytes: 3 * GiB, memPath: '/dev/shm/vm-mem0' }], maps);
     expect(layout.unresolved).toEqual([]);
     expect(layout.ranges).toEqual([
-      { gpaStart: 0, gpaEnd: 0xc0000, hvaStart: 0x7ff03ffff000, memdev: 'mem0', backendOffset: 0 },
-      { gpaStart: 0x100000, gpaEnd: 2 * GiB, hvaStart: 0x7ff03ffff000 + 0x100000, memdev: 'mem0', backendOffset: 0x100000 },
-      { gpaStart: 4 * GiB, gpaEnd: 5 * GiB, hvaStart: 0x7ff0bffff000, memdev: 'mem0', backendOffset: 2 * GiB },
+      { gpaStart: 0, gpaEnd: 0xc0000, hvaStart: 0x7ff03ffff000, memdev: 'mem0', backendOffset: 0, file: '00:1b:2' },
+      { gpaStart: 0x100000, gpaEnd: 2 * GiB, hvaStart: 0x7ff03ffff000 + 0x100000, memdev: 'mem0', backendOffset: 0x100000, file: '00:1b:2' },
+      { gpaStart: 4 * GiB, gpaEnd: 5 * GiB, hvaStart: 0x7ff0bffff000, memdev: 'mem0', backendOffset: 2 * GiB, file: '00:1b:2' },
     ]);
   });
 

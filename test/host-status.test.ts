@@ -15,6 +15,8 @@ import { runsFrom } from '../src/samples.js';
 
 const sample: HostStatus = {
   pid: 1,
+  version: '0.1.0',
+  nodeVersion: '20.0.0',
   startedAt: 't',
   dramNodes: [0],
   cxlNodes: [1],
@@ -45,6 +47,8 @@ const sample: HostStatus = {
       ramMismatchPages: 0,
       moveCalls: 1,
       queryCalls: 1,
+      refusedRuns: 0,
+      moveLatency: { buckets: [0, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1], sumSeconds: 0.0008, count: 1 },
       crossNodeMoves: true,
     },
   ],

@@ -4,6 +4,7 @@ import { action, examples } from '../command.js';
 import { UserError, printResult, type OutputOptions } from '../output.js';
 import { fetchStatus } from '../../host-agent/status.js';
 import type { HostStatus } from '../../host-agent/server.js';
+import { safeText } from '../../host-agent/text.js';
 
 interface HostStatusOptions extends OutputOptions {
   socket: string;
@@ -14,7 +15,8 @@ const MiB = 1024 ** 2;
 
 export function formatStatus(s: HostStatus): string {
   const lines = [`host agent pid ${s.pid} since ${s.startedAt}; DRAM nodes ${s.dramNodes.join(',') || '-'}, CXL nodes ${s.cxlNodes.join(',') || '-'} (${s.nodeSplit})`];
-  for (const n of s.notes) lines.push(`note: ${n}`);
+  // Every string below may have come from a guest or a QEMU: escaped, bounded, one line each.
+  for (const n of s.notes) lines.push(`note: ${safeText(n, 512)}`);
   if (s.unknownPeers > 0) lines.push(`dropped connections from unknown peers: ${s.unknownPeers}`);
   const rows = [['VM', 'CONNECTED', 'SOURCE', 'STATE', 'DRAM GiB', 'CXL GiB', 'BUDGET GiB', 'PROMOTE MB/s', 'DEMOTE MB/s', 'FAILURES']];
   for (const v of s.vms) {
@@ -23,9 +25,9 @@ export function formatStatus(s: HostStatus): string {
       .map(([reason, n]) => `${reason} ${n}`)
       .join(', ');
     rows.push([
-      v.name,
+      safeText(v.name, 64),
       v.connected ? 'yes' : 'no',
-      v.source ?? '-',
+      v.source === undefined ? '-' : safeText(v.source, 32),
       v.state,
       ((v.dramPages * 4096) / GiB).toFixed(2),
       ((v.cxlPages * 4096) / GiB).toFixed(2),
@@ -39,13 +41,13 @@ export function formatStatus(s: HostStatus): string {
   for (const r of rows) lines.push(r.map((cell, c) => cell.padEnd(widths[c])).join('  ').trimEnd());
   for (const v of s.vms) {
     const extra: string[] = [];
-    if (v.lastError) extra.push(`last error: ${v.lastError}`);
+    if (v.lastError) extra.push(`last error: ${safeText(v.lastError, 512)}`);
     if (v.throttled > 0) extra.push(`throttled ${v.throttled}`);
     if (v.protocolErrors > 0) extra.push(`protocol errors ${v.protocolErrors}`);
     if (v.refusedConnections > 0) extra.push(`refused hellos ${v.refusedConnections}`);
     if (v.retryPending > 0) extra.push(`busy pages queued ${v.retryPending}`);
     if (v.ramMismatchPages > 0) extra.push(`guest declares ${v.ramMismatchPages} RAM pages QEMU does not have: check which VM this is`);
-    if (extra.length > 0) lines.push(`${v.name}: ${extra.join('; ')}`);
+    if (extra.length > 0) lines.push(`${safeText(v.name, 64)}: ${extra.join('; ')}`);
   }
   return lines.join('\n');
 }

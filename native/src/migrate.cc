@@ -7,6 +7,7 @@
 #include <unistd.h>
 
 #include <cerrno>
+#include <cmath>
 #include <cstdint>
 #include <cstring>
 #include <vector>
@@ -57,11 +58,14 @@ bool ParseArgs(const Napi::CallbackInfo &info, MoveRequest &req) {
     ThrowTypeError(env, "pid", "must be a number");
     return false;
   }
-  int64_t pid = info[0].As<Napi::Number>().Int64Value();
-  if (pid < 0 || pid > INT32_MAX) {
-    ThrowTypeError(env, "pid", "must be a non-negative process id (0 = this process)");
+  // Int64Value() maps NaN and Infinity to 0, which move_pages reads as "this process":
+  // check the double itself, so only an exact integer in [0, INT32_MAX] gets through.
+  double pidValue = info[0].As<Napi::Number>().DoubleValue();
+  if (!std::isfinite(pidValue) || std::floor(pidValue) != pidValue || pidValue < 0 || pidValue > INT32_MAX) {
+    ThrowTypeError(env, "pid", "must be an integer process id in [0, 2147483647] (0 = this process)");
     return false;
   }
+  int64_t pid = static_cast<int64_t>(pidValue);
   req.pid = static_cast<pid_t>(pid);
 
   if (!info[1].IsTypedArray()) {

@@ -257,12 +257,16 @@ class SocketHandle : public Napi::ObjectWrap<SocketHandle> {
   }
 
   void ReadOnce() {
-    static char buffer[kReadChunk];
+    // One scratch buffer per thread: handles live on the loop of the thread (main or a
+    // worker_thread) that made them, and each of those loops reads concurrently. A single
+    // static buffer was shared by all of them (data of one socket delivered on another's).
+    static thread_local std::unique_ptr<char[]> buffer;
+    if (!buffer) buffer.reset(new char[kReadChunk]);
     Napi::Env env = Env();
     ssize_t n;
-    do n = read(box_->fd, buffer, sizeof(buffer)); while (n < 0 && errno == EINTR);
+    do n = read(box_->fd, buffer.get(), kReadChunk); while (n < 0 && errno == EINTR);
     if (n > 0) {
-      Emit({Napi::String::New(env, "data"), Napi::Buffer<char>::Copy(env, buffer, static_cast<size_t>(n))});
+      Emit({Napi::String::New(env, "data"), Napi::Buffer<char>::Copy(env, buffer.get(), static_cast<size_t>(n))});
     } else if (n == 0) {
       reading_ = false;
       UpdatePoll();
