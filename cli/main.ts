@@ -1,6 +1,7 @@
 // The `vtier` command line: `vtier <area> <verb>`, every command with --json.
 import { Command, CommanderError } from 'commander';
-import { reportError } from './output.js';
+import { reportError, UserError } from './output.js';
+import { EXIT_CODES } from './options.js';
 import { registerDoctor } from './commands/doctor.js';
 import { registerDemo } from './commands/demo.js';
 import { registerWorkload } from './commands/workload.js';
@@ -32,6 +33,7 @@ registerLab(program);
 
 program.addHelpText(
   'after',
+  `\nExit codes:\n${EXIT_CODES.map(([code, meaning]) => `  ${String(code).padEnd(4)}${meaning}`).join('\n')}\n` +
   `\nExamples:\n  $ vtier demo\n  $ vtier doctor\n  $ vtier guest record --source auto --duration 10s --out run.trace -- vtier workload hotspot --size 1G\n  $ vtier sim --workload hotspot --size 10G --dram 2G --policy vtier,autonuma,oracle\n`,
 );
 
@@ -42,7 +44,7 @@ try {
     // --help and --version end here too, with exit code 0.
     if (err.exitCode === 0) process.exit(0);
     const message = err.message.replace(/^error: /, '');
-    process.exitCode = reportError(new Error(`${message} (see vtier --help)`), process.argv.includes('--json')) && 2;
+    process.exitCode = reportError(new UserError(`${message} (see vtier --help)`, 'usage', 2), process.argv.includes('--json'));
   } else {
     process.exitCode = reportError(err, process.argv.includes('--json'));
   }

@@ -6,7 +6,7 @@ import { InputError } from '../src/util/units.js';
 export class UserError extends Error {
   constructor(
     message: string,
-    /** Short machine-readable kind, e.g. "no-pmu", "damon-busy", "bad-input". */
+    /** Short machine-readable kind, e.g. "no-pmu", "damon-busy"; exit code 2 always reports "usage". */
     readonly kind = 'error',
     readonly exitCode = 1,
   ) {
@@ -31,8 +31,9 @@ export function reportError(err: unknown, json: boolean): number {
   const e = err as { message?: string; code?: string; syscall?: string };
   let message = e?.message ?? String(err);
   if (!known && e?.code) message = `${message}${e.syscall ? ` (${e.syscall})` : ''}`;
-  const kind = err instanceof UserError ? err.kind : err instanceof InputError ? 'bad-input' : e?.code ?? 'internal';
   const exitCode = err instanceof UserError ? err.exitCode : err instanceof InputError ? 2 : 1;
+  // Exit 2 is a usage error in every command: one kind for scripts to test.
+  const kind = exitCode === 2 ? 'usage' : err instanceof UserError ? err.kind : e?.code ?? 'internal';
   const oneLine = message.split('\n')[0];
   if (json) {
     process.stdout.write(`${JSON.stringify({ error: { message: oneLine, kind, code: e?.code } })}\n`);

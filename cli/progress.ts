@@ -31,10 +31,15 @@ export function formatEta(seconds: number): string {
   return `${Math.floor(s / 3600)}h${String(Math.floor((s % 3600) / 60)).padStart(2, '0')}m`;
 }
 
+/** A parent that keeps a child's stdout (its --json) but relays its stderr sets this to `tty` or
+ *  `plain`: the child then shows progress under --json too, drawn as the parent's terminal needs. */
+export const PROGRESS_ENV = 'VTIER_PROGRESS';
+
 export function createProgress(options: ProgressOptions): Progress {
-  if (options.json) return { update() {}, log() {}, stop() {} };
+  const relay = process.env[PROGRESS_ENV];
+  if (options.json && relay !== 'tty' && relay !== 'plain') return { update() {}, log() {}, stop() {} };
   const stream = options.stream ?? process.stderr;
-  const tty = options.tty ?? Boolean(stream.isTTY);
+  const tty = options.tty ?? (relay === 'tty' || relay === 'plain' ? relay === 'tty' : Boolean(stream.isTTY));
   return tty ? barProgress(options, stream) : plainProgress(options, stream);
 }
 

@@ -100,16 +100,16 @@ const DEFAULT_SWEEP: Record<'damon-sample' | 'events', string[]> = { 'damon-samp
  */
 export function resolvePeriods(text: string | undefined, sweep: boolean, resolved: ResolvedSource): Array<PeriodSetting | null> {
   const items = text === undefined ? [] : text.split(',').map((s) => s.trim());
-  if (items.some((s) => s === '')) throw new InputError(`--period: "${text}" has an empty entry`);
+  if (items.some((s) => s === '')) throw new InputError(`--sample-period: "${text}" has an empty entry`);
   if (resolved.source === 'damon' && resolved.damonMode === 'observe' && (items.length > 0 || sweep)) {
     const o = resolved.observed;
     const whose = o ? `someone else's kdamond.${o.kdamond} (pid ${o.pid}) with sample ${o.sampleUs / 1000} ms, aggregation ${o.aggrUs / 1000} ms` : "someone else's kdamond";
     throw new InputError(
-      `--period${sweep ? '/--sweep' : ''}: DAMON here is observed, not configured: ${whose}; its intervals are its owner's and vtier does not change them. ` +
-        'Run without --period (the observed intervals are recorded), or sweep the faults source (--source faults --sweep)',
+      `--sample-period${sweep ? '/--sweep' : ''}: DAMON here is observed, not configured: ${whose}; its intervals are its owner's and vtier does not change them. ` +
+        'Run without --sample-period (the observed intervals are recorded), or sweep the faults source (--source faults --sweep)',
     );
   }
-  if (items.length > 1 && !sweep) throw new InputError(`--period: a list (${text}) needs --sweep`);
+  if (items.length > 1 && !sweep) throw new InputError(`--sample-period: a list (${text}) needs --sweep`);
   const kind: PeriodSetting['kind'] = resolved.source === 'damon' ? 'damon-sample' : 'events';
   const texts = items.length > 0 ? items : sweep ? DEFAULT_SWEEP[kind] : [];
   if (texts.length === 0) return [null];
@@ -117,14 +117,14 @@ export function resolvePeriods(text: string | undefined, sweep: boolean, resolve
   return texts.map((item) => {
     let value: number;
     if (kind === 'damon-sample') {
-      const ms = parseDurationMs(item, '--period');
+      const ms = parseDurationMs(item, '--sample-period');
       value = Math.round(ms * 1000);
-      if (!(value >= 100 && value <= 1_000_000)) throw new InputError(`--period: "${item}" is outside 100us..1s (the DAMON sampling interval; aggregation is ${DAMON_AGGR_PER_SAMPLE}x)`);
+      if (!(value >= 100 && value <= 1_000_000)) throw new InputError(`--sample-period: "${item}" is outside 100us..1s (the DAMON sampling interval; aggregation is ${DAMON_AGGR_PER_SAMPLE}x)`);
     } else {
-      value = parsePositiveInt(item, '--period');
-      if (value > 2 ** 31 - 1) throw new InputError(`--period: "${item}" is more than 2^31-1 events per sample`);
+      value = parsePositiveInt(item, '--sample-period');
+      if (value > 2 ** 31 - 1) throw new InputError(`--sample-period: "${item}" is more than 2^31-1 events per sample`);
     }
-    if (seen.has(value)) throw new InputError(`--period: "${item}" is listed twice`);
+    if (seen.has(value)) throw new InputError(`--sample-period: "${item}" is listed twice`);
     seen.add(value);
     return { kind, value, label: item };
   });

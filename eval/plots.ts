@@ -200,3 +200,42 @@ export async function renderSvg(spec: TopLevelSpec): Promise<string> {
     view.finalize();
   }
 }
+
+/** Address x time heat map of a trace (damo `report heats`): colour = sample weight, log scale. */
+export function heatmapSpec(title: string, cells: Array<{ timeS: number; timeEndS: number; addrMiB: number; addrEndMiB: number; weight: number }>): TopLevelSpec {
+  return {
+    $schema: 'https://vega.github.io/schema/vega-lite/v6.json',
+    title,
+    width: WIDTH,
+    height: HEIGHT + 60,
+    config: CONFIG,
+    data: { values: cells },
+    mark: { type: 'rect' },
+    encoding: {
+      x: { field: 'timeS', type: 'quantitative', title: 'time since the trace start (s)' },
+      x2: { field: 'timeEndS' },
+      y: { field: 'addrMiB', type: 'quantitative', title: 'guest-physical address (MiB)', scale: { zero: false } },
+      y2: { field: 'addrEndMiB' },
+      color: { field: 'weight', type: 'quantitative', title: 'samples per bin', scale: { type: 'log', scheme: 'inferno', reverse: true } },
+      tooltip: [{ field: 'timeS', title: 'time (s)' }, { field: 'addrMiB', title: 'address (MiB)' }, { field: 'weight', title: 'samples' }],
+    },
+  };
+}
+
+/** Working-set size over time (damo `report wss`): one line, MiB on y. */
+export function wssSpec(title: string, points: Array<{ timeS: number; wssMiB: number }>): TopLevelSpec {
+  return {
+    $schema: 'https://vega.github.io/schema/vega-lite/v6.json',
+    title,
+    width: WIDTH,
+    height: HEIGHT,
+    config: CONFIG,
+    data: { values: points },
+    mark: { type: 'line', point: { filled: true, size: 30 }, strokeWidth: 2, color: PALETTE[0], interpolate: 'step-after' },
+    encoding: {
+      x: { field: 'timeS', type: 'quantitative', title: 'time since the trace start (s)' },
+      y: { field: 'wssMiB', type: 'quantitative', title: 'working set (MiB sampled in the window)' },
+      tooltip: [{ field: 'timeS', title: 'time (s)' }, { field: 'wssMiB', title: 'WSS (MiB)' }],
+    },
+  };
+}

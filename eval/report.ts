@@ -5,8 +5,9 @@ import { writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import type { TopLevelSpec } from 'vega-lite';
 import { loadResults, METRICS, type CommandFacts, type LoadedResults, type Observation } from './results.js';
-import { barSpec, intervalSpec, renderSvg, setSystemOrder, sweepSpec, timeSeriesSpec, type BarPoint, type IntervalPoint, type PairPoint, type SweepPoint, type TimePoint } from './plots.js';
+import { barSpec, heatmapSpec, intervalSpec, wssSpec, renderSvg, setSystemOrder, sweepSpec, timeSeriesSpec, type BarPoint, type IntervalPoint, type PairPoint, type SweepPoint, type TimePoint } from './plots.js';
 import { intervalWarnings, mean, meanInterval } from './stats.js';
+import { describeTrace, summarizeTrace, traceHeatmap, traceWss, type DecodedTrace } from '../src/trace/index.js';
 
 export interface Table {
   columns: string[];
@@ -378,12 +379,15 @@ export function renderHtml(model: ReportModel): string {
   parts.push('<!DOCTYPE html>', '<html lang="en"><head><meta charset="utf-8">', `<title>${escapeHtml(model.title)}</title>`);
   parts.push('<meta name="viewport" content="width=device-width, initial-scale=1">', `<style>${STYLE}</style></head><body>`);
   parts.push(`<h1>${escapeHtml(model.title)}</h1>`);
-  parts.push(`<p class="sub">${model.command ? `<code>${escapeHtml(commandLine(model.command))}</code> · ${escapeHtml(model.command.startedAt)}` : 'imported tool output'}</p>`);
-  if (!model.complete) {
+  const sub = model.command ? `<code>${escapeHtml(commandLine(model.command))}</code> · ${escapeHtml(model.command.startedAt)}` : model.campaign === 'trace' ? 'a trace recorded by vtier guest record' : 'imported tool output';
+  parts.push(`<p class="sub">${sub}</p>`);
+  if (!model.complete && model.campaign === 'trace') {
+    parts.push('<div class="banner" id="interrupted"><strong>Truncated trace:</strong> the recorder stopped before writing its end record; the views cover the batches present.</div>');
+  } else if (!model.complete) {
     parts.push('<div class="banner" id="interrupted"><strong>Interrupted run:</strong> the campaign did not finish (no DONE marker). The numbers below cover only the runs completed before it stopped.</div>');
   }
   for (const warning of model.warnings) parts.push(`<p class="warn">⚠ ${escapeHtml(warning)}</p>`);
-  parts.push('<h2 id="summary">Key numbers</h2>');
+  parts.push(`<h2 id="summary">${model.campaign === 'trace' ? 'The trace' : 'Key numbers'}</h2>`);
   parts.push(model.summary.rows.length ? htmlTable(model.summary) : '<p>No observations.</p>');
   for (const section of model.sections) {
     parts.push(`<h2 id="${escapeHtml(section.id)}">${escapeHtml(section.title)}</h2>`);
@@ -427,4 +431,73 @@ export async function writeReportFile(dir: string): Promise<string> {
   const path = join(dir, 'report.html');
   writeFileSync(path, renderHtml(model));
   return path;
+}
+
+/**
+ * The report of one trace file (`vtier report TRACE`): what the trace holds (the shared trace
+ * summary), an address x time heat map and the working-set size over time, as damo's
+ * `report heats` and `report wss` show a DAMON record.
+ */
+export async function buildTraceReport(trace: DecodedTrace, path: string, options: { plots?: boolean; timeBins?: number; addrBins?: number } = {}): Promise<ReportModel> {
+  const summary = summarizeTrace(trace);
+  const pageSize = trace.header.pageSize;
+  const heat = traceHeatmap(trace, { timeBins: options.timeBins ?? 80, addrBins: options.addrBins ?? 64 });
+  const wss = traceWss(trace, { bins: options.timeBins ?? 80 });
+  const toMiB = (pfn: number): number => (pfn * pageSize) / MIB;
+  const cells = heat.cells.map((c) => ({
+    timeS: c.timeS,
+    timeEndS: c.timeS + heat.timeBinS,
+    addrMiB: toMiB(c.pfn),
+    addrEndMiB: toMiB(Math.min(c.pfn + heat.pagesPerBin, heat.pfnHigh)),
+    weight: c.weight,
+  }));
+  const wssPoints = wss.map((p) => ({ timeS: p.timeS, wssMiB: p.bytes / MIB }));
+  const sections: Section[] = [];
+  if (cells.length > 0) {
+    sections.push({
+      id: 'heatmap',
+      title: 'Where the samples land: address x time',
+      caption:
+        `Sample weight per cell (log colour; darker = more) over ${fmt(heat.timeBinS)} s x ${fmtBytes(heat.pagesPerBin * pageSize)} bins, ` +
+        `addresses ${fmtBytes(heat.pfnLow * pageSize)} to ${fmtBytes(heat.pfnHigh * pageSize)} (the span any sample touched). A hot set is a dark band; when it moves, the band moves.`,
+      table: {
+        columns: ['time (s)', 'address (MiB)', 'samples'],
+        rows: [...cells].sort((a, b) => b.weight - a.weight).slice(0, 50).map((c) => [fmt(c.timeS), fmt(c.addrMiB), fmt(c.weight)]),
+      },
+      spec: heatmapSpec(`Sample heat — ${summary.source}`, cells),
+    });
+  }
+  sections.push({
+    id: 'wss',
+    title: 'Working-set size over time',
+    caption: `Distinct pages with at least one sample in each ${fmt(wss.length > 1 ? wss[1].timeS - wss[0].timeS : heat.timeBinS)} s window, in MiB. A sampler sees a subset of the pages touched: faults only first touches, DAMON whole regions.`,
+    table: { columns: ['time (s)', 'WSS (MiB)', 'pages'], rows: wss.map((p) => [fmt(p.timeS), fmt(p.bytes / MIB), String(p.pages)]) },
+    spec: wssSpec(`Working-set size — ${summary.source}`, wssPoints),
+  });
+  if (options.plots !== false) for (const section of sections) if (section.spec) section.svg = await renderSvg(section.spec);
+  const warnings: string[] = [];
+  if (summary.truncated) warnings.push(`the trace is truncated (${summary.truncatedReason ?? 'no end record'}); the views cover the batches present`);
+  if (cells.length === 0) warnings.push('the trace holds no samples: nothing to map (faults only sees first touches; an idle target gives none)');
+  const rows: string[][] = [
+    ['trace', path],
+    ['summary', describeTrace(summary)],
+    ['source', `${summary.source}${summary.damonMode ? ` (${summary.damonMode})` : ''}`],
+    ['duration', `${fmt(summary.durationS)} s`],
+    ['samples', summary.samples === null ? 'unknown (no end record)' : String(summary.samples)],
+    ['page samples', String(summary.pageSamples)],
+    ['distinct pages', `${summary.distinctPages} (${fmtBytes(summary.distinctPages * pageSize)})`],
+    ['peak WSS', fmtBytes(Math.max(0, ...wss.map((p) => p.bytes)))],
+    ['guest RAM', summary.ramPages > 0 ? fmtBytes(summary.ramPages * pageSize) : 'not recorded'],
+    ['epoch', `${summary.epochMs} ms`],
+  ];
+  return {
+    title: `vtier trace report: ${path.split('/').pop()}`,
+    complete: !summary.truncated,
+    campaign: 'trace',
+    command: null,
+    machine: { basic: trace.header.facts },
+    warnings,
+    sections,
+    summary: { columns: ['fact', 'value'], rows },
+  };
 }

@@ -104,7 +104,7 @@ describe('vtier classify', () => {
     const j = vtier('classify', cut, '--dram', '64K', '--json');
     // A file cut mid-record is either truncated (warning) or corrupt (error); never a crash.
     if (j.code === 0) expect(JSON.parse(j.stdout).warning).toMatch(/truncated/);
-    else expect(JSON.parse(j.stdout).error.kind).toBe('bad-trace');
+    else expect(JSON.parse(j.stdout).error.kind).toBe('usage');
   });
 
   it('bad input: one line, non-zero exit', () => {
@@ -118,7 +118,7 @@ describe('vtier classify', () => {
       [['classify', good, '--dram', '1M', '--epoch', '0ms'], /--epoch must be longer than 0/],
       [['classify', good, '--dram', '1M', '--epoch', '1us'], /epochs \(limit 1000000\); use a longer epoch/],
       [['classify', good, '--dram', '1M', '--unknown', 'nvm'], /--unknown: "nvm" is not cxl or dram/],
-      [['classify', good], /required option '--dram <size>' not specified/],
+      [['classify', good], /required option '--dram <size|pct>' not specified/],
     ];
     for (const [args, message] of cases) {
       const r = vtier(...args);
@@ -128,7 +128,7 @@ describe('vtier classify', () => {
     }
     const j = vtier('classify', corrupt, '--dram', '1M', '--json');
     expect(j.code).not.toBe(0);
-    expect(JSON.parse(j.stdout).error.kind).toBe('bad-trace');
+    expect(JSON.parse(j.stdout).error.kind).toBe('usage');
   });
 
   it('--help teaches with examples', () => {

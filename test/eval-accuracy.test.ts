@@ -109,7 +109,7 @@ describe('sampling periods and sources (pure)', () => {
   it('an observed kdamond keeps its owner\'s intervals: --period and --sweep are refused, naming them', () => {
     expect(resolvePeriods(undefined, false, observed)).toEqual([null]);
     expect(() => resolvePeriods('5ms', false, observed)).toThrow(/observed, not configured: someone else's kdamond\.0 \(pid 79\) with sample 500 ms, aggregation 5000 ms/);
-    expect(() => resolvePeriods(undefined, true, observed)).toThrow(/--period\/--sweep/);
+    expect(() => resolvePeriods(undefined, true, observed)).toThrow(/--sample-period\/--sweep/);
   });
 
   it('own DAMON: durations (sampling interval, 100us..1s); faults: events per sample; lists need --sweep', () => {
@@ -145,8 +145,8 @@ describe('eval accuracy: bad input', () => {
   const cases: Array<[string, string[], RegExp]> = [
     ['unknown workload', ['--workload', 'zigzag'], /--workload: "zigzag" is not one of hotspot, uniform, shift/],
     ['bad size', ['--size', '12Q'], /--size: "12Q" is not a size/],
-    ['bad period', ['--source', 'faults', '--period', 'fast'], /--period: "fast" is not a positive integer/],
-    ['period list without --sweep', ['--source', 'faults', '--period', '1,10'], /needs --sweep/],
+    ['bad period', ['--source', 'faults', '--sample-period', 'fast'], /--sample-period: "fast" is not a positive integer/],
+    ['period list without --sweep', ['--source', 'faults', '--sample-period', '1,10'], /needs --sweep/],
     ['--shift-every without shift', ['--shift-every', '5s'], /applies to --workload shift only/],
     ['shift never happening', ['--workload', 'shift', '--shift-every', '90s', '--duration', '60s'], /shorter than --duration/],
     ['bad hot-frac', ['--hot-frac', '1.5'], /--hot-frac: "1.5" is not a fraction/],
@@ -171,11 +171,11 @@ describe('eval accuracy: bad input', () => {
     expect(res.stderr).toBe('');
     const lines = res.stdout.trim().split('\n');
     expect(lines).toHaveLength(1);
-    expect(JSON.parse(lines[0])).toMatchObject({ error: { kind: 'bad-input', message: expect.stringMatching(/--workload/) } });
+    expect(JSON.parse(lines[0])).toMatchObject({ error: { kind: 'usage', message: expect.stringMatching(/--workload/) } });
   });
 
   it.skipIf(!(damon.busy && damon.running.some((r) => r.ops === 'paddr')))('an observed kdamond: --period is refused with the owner\'s intervals', () => {
-    const res = vtier(['eval', 'accuracy', '--source', 'damon', '--period', '5ms', '--json'], 30_000);
+    const res = vtier(['eval', 'accuracy', '--source', 'damon', '--sample-period', '5ms', '--json'], 30_000);
     expect(res.status).toBe(2);
     expect(JSON.parse(res.stdout).error.message).toMatch(/observed, not configured: someone else's kdamond\.\d+ \(pid \d+\) with sample \d+ ms, aggregation \d+ ms/);
   });

@@ -46,7 +46,7 @@ describe('vtier guest record', () => {
     const out = join(dir, 'faults.trace');
     // A short epoch: the workload's first touches span several drains, all of which must
     // reach the trace.
-    const r = await vtier('guest', 'record', '--source', 'faults', '--duration', '1s', '--epoch', '20ms', '--workload-size', '32M', '--no-thp', '--out', out, '--json');
+    const r = await vtier('guest', 'record', '--source', 'faults', '--duration', '1s', '--epoch', '20ms', '--size', '32M', '--no-thp', '--out', out, '--json');
     expect(r.stderr).toBe('');
     expect(r.code).toBe(0);
     const summary = JSON.parse(r.stdout);
@@ -79,7 +79,7 @@ describe('vtier guest record', () => {
     expect(r.stderr).toBe('vtier: error: unknown source "magic" (auto, damon, faults, pebs, ibs)\n');
     const j = await vtier('guest', 'record', '--source', 'magic', '--out', join(dir, 'x.trace'), '--json');
     expect(j.code).toBe(2);
-    expect(JSON.parse(j.stdout).error.kind).toBe('bad-input');
+    expect(JSON.parse(j.stdout).error.kind).toBe('usage');
     expect(existsSync(join(dir, 'x.trace'))).toBe(false);
   });
 
@@ -132,7 +132,7 @@ describe('vtier guest record', () => {
     if (!tiny) throw new Error('needs root to mount a tmpfs');
     const out = join(tiny, 'full.trace');
     const r = await vtier(
-      'guest', 'record', '--source', 'faults', '--duration', '2s', '--epoch', '200ms', '--workload-size', '64M', '--no-thp',
+      'guest', 'record', '--source', 'faults', '--duration', '2s', '--epoch', '200ms', '--size', '64M', '--no-thp',
       '--truth', join(dir, 'full.truth'), '--out', out,
     );
     // On failure, show what was recorded: a run that fits in 64 KiB saw too few faults.
@@ -144,7 +144,7 @@ describe('vtier guest record', () => {
 
   recordIt('Ctrl-C (SIGINT to the process group) ends the recording with a complete trace', async () => {
     const out = join(dir, 'int.trace');
-    const child = spawn('node', ['bin/vtier.js', 'guest', 'record', '--source', 'faults', '--duration', '60s', '--epoch', '200ms', '--workload-size', '16M', '--out', out, '--json'], {
+    const child = spawn('node', ['bin/vtier.js', 'guest', 'record', '--source', 'faults', '--duration', '60s', '--epoch', '200ms', '--size', '16M', '--out', out, '--json'], {
       stdio: ['ignore', 'pipe', 'pipe'],
       detached: true,
     });

@@ -68,10 +68,11 @@ describe('report golden', () => {
       }
     };
     const missing = run(['report', join(base, 'nope')]);
-    expect(missing.status).toBe(1);
+    // A path that is no results directory is a usage error (exit 2), as in every command.
+    expect(missing.status).toBe(2);
     expect(missing.stderr).toMatch(/^vtier: error: .*no such results directory\n$/);
     const json = run(['report', join(base, 'nope'), '--json']);
-    expect(JSON.parse(json.stdout)).toMatchObject({ error: { kind: 'bad-results' } });
+    expect(JSON.parse(json.stdout)).toMatchObject({ error: { kind: 'usage' } });
     const format = run(['report', base, '--format', 'pdf', '--json']);
     expect(format.status).toBe(2);
     expect(JSON.parse(format.stdout).error.message).toMatch(/--format/);

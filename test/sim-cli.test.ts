@@ -12,7 +12,7 @@ function vtier(args: string[]) {
   return { code: r.status, stdout: r.stdout, stderr: r.stderr };
 }
 
-const SMALL = ['--size', '64M', '--dram', '25%', '--duration', '4s', '--accesses-per-epoch', '100K'];
+const SMALL = ['--size', '64M', '--dram', '25%', '--duration', '4s', '--epoch', '1s', '--accesses-per-epoch', '100K'];
 
 function traceFile(): string {
   const header: TraceHeader = {

@@ -219,7 +219,7 @@ describe('vtier workload (CLI)', () => {
     }
     const r = await cli('zipf', '--size', '1G', '--threads', '0', '--json');
     expect(r.code).toBe(2);
-    expect(JSON.parse(r.stdout).error.kind).toBe('bad-input');
+    expect(JSON.parse(r.stdout).error.kind).toBe('usage');
   });
 });
 

@@ -7,6 +7,7 @@ import { printResult, UserError, type OutputOptions } from '../output.js';
 import { Classifier, ClassifierConfigError, type ClassifierOptions, type EpochDecision } from '../../src/classifier/index.js';
 import { describeTrace, summarizeTrace, type DecodedTrace, type TraceSummary } from '../../src/trace/index.js';
 import { readTraceFile as readTrace } from '../trace-file.js';
+import { dramOption, epochOption, parseDramBytes } from '../options.js';
 import { formatBytes, InputError, parseDurationMs, parsePositiveInt, parseSizeBytes } from '../../src/util/units.js';
 import type { PageRuns } from '../../src/samples.js';
 
@@ -171,8 +172,8 @@ export function registerClassify(program: Command): void {
     .command('classify')
     .description('replay a recorded trace through the classifier: decisions per epoch and the hot-set timeline')
     .argument('<trace>', 'trace file written by `vtier guest record`')
-    .requiredOption('--dram <size>', 'DRAM budget granted to the guest (e.g. 512M, 2G)')
-    .option('--epoch <duration>', 'decision epoch (default: the epoch the trace was recorded with)')
+    .addOption(dramOption('DRAM budget granted to the guest (512M, 2G; a share: of the trace\'s guest RAM)').makeOptionMandatory())
+    .addOption(epochOption('decision epoch (default: the epoch the trace was recorded with)', false))
     .option('--huge', 'decide at 2 MiB granularity (THP-backed guests)')
     .option('--runs', 'print the promoted/demoted GPA ranges of every epoch (always in --json)')
     .option('--cool-epochs <n>', 'halve all counts every n epochs (default: off)')
@@ -189,7 +190,9 @@ export function registerClassify(program: Command): void {
     const path = String(args[0]);
     const trace = readTrace(path);
     const pageSize = trace.header.pageSize;
-    const dramBytes = parseSizeBytes(options.dram, '--dram');
+    let ramBytesTotal = 0;
+    for (let i = 0; i < trace.header.ramRanges.count; i++) ramBytesTotal += trace.header.ramRanges.pages[i] * pageSize;
+    const dramBytes = parseDramBytes(options.dram, ramBytesTotal > 0 ? ramBytesTotal : null);
     const dramBudgetPages = Math.floor(dramBytes / pageSize);
     if (dramBudgetPages <= 0) throw new InputError(`--dram: "${options.dram}" is less than one ${pageSize}-byte page`);
     let ramPages = 0;

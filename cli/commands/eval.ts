@@ -4,8 +4,9 @@ import { spawn } from 'node:child_process';
 import { readFileSync } from 'node:fs';
 import type { Command } from 'commander';
 import { action, examples } from '../command.js';
+import { addOptions, dramOption, epochOption, hotFracOption, hotProbOption, outOption, parseDramBytes, samplePeriodOption, shiftEveryOption, sizeOption, thpOptions } from '../options.js';
 import { printResult, UserError, type OutputOptions } from '../output.js';
-import { createProgress, type Progress } from '../progress.js';
+import { createProgress, PROGRESS_ENV, type Progress } from '../progress.js';
 import { withInterrupt } from '../interrupt.js';
 import { InputError, parseDurationMs, parseFraction, parsePositiveInt, parseSizeBytes } from '../../src/util/units.js';
 import { ResultsWriter, vtierCommand } from '../../eval/results.js';
@@ -31,6 +32,7 @@ import {
 } from '../../eval/accuracy.js';
 import { SamplerError } from '../../guest-agent/sampler.js';
 import { WorkloadError } from '../../guest-agent/workload.js';
+import { addLabCompareOptions, registerEvalArm, runLabCompareCommand, wantsLab, type LabCompareCliOptions } from './eval-lab.js';
 
 interface CampaignOptions extends OutputOptions {
   out?: string;
@@ -184,8 +186,16 @@ function registerCompare(evalCmd: Command): void {
     .option('--warmup <duration>', 'time given to the agent to attach before the workload starts', '2s')
     .option('-o, --out <dir>', 'results directory (default results/compare-<timestamp>)')
     .option('--results-dir <dir>', 'parent directory for results', 'results');
-  action<CompareCliOptions>(cmd, async (args, options) => {
+  addLabCompareOptions(cmd);
+  action<CompareCliOptions & LabCompareCliOptions>(cmd, async (args, options, self) => {
     const argv = (args[0] as string[] | undefined) ?? [];
+    if (wantsLab(options, argv.length > 0 || options.preset !== undefined)) {
+      if (argv.length > 0 || options.preset) throw new UserError('--lab runs the built-in workloads (--workload hotspot|shift), not a command or --preset', 'usage', 2);
+      // In the lab the kernel's DAMOS tiering is one more system, on by default.
+      if (self.getOptionValueSource('systems') === 'default') options.systems = 'vtier,autonuma,damos,static';
+      await runLabCompareCommand(options);
+      return;
+    }
     const systems = (options.systems ?? '').split(',').map((s) => s.trim()).filter(Boolean);
     for (const s of systems) if (!(SYSTEMS as readonly string[]).includes(s)) throw new UserError(`--systems: unknown system "${s}" (known: ${SYSTEMS.join(', ')})`, 'bad-input', 2);
     if (systems.length === 0) throw new UserError('--systems: empty list', 'bad-input', 2);
@@ -257,6 +267,8 @@ function registerCompare(evalCmd: Command): void {
     );
   });
   examples(cmd, [
+    'vtier eval compare --lab --systems vtier,autonuma,damos,static --runs 3 --workload hotspot',
+    'vtier eval compare --lab --systems vtier,autonuma --runs 1 --duration 30s --workload shift',
     'vtier eval compare --systems autonuma,static --runs 3 -- vtier workload hotspot --size 8G --duration 60s',
     'vtier eval compare --vtier-cmd "vtier guest run --connect vsock:2:7070 --source damon" -- ./bench',
     `(on one NUMA node) ${'vtier sim --workload hotspot --size 10G --dram 2G --policy vtier,autonuma,static'}`,
@@ -274,18 +286,26 @@ function registerSimCampaign(evalCmd: Command): void {
     const simArgs = (args[0] as string[]).filter((a) => a !== '--json');
     const [node, bin] = vtierCommand();
     const results = createResults('sim', options, { simArgs });
-    const child = spawn(node, [bin, 'sim', ...simArgs, '--json'], { stdio: ['ignore', 'pipe', 'pipe'] });
+    // The child's progress (as `vtier sim` draws it) is relayed to our stderr; its JSON stays ours.
+    const env = options.json ? process.env : { ...process.env, [PROGRESS_ENV]: process.stderr.isTTY ? 'tty' : 'plain' };
+    const child = spawn(node, [bin, 'sim', ...simArgs, '--json'], { stdio: ['ignore', 'pipe', 'pipe'], env });
     const stdout = captureTail(child.stdout, 64 * 1024 * 1024);
     const stderr = captureTail(child.stderr);
+    if (!options.json) child.stderr?.on('data', (chunk: string) => process.stderr.write(chunk));
     const exit = await waitExit(child);
     let data: unknown;
     try {
       data = JSON.parse(stdout());
     } catch {
+      results.discardIfEmpty();
       throw new UserError(`vtier sim printed no JSON (exit ${exit.code}): ${stderr().trim().split('\n').pop() ?? ''}`, 'sim-failed');
     }
     const error = (data as { error?: { message?: string } }).error;
-    if (exit.code !== 0 || error) throw new UserError(`vtier sim failed: ${error?.message ?? stderr().trim().split('\n').pop() ?? `exit ${exit.code}`}`, 'sim-failed');
+    if (exit.code !== 0 || error) {
+      results.discardIfEmpty();
+      const usage = exit.code === 2;
+      throw new UserError(`vtier sim failed: ${error?.message ?? stderr().trim().split('\n').pop() ?? `exit ${exit.code}`}`, usage ? 'usage' : 'sim-failed', usage ? 2 : 1);
+    }
     results.writeRaw('sim', data);
     const workloadArg = simArgs.indexOf('--workload');
     const observations = simObservations(data, `${workloadArg >= 0 ? simArgs[workloadArg + 1] : 'sim'}.json`);
@@ -305,7 +325,7 @@ interface AccuracyCliOptions extends CampaignOptions {
   hotFrac: string;
   hotProb: string;
   thp: boolean;
-  period?: string;
+  samplePeriod?: string;
   sweep?: boolean;
   duration: string;
   shiftEvery?: string;
@@ -353,17 +373,17 @@ function registerAccuracy(evalCmd: Command): void {
     .description('the real sampler on the built-in workload: precision, recall and F1 of the classified hot set against the ground truth over time, time to (re-)converge; --sweep repeats it per sampling period')
     .option('--source <source>', 'sample source (auto|damon|faults|pebs|ibs); auto = the best this machine offers', 'auto')
     .option('--workload <pattern>', `access pattern: ${ACCURACY_PATTERNS.join(', ')}`, 'hotspot')
-    .option('--size <bytes>', 'workload region (512M, 2G)', '1G')
-    .option('--hot-frac <fraction>', 'fraction of the region that is hot (hotspot, shift; uniform: the DRAM budget)', '0.1')
-    .option('--hot-prob <fraction>', 'probability an access hits the hot set (hotspot, shift); 1 = the other pages stay idle after the first touch, a crisp truth', '1')
-    .option('--no-thp', 'back the region with base pages (default: transparent huge pages)')
-    .option('--period <value[,value...]>', 'sampling period: DAMON sampling interval (5ms; own kdamond only) or events per sample (faults/pebs/ibs: 1, 100); a list with --sweep')
-    .option('--sweep', 'one run per --period value (default list per source: damon 1ms,5ms,20ms; faults 1,10,100)')
+    .addOption(sizeOption('workload region (512M, 2G)', '1G'))
+    .addOption(hotFracOption('fraction of the region that is hot (hotspot, shift; uniform: the DRAM budget)'))
+    .addOption(hotProbOption('probability an access hits the hot set (hotspot, shift); 1 = the other pages stay idle after the first touch, a crisp truth'))
+    .addOption(thpOptions('the region')[0]).addOption(thpOptions('the region')[1])
+    .addOption(samplePeriodOption('sampling period: DAMON sampling interval (5ms; own kdamond only) or events per sample (faults/pebs/ibs: 1, 100); a list with --sweep').argParser((v: string) => v))
+    .option('--sweep', 'one run per --sample-period value (default list per source: damon 1ms,5ms,20ms; faults 1,10,100)')
     .option('--duration <time>', 'scored time per run, from the end of the first touch', '60s')
-    .option('--shift-every <time>', 'shift workload: move the hot set this often', '20s')
-    .option('--epoch <time>', 'classifier epoch (DAMON: at least one aggregation)', '1s')
+    .addOption(shiftEveryOption())
+    .addOption(epochOption('classifier epoch (DAMON: at least one aggregation)'))
     .option('--seed <n>', 'workload seed (hot block position, access stream)', '1')
-    .option('--dram <bytes>', 'DRAM budget of the classifier (default: the true hot-set size, so precision and recall measure the same set)')
+    .addOption(dramOption('DRAM budget of the classifier (default: the true hot-set size, so precision and recall measure the same set)'))
     .option('--cool-epochs <n>', 'classifier: halve all counts every N epochs (default never, as the guest agent)')
     .option('--cool-samples <n>', 'classifier: halve all counts every N page samples (default as the guest agent: 2000000; damon: 0, counts are halved once per aggregation instead)')
     .option('--converge-level <f1>', 'F1 that counts as converged once reached and kept', String(DEFAULT_CONVERGE_LEVEL))
@@ -404,7 +424,7 @@ function registerAccuracy(evalCmd: Command): void {
     }
     let dramPages: number | undefined;
     if (options.dram !== undefined) {
-      const bytes = parseSizeBytes(options.dram, '--dram');
+      const bytes = parseDramBytes(options.dram, sizeBytes);
       if (bytes < 4096 || bytes > sizeBytes) throw new InputError(`--dram: "${options.dram}" must be between 4K and --size (${options.size})`);
       dramPages = Math.floor(bytes / 4096);
     }
@@ -415,7 +435,7 @@ function registerAccuracy(evalCmd: Command): void {
       if (err instanceof InputError) throw err;
       throw new UserError((err as Error).message, err instanceof SamplerError ? err.code : 'no-source');
     }
-    const periods = resolvePeriods(options.period, Boolean(options.sweep), resolved);
+    const periods = resolvePeriods(options.samplePeriod, Boolean(options.sweep), resolved);
     const epochS = Math.max(epochMs, ...periods.map((p) => batchCadenceMs(resolved, p, epochMs))) / 1000;
     if (durationMs / 1000 < 2 * epochS) {
       throw new InputError(`--duration: ${options.duration} holds fewer than 2 epochs of ${epochS} s (${resolved.source === 'damon' ? 'one per DAMON aggregation' : '--epoch'})`);
@@ -508,8 +528,8 @@ function registerAccuracy(evalCmd: Command): void {
   examples(cmd, [
     'vtier eval accuracy',
     'vtier eval accuracy --workload shift --shift-every 20s --duration 60s',
-    'vtier eval accuracy --source faults --sweep --period 1,10,100 --duration 20s',
-    'vtier eval accuracy --source damon --sweep --period 1ms,5ms,20ms',
+    'vtier eval accuracy --source faults --sweep --sample-period 1,10,100 --duration 20s',
+    'vtier eval accuracy --source damon --sweep --sample-period 1ms,5ms,20ms',
     'vtier eval accuracy --workload uniform --size 2G --json',
   ]);
 }
@@ -518,6 +538,7 @@ export function registerEval(program: Command): void {
   const evalCmd = program.command('eval').description('evaluation campaigns: overhead, compare (AutoNUMA), sim, accuracy; each writes a results directory and a report');
   registerOverhead(evalCmd);
   registerCompare(evalCmd);
+  registerEvalArm(evalCmd);
   registerSimCampaign(evalCmd);
   registerAccuracy(evalCmd);
   examples(evalCmd, ['vtier eval overhead --preset redis --runs 5', 'vtier eval compare -- ./bench', 'vtier report results/overhead-<timestamp>']);

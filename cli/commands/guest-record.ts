@@ -7,6 +7,7 @@ import { existsSync, mkdirSync, readFileSync, rmSync, statSync } from 'node:fs';
 import { release } from 'node:os';
 import { dirname, resolve } from 'node:path';
 import { action, examples } from '../command.js';
+import { addOptions, epochOption, outOption, samplePeriodOption, sizeOption, thpOptions } from '../options.js';
 import { printResult, UserError, type OutputOptions } from '../output.js';
 import { formatBytes, InputError, parseDurationMs, parsePositiveInt, parseSizeBytes } from '../../src/util/units.js';
 import { describeTrace, summarizeTrace } from '../../src/trace/index.js';
@@ -162,7 +163,7 @@ interface RecordCliOptions extends OutputOptions {
   epoch: string;
   samplePeriod?: string;
   workload: string;
-  workloadSize: string;
+  size: string;
   thp: boolean;
   truth?: string;
   verbose?: boolean;
@@ -202,7 +203,7 @@ async function record(command: string[], o: RecordCliOptions): Promise<void> {
     if (!processAlive(pid)) throw new UserError(`no process with pid ${pid}`, 'target-gone');
   }
   if (!WORKLOAD_PATTERNS.includes(o.workload as WorkloadPattern)) throw new InputError(`--workload: unknown pattern "${o.workload}"`);
-  const workloadSize = parseSizeBytes(o.workloadSize, '--workload-size');
+  const workloadSize = parseSizeBytes(o.size, '--size');
   if (setup.source !== 'auto') precheckSource(setup.source);
   if (setup.source === 'damon' && setup.damonMode === 'own') {
     // Refuse before starting a target: the kernel cannot add a kdamond while one runs.
@@ -451,12 +452,12 @@ export function registerGuestRecord(guest: Command): void {
     .option('--damon-mode <mode>', 'damon: auto | own (own kdamond) | observe (an existing kdamond)', 'auto')
     .option('--pid <pid>', 'record an existing process')
     .option('--duration <time>', 'how long to record', '10s')
-    .requiredOption('--out <file>', 'trace file to write (directories are created)')
-    .option('--epoch <time>', 'interval between sample batches', '500ms')
-    .option('--sample-period <n>', 'events per sample (faults, pebs, ibs)')
+    .addOption(outOption('trace file to write (directories are created)', 'file').makeOptionMandatory())
+    .addOption(epochOption('interval between sample batches'))
+    .addOption(samplePeriodOption())
     .option('--workload <pattern>', 'built-in workload when no --pid or command is given', 'hotspot')
-    .option('--workload-size <bytes>', 'built-in workload region size', '1G')
-    .option('--no-thp', 'built-in workload on base pages instead of transparent huge pages')
+    .addOption(sizeOption('built-in workload region size', '1G'))
+    .addOption(thpOptions('the built-in workload')[0]).addOption(thpOptions('the built-in workload')[1])
     .option('--truth <file>', 'built-in workload ground truth (default: OUT.truth)')
     .option('--verbose', "libbpf's log on stderr");
   examples(cmd, [

@@ -2,6 +2,7 @@
 // Weights decay by half each batch so the view follows a moving hot set.
 import type { Command } from 'commander';
 import { action, examples } from '../command.js';
+import { epochOption, samplePeriodOption } from '../options.js';
 import { UserError, type OutputOptions } from '../output.js';
 import { formatBytes, InputError, parsePositiveInt } from '../../src/util/units.js';
 import type { PageSamples } from '../../src/samples.js';
@@ -96,10 +97,10 @@ export function registerGuestTop(guest: Command): void {
     .option('--source <source>', 'auto | damon | faults | pebs | ibs', 'auto')
     .option('--damon-mode <mode>', 'damon: auto | own | observe', 'auto')
     .option('--pid <pid>', 'only this process (page sources)')
-    .option('--epoch <time>', 'refresh interval for page sources (damon follows its aggregation interval)', '1s')
+    .addOption(epochOption('refresh interval for page sources (damon follows its aggregation interval)'))
     .option('--count <n>', 'rows to show', '20')
     .option('--iterations <n>', 'stop after this many refreshes (default: until interrupted)')
-    .option('--sample-period <n>', 'events per sample (faults, pebs, ibs)')
+    .addOption(samplePeriodOption())
     .option('--verbose', "libbpf's log on stderr");
   examples(cmd, ['vtier guest top', 'vtier guest top --source faults --pid 1234 --count 10', 'vtier guest top --iterations 3 --json']);
   action<TopCliOptions>(cmd, async (_args, o) => {

@@ -1,38 +1,62 @@
 // `vtier report RESULTS_DIR [-o FILE] [--format html|md]`: one self-contained page per campaign.
-import { writeFileSync } from 'node:fs';
+import { existsSync, statSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import type { Command } from 'commander';
 import { action, examples } from '../command.js';
+import { outOption } from '../options.js';
 import { printResult, UserError, type OutputOptions } from '../output.js';
 import { loadResults } from '../../eval/results.js';
-import { buildReport, renderHtml, renderMarkdown } from '../../eval/report.js';
+import { buildReport, buildTraceReport, renderHtml, renderMarkdown } from '../../eval/report.js';
+import { readTraceFile } from '../trace-file.js';
 import '../../eval/sim-import.js';
 
 interface ReportOptions extends OutputOptions {
-  output?: string;
+  out?: string;
   format?: string;
 }
 
 export function registerReport(program: Command): void {
   const cmd = program
     .command('report')
-    .description('render a results directory as one self-contained HTML page (inline SVG plots) or Markdown tables')
-    .argument('<results-dir>', 'a directory written by a vtier eval campaign (or holding saved `vtier sim --json` output)')
-    .option('-o, --output <file>', 'where to write the report ("-" = stdout; default <results-dir>/report.html or .md)')
+    .description('render a results directory, or a trace, as one self-contained HTML page (inline SVG plots) or Markdown tables')
+    .argument('<results-dir|trace>', 'a directory written by a vtier eval campaign (or holding saved `vtier sim --json` output), or a trace file (heat map and working-set size)')
+    .addOption(outOption('where to write the report ("-" = stdout; default <results-dir>/report.html or .md)', 'file'))
     .option('--format <format>', 'html or md', 'html');
   action<ReportOptions>(cmd, async (args, options) => {
     const dir = String(args[0]);
     const format = options.format ?? 'html';
     if (format !== 'html' && format !== 'md') throw new UserError(`--format: "${format}" is not html or md`, 'bad-input', 2);
+    if (existsSync(dir) && statSync(dir).isFile()) {
+      // A trace: heat map and working-set size, next to the trace unless -o says otherwise.
+      const model = await buildTraceReport(readTraceFile(dir), dir, { plots: format === 'html' });
+      const text = format === 'html' ? renderHtml(model) : renderMarkdown(model);
+      const output = options.out ?? `${dir.replace(/\.trace$/, '')}.report.${format}`;
+      if (output === '-' && !options.json) {
+        process.stdout.write(text);
+        return;
+      }
+      try {
+        if (output !== '-') writeFileSync(output, text);
+      } catch (err) {
+        throw new UserError(`cannot write ${output}: ${(err as Error).message}`, 'io');
+      }
+      printResult(options, { output: output === '-' ? null : output, format, trace: dir, sections: model.sections.map((s) => s.id), warnings: model.warnings }, () =>
+        [...model.warnings.map((w) => `warning: ${w}`), `wrote ${output} (${model.sections.map((s) => s.id).join(', ')})`].join('\n'),
+      );
+      return;
+    }
     let results;
     try {
       results = loadResults(dir);
     } catch (err) {
-      throw new UserError((err as Error).message, 'bad-results');
+      const message = (err as Error).message;
+      // A path that is no results directory at all is a usage error; a damaged one is not.
+      const usage = /no such results directory|not a directory|not a vtier results directory/.test(message);
+      throw new UserError(message, usage ? 'usage' : 'bad-results', usage ? 2 : 1);
     }
     const model = await buildReport(results, { plots: format === 'html' });
     const text = format === 'html' ? renderHtml(model) : renderMarkdown(model);
-    const output = options.output ?? join(results.dir, `report.${format}`);
+    const output = options.out ?? join(results.dir, `report.${format}`);
     if (output === '-' && !options.json) {
       process.stdout.write(text);
       return;
@@ -61,6 +85,7 @@ export function registerReport(program: Command): void {
   examples(cmd, [
     'vtier report results/overhead-20261122T043100Z -o report.html',
     'vtier report results/overhead-20261122T043100Z --format md -o -',
+    'vtier report run.trace -o run.html',
     'mkdir sim1 && vtier sim --workload hotspot --size 10G --dram 2G --policy vtier,autonuma,static --json > sim1/sim.json && vtier report sim1',
   ]);
 }

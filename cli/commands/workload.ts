@@ -2,6 +2,7 @@
 import type { Command } from 'commander';
 import { resolve } from 'node:path';
 import { action, examples } from '../command.js';
+import { addOptions, hotFracOption, hotProbOption, shiftEveryOption, sizeOption, thpOptions } from '../options.js';
 import { printResult, UserError, type OutputOptions } from '../output.js';
 import { formatBytes, InputError, parseDurationMs, parseFraction, parsePositiveInt, parseSizeBytes } from '../../src/util/units.js';
 import { startWorkload, WORKLOAD_PATTERNS, WorkloadError, type WorkloadOptions, type WorkloadPattern } from '../../guest-agent/workload.js';
@@ -57,20 +58,17 @@ export function parseWorkloadOptions(pattern: string, o: WorkloadCliOptions): Wo
 }
 
 export function registerWorkload(program: Command): void {
-  const cmd = program
+  const cmd = addOptions(program
     .command('workload')
     .description('run the built-in memory workload with a known access distribution (ground truth for samplers)')
-    .argument('<pattern>', 'uniform | hotspot | zipf | shift')
-    .requiredOption('--size <bytes>', 'region size (512M, 2G)')
-    .option('--hot-frac <fraction>', 'fraction of the region that is hot (hotspot, shift; zipf: top ranks counted as hot)', '0.1')
-    .option('--hot-prob <fraction>', 'probability an access hits the hot set (hotspot, shift)', '0.9')
+    .argument('<pattern>', 'uniform | hotspot | zipf | shift'),
+    sizeOption('region size (512M, 2G)').makeOptionMandatory(), hotFracOption('fraction of the region that is hot (hotspot, shift; zipf: top ranks counted as hot)'), hotProbOption(),
+    thpOptions('the region'), shiftEveryOption('shift pattern: move the hot set this often'))
     .option('--write-frac <fraction>', 'fraction of accesses that are writes', '0.3')
     .option('--zipf-s <exponent>', 'zipf exponent', '0.99')
     .option('--duration <time>', 'stop after this long (20s, 2m); default: until interrupted')
-    .option('--thp', 'back the region with transparent huge pages (MADV_HUGEPAGE); default is base pages (MADV_NOHUGEPAGE)')
     .option('--truth <file>', 'write the ground truth (page frames and access shares), rewritten when the hot set moves')
     .option('--seed <n>', 'random seed (hot block position, access stream)', '1')
-    .option('--shift-every <time>', 'shift pattern: move the hot set this often', '10s')
     .option('--threads <n>', 'worker threads', '1');
   examples(cmd, [
     'vtier workload hotspot --size 2G --hot-frac 0.1 --hot-prob 0.9 --duration 20s',

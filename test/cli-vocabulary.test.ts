@@ -1,0 +1,111 @@
+// One vocabulary: every command that takes one of the shared options (cli/options.ts) declares
+// it under the same name with the same default, usage errors are `"kind":"usage"` with exit 2
+// in every command, and `vtier --help` documents the exit codes. The options table of every
+// command is a golden file; when an intended change alters it, accept it with:
+//   VTIER_UPDATE_GOLDEN=1 npx vitest run test/cli-vocabulary.test.ts
+import { spawnSync } from 'node:child_process';
+import { readFileSync, writeFileSync } from 'node:fs';
+import { join } from 'node:path';
+import { describe, expect, it } from 'vitest';
+import { DEFAULTS } from '../cli/options.js';
+
+const ROOT = join(import.meta.dirname, '..');
+const GOLDEN = join(ROOT, 'test', 'golden', 'cli', 'options.txt');
+const ACCEPT = 'VTIER_UPDATE_GOLDEN=1 npx vitest run test/cli-vocabulary.test.ts';
+
+const COMMANDS = [
+  ['demo'], ['doctor'], ['workload'], ['guest', 'record'], ['guest', 'run'], ['guest', 'top'], ['classify'], ['sim'], ['sim', 'sweep'],
+  ['host', 'run'], ['host', 'status'], ['report'], ['eval', 'overhead'], ['eval', 'compare'], ['eval', 'sim'], ['eval', 'accuracy'],
+  ['lab', 'run'], ['lab', 'shell'], ['lab', 'setup'], ['lab', 'status'],
+];
+
+function vtier(args: string[]) {
+  return spawnSync(process.execPath, [join(ROOT, 'bin', 'vtier.js'), ...args], { encoding: 'utf8', timeout: 60_000 });
+}
+
+interface OptionLine {
+  flags: string;
+  fallback: string | null;
+}
+
+/** The options of one command's --help: flags and default, wrapped lines joined. */
+function options(help: string): OptionLine[] {
+  const section = help.split(/^Options:$/m)[1]?.split(/^\S/m)[0] ?? '';
+  const entries: string[] = [];
+  for (const line of section.split('\n')) {
+    if (/^ {2}-/.test(line)) entries.push(line.trim());
+    else if (line.trim() && entries.length) entries[entries.length - 1] += ` ${line.trim()}`;
+  }
+  return entries.map((e) => {
+    const [flags] = e.split(/\s{2,}/);
+    const fallback = /\(default: (.*?)\)$/.exec(e)?.[1] ?? null;
+    return { flags, fallback };
+  });
+}
+
+const helps = new Map(COMMANDS.map((c) => [c.join(' '), vtier([...c, '--help'])]));
+
+describe('one CLI vocabulary', () => {
+  it('every command prints its help', () => {
+    for (const [name, res] of helps) expect(res.status, name).toBe(0);
+  });
+
+  it('shares one name and one default for each shared option (golden table)', () => {
+    const table: string[] = [];
+    for (const [name, res] of helps) {
+      for (const o of options(res.stdout)) {
+        if (/^-h, --help|^--json/.test(o.flags)) continue;
+        table.push(`${name.padEnd(16)} ${o.flags}${o.fallback !== null ? `  = ${o.fallback}` : ''}`);
+      }
+    }
+    const actual = `${table.join('\n')}\n`;
+    if (process.env.VTIER_UPDATE_GOLDEN === '1') writeFileSync(GOLDEN, actual);
+    const expected = readFileSync(GOLDEN, 'utf8');
+    if (actual !== expected) expect(actual, `options differ from ${GOLDEN}; if intended, accept with: ${ACCEPT}`).toBe(expected);
+
+    // The rules themselves, whatever the golden file says.
+    const all = [...helps].flatMap(([name, res]) => options(res.stdout).map((o) => ({ name, ...o })));
+    const named = (re: RegExp) => all.filter((o) => re.test(o.flags));
+    // commander's own defaults are quoted; prose such as "the trace's epoch" is a derived value.
+    const defaults = (re: RegExp) => new Set(named(re).map((o) => o.fallback).filter((f) => f !== null && f.startsWith('"')));
+    expect([...defaults(/^--epoch /)]).toEqual([`"${DEFAULTS.epoch}"`]);
+    expect([...defaults(/^--shift-every /)]).toEqual([`"${DEFAULTS.shiftEvery}"`]);
+    expect([...defaults(/^--hot-prob /)]).toEqual([`"${DEFAULTS.hotProb}"`]);
+    expect([...defaults(/^--hot-frac /)]).toEqual([`"${DEFAULTS.hotFrac}"`]);
+    // Outputs are -o/--out; a sample period is --sample-period; THP is on unless --no-thp.
+    expect(named(/--output\b/)).toEqual([]);
+    expect(named(/^--out /)).toEqual([]);
+    expect(named(/^--period /)).toEqual([]);
+    expect(named(/--workload-size/)).toEqual([]);
+    for (const o of named(/^--thp$/)) expect(o.fallback, o.name).toBe('true');
+    for (const o of named(/^--dram /)) expect(o.flags, o.name).toBe('--dram <size|pct>');
+    // (argument placeholders such as <size> / <bytes> are cosmetic; names and defaults are the contract)
+  });
+
+  it('names the shifting workload shift', () => {
+    for (const name of ['workload', 'sim', 'eval accuracy']) {
+      const help = helps.get(name)?.stdout ?? '';
+      expect(help, name).toMatch(/\bshift\b/);
+      expect(help, name).not.toMatch(/shifting[,)]/);
+    }
+  });
+
+  it('reports a usage error as "kind":"usage" with exit 2 in every command', () => {
+    for (const command of COMMANDS) {
+      const res = vtier([...command, '--no-such-option', '--json']);
+      expect(res.status, command.join(' ')).toBe(2);
+      expect(JSON.parse(res.stdout).error, command.join(' ')).toMatchObject({ kind: 'usage' });
+    }
+    // A bad value (not only an unknown option) is a usage error too.
+    for (const args of [['sim', '--epoch', 'soon'], ['workload', 'hotspot', '--size', 'lots'], ['classify', '/nonexistent.trace', '--dram', '1G'], ['report', '/nonexistent-dir']]) {
+      const res = vtier([...args, '--json']);
+      expect(res.status, args.join(' ')).toBe(2);
+      expect(JSON.parse(res.stdout).error, args.join(' ')).toMatchObject({ kind: 'usage' });
+    }
+  });
+
+  it('documents the exit codes in vtier --help', () => {
+    const help = vtier(['--help']).stdout;
+    expect(help).toMatch(/Exit codes:\n {2}0 +success\n {2}1 +.*\n {2}2 +usage error.*"kind":"usage".*\n {2}130 +interrupted/);
+  });
+});
