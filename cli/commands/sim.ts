@@ -4,6 +4,7 @@
 import type { Command } from 'commander';
 import { readFileSync } from 'node:fs';
 import { action, examples } from '../command.js';
+import { dramOption, epochOption, hotFracOption, hotProbOption, samplePeriodOption, shiftEveryOption, sizeOption } from '../options.js';
 import { printResult, UserError, type OutputOptions } from '../output.js';
 import { createProgress } from '../progress.js';
 import { formatBytes, InputError, parseDurationMs, parseFraction, parsePositiveInt, parseSizeBytes } from '../../src/util/units.js';
@@ -299,21 +300,21 @@ function csvRows(results: Array<{ value?: string; policies: PolicyResult[] }>, v
 
 function addRunOptions(cmd: Command): Command {
   return cmd
-    .option('--workload <name>', `access pattern: ${WORKLOAD_KINDS.join(', ')} (shift = shifting)`, 'hotspot')
-    .option('--size <bytes>', 'simulated guest memory', '10G')
-    .option('--dram <size|pct>', 'DRAM tier size, e.g. 2G or 20% (the rest is CXL)', '20%')
+    .option('--workload <name>', `access pattern: ${WORKLOAD_KINDS.map((k) => (k === 'shifting' ? 'shift' : k)).join(', ')}`, 'hotspot')
+    .addOption(sizeOption('simulated guest memory', '10G'))
+    .addOption(dramOption('DRAM tier size (the rest is CXL)', '20%'))
     .option('--policy <list>', `comma-separated policies: ${POLICY_NAMES.join(', ')}`, DEFAULT_POLICIES)
     .option('--duration <time>', 'simulated time (default 60s; a trace: its own length)')
-    .option('--epoch <time>', 'epoch (decision interval) length', '1s')
-    .option('--sample-period <n>', 'PEBS-like sample period for vtier (1 in n accesses)', '10000')
+    .addOption(epochOption('epoch (decision interval) length'))
+    .addOption(samplePeriodOption('PEBS-like sample period for vtier (1 in n accesses)', '10000'))
     .option('--seed <n>', 'seed for workload and samplers (same seed, same numbers)', '1')
     .option('--access-rate <n>', 'real memory accesses per simulated second (sets sample counts and accessed-bit odds)', '100M')
     .option('--accesses-per-epoch <n>', 'simulated accesses per epoch (the stream scored for DRAM share)', '1M')
-    .option('--hot-frac <f>', 'hotspot/shifting/kv: share of pages that are hot (default 0.2)')
-    .option('--hot-prob <f>', 'hotspot/shifting/kv: share of accesses to the hot pages (default 0.8)')
+    .addOption(hotFracOption('hotspot/shift/kv: share of pages that are hot'))
+    .addOption(hotProbOption('hotspot/shift/kv: share of accesses to the hot pages'))
     .option('--theta <x>', 'zipf exponent (default 0.99; graph vertices 0.9)')
-    .option('--shift-every <time>', 'shifting: how often the hot set moves', '20s')
-    .option('--layout <kind>', 'hot set as one block (contiguous) or scattered pages (default: contiguous for hotspot/shifting, scattered for zipf/kv)')
+    .addOption(shiftEveryOption('shift: how often the hot set moves'))
+    .option('--layout <kind>', 'hot set as one block (contiguous) or scattered pages (default: contiguous for hotspot/shift, scattered for zipf/kv)')
     .option('--sampler <kind>', `what feeds vtier's classifier: ${SAMPLERS.join(', ')}`, 'pebs')
     .option('--migration-budget <bytes>', 'per-epoch migration budget for vtier/vtmm/lru, or "none"', 'none')
     .option('--trace <file>', 'replay a trace recorded by `vtier guest record` instead of a synthetic workload')
@@ -347,7 +348,7 @@ measured wall time of the policy's own code.
   );
   examples(sim, [
     'vtier sim --workload hotspot --size 10G --dram 2G --policy vtier,autonuma,vtmm,lru,memtis,oracle',
-    'vtier sim --workload shifting --shift-every 15s --duration 60s --json --timeline',
+    'vtier sim --workload shift --shift-every 15s --duration 60s --json --timeline',
     'vtier sim --workload kv --size 4G --dram 25% --policy vtier-thp,damon,oracle --csv',
     'vtier sim --trace run.trace --dram 512M --policy vtier,memtis,oracle',
     'vtier sim sweep --over dram --values 5%,10%,20%,40% --policy vtier-thp,autonuma,oracle',
