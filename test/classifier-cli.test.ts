@@ -138,3 +138,36 @@ describe('vtier classify', () => {
     expect(r.stdout).toContain('vtier classify run.trace --dram 2G');
   });
 });
+
+describe('vtier classify --truth (offline accuracy)', () => {
+  it('scores a trace against the workload truth file: perfect on the hot pages, zero elsewhere', async () => {
+    const { readTruth } = await import('../guest-agent/workload.js');
+    const truthPath = join(dir, 'w.truth');
+    const w = spawnSync('node', [join(ROOT, 'bin', 'vtier.js'), 'workload', 'hotspot', '--size', '16M', '--no-thp', '--duration', '300ms', '--truth', truthPath], { encoding: 'utf8' });
+    expect(w.status, w.stderr).toBe(0);
+    const truth = readTruth(truthPath);
+    expect(truth.pfnKnown, 'the workload reads its frames from pagemap (root)').toBe(true);
+    const hot = [...truth.hotPfns];
+    const cold = [...truth.gpaPfn].filter((p) => p >= 0 && !truth.hotPfns.includes(p)).slice(0, hot.length);
+    const make = (name: string, pfns: number[]) => {
+      const rows = pfns.map((p) => [p, 1, 8, 0] as [number, number, number, number]);
+      const parts = [encodeTraceHeader({ ...header, ramRanges: runsFrom([]) })];
+      for (let i = 0; i < 4; i++) parts.push(encodeTraceBatch(1_000 * MS + (i * 500 + 100) * MS, samplesFrom(rows)));
+      parts.push(encodeTraceEnd({ samples: 4 * rows.length, pagesSeen: rows.length, drops: 0, untranslated: 0, batches: 4, endNs: 3_000 * MS }));
+      return writeTrace(name, parts);
+    };
+    const right = vtier('classify', make('right.trace', hot), '--truth', truthPath, '--json');
+    expect(right.code, right.stderr).toBe(0);
+    const a = JSON.parse(right.stdout).accuracy;
+    expect(a).toMatchObject({ truthHotPages: hot.length, final: { precision: 1, recall: 1, f1: 1 } });
+    expect(a.convergeS).toBeCloseTo(0.5, 9);
+    const wrong = JSON.parse(vtier('classify', make('wrong.trace', cold), '--truth', truthPath, '--json').stdout).accuracy;
+    expect(wrong.final.f1).toBe(0);
+    expect(wrong.convergeS).toBeNull();
+    const text = vtier('classify', make('right2.trace', hot), '--truth', truthPath);
+    expect(text.stdout).toMatch(/accuracy against .*final precision 1\.000, recall 1\.000, F1 1\.000.*converged \(F1 >= 0\.9 and kept\) after 0\.5 s/);
+    const missing = vtier('classify', make('right3.trace', hot), '--truth', join(dir, 'none.truth'), '--json');
+    expect(missing.code).toBe(2);
+    expect(JSON.parse(missing.stdout).error).toMatchObject({ kind: 'usage', message: expect.stringMatching(/--truth: cannot read/) });
+  });
+});
