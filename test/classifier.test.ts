@@ -1,5 +1,6 @@
-// Classifier behaviour on small hand-built inputs: threshold, hysteresis, idle demotion,
-// migration budget, budget cuts, huge pages, holes and frames near 1 TiB, bad input.
+// Classifier behaviour on small hand-built inputs under the count-threshold rule (rule:
+// 'threshold'): threshold, hysteresis, idle demotion, migration budget, budget cuts, huge pages,
+// holes and frames near 1 TiB, bad input. The default evidence rule: classifier-evidence.test.ts.
 import { describe, expect, it } from 'vitest';
 import { Classifier, ClassifierConfigError, type EpochDecision } from '../src/classifier/index.js';
 import { emptySamples, runsFrom, samplesFrom, totalPages, type PageRuns } from '../src/samples.js';
@@ -34,7 +35,7 @@ describe('configuration', () => {
 
 describe('threshold and promotion', () => {
   it('promotes the hottest pages that fit the budget, hottest first, as coalesced runs', () => {
-    const c = new Classifier({ dramBudgetPages: 3 });
+    const c = new Classifier({ rule: 'threshold', dramBudgetPages: 3 });
     c.ingest(samplesFrom([
       [10, 1, 9, 0],
       [11, 1, 8, 1],
@@ -52,7 +53,7 @@ describe('threshold and promotion', () => {
   });
 
   it('never promotes a page the host reports in DRAM', () => {
-    const c = new Classifier({ dramBudgetPages: 4 });
+    const c = new Classifier({ rule: 'threshold', dramBudgetPages: 4 });
     c.setPlacement(runsFrom([[10, 2]]), 'dram');
     c.ingest(hits([10, 11, 12, 13], 5));
     const d = c.decide();
@@ -61,11 +62,11 @@ describe('threshold and promotion', () => {
   });
 
   it('treats unreported pages as CXL by default and as DRAM when asked', () => {
-    const cxl = new Classifier({ dramBudgetPages: 600 });
+    const cxl = new Classifier({ rule: 'threshold', dramBudgetPages: 600 });
     cxl.ingest(hits([5], 3));
     expect(frames(cxl.decide().promote)).toEqual([5]);
 
-    const dram = new Classifier({ dramBudgetPages: 600, unknownTier: 'dram' });
+    const dram = new Classifier({ rule: 'threshold', dramBudgetPages: 600, unknownTier: 'dram' });
     dram.ingest(hits([5], 3));
     const d = dram.decide();
     expect(d.promote.count).toBe(0);
@@ -74,7 +75,7 @@ describe('threshold and promotion', () => {
   });
 
   it('fills free DRAM with warm pages but leaves room-making to clearly colder pages', () => {
-    const c = new Classifier({ dramBudgetPages: 4 });
+    const c = new Classifier({ rule: 'threshold', dramBudgetPages: 4 });
     // counts: 8,8 hot; 5,5,5 warm (threshold 6: the 5 pages with count >= 5 exceed 4).
     c.ingest(samplesFrom([[1, 1, 8, 0], [2, 1, 8, 0], [3, 1, 5, 0], [4, 1, 5, 0], [5, 1, 5, 0]]));
     const d = c.decide();
@@ -88,7 +89,7 @@ describe('threshold and promotion', () => {
 
 describe('hysteresis', () => {
   it('a page oscillating around the threshold is not moved back and forth', () => {
-    const c = new Classifier({ dramBudgetPages: 2, coolEverySamples: 0, coolEveryEpochs: 1 });
+    const c = new Classifier({ rule: 'threshold', dramBudgetPages: 2, coolEverySamples: 0, coolEveryEpochs: 1 });
     const moves: number[] = [];
     // Pages 1-2 and 3-4 trade places slightly each epoch: whoever is a bit hotter wins
     // the threshold, but the loser stays above threshold/2 and so is never demoted.
@@ -110,7 +111,7 @@ describe('hysteresis', () => {
   });
 
   it('a clearly colder page is swapped out for a hot one; a warm one is not', () => {
-    const c = new Classifier({ dramBudgetPages: 2, coolEverySamples: 0 });
+    const c = new Classifier({ rule: 'threshold', dramBudgetPages: 2, coolEverySamples: 0 });
     c.ingest(samplesFrom([[1, 1, 20, 0], [2, 1, 2, 0]]));
     expect(frames(c.decide().promote)).toEqual([1, 2]);
     c.ingest(samplesFrom([[7, 1, 40, 0], [8, 1, 30, 0]]));
@@ -124,7 +125,7 @@ describe('hysteresis', () => {
   });
 
   it('a new hot set at least twice as hot displaces the stale one in the epoch it appears', () => {
-    const c = new Classifier({ dramBudgetPages: 16, coolEverySamples: 0, coolEveryEpochs: 1 });
+    const c = new Classifier({ rule: 'threshold', dramBudgetPages: 16, coolEverySamples: 0, coolEveryEpochs: 1 });
     for (let epoch = 0; epoch < 3; epoch++) {
       c.ingest(hits(range(0, 16), 6));
       c.decide();
@@ -138,7 +139,7 @@ describe('hysteresis', () => {
   });
 
   it('a new hot set less than twice as hot waits until the old one cools or idles', () => {
-    const c = new Classifier({ dramBudgetPages: 16, coolEverySamples: 0, coolEveryEpochs: 1, idleEpochsBeforeDemote: 2 });
+    const c = new Classifier({ rule: 'threshold', dramBudgetPages: 16, coolEverySamples: 0, coolEveryEpochs: 1, idleEpochsBeforeDemote: 2 });
     for (let epoch = 0; epoch < 3; epoch++) {
       c.ingest(hits(range(0, 16), 6));
       c.decide();
@@ -152,7 +153,7 @@ describe('hysteresis', () => {
 
   it('coolEachIngest: snapshot batches (DAMON aggregations) are averaged, so a moved hot set wins DRAM two snapshots later', () => {
     // Several epochs per snapshot, as in the guest agent (500 ms epochs, 5 s aggregations).
-    const c = new Classifier({ dramBudgetPages: 16, coolEachIngest: true, coolEverySamples: 0 });
+    const c = new Classifier({ rule: 'threshold', dramBudgetPages: 16, coolEachIngest: true, coolEverySamples: 0 });
     const snapshot = (hot: number[]) => samplesFrom([[0, 1024, 1, 0], ...hot.map((pfn) => [pfn, 16, 10, 0] as [number, number, number, number])]);
     const epochsPerSnapshot = (batch: ReturnType<typeof samplesFrom>) => {
       c.ingest(batch);
@@ -175,7 +176,7 @@ describe('hysteresis', () => {
   });
 
   it('idle for K epochs makes a page demotable whatever its count', () => {
-    const c = new Classifier({ dramBudgetPages: 1, coolEverySamples: 0, idleEpochsBeforeDemote: 3 });
+    const c = new Classifier({ rule: 'threshold', dramBudgetPages: 1, coolEverySamples: 0, idleEpochsBeforeDemote: 3 });
     c.ingest(hits([100], 50));
     expect(frames(c.decide().promote)).toEqual([100]);
     // A new page, colder than 100 but not below half of it: no swap while 100 is recent.
@@ -197,7 +198,7 @@ describe('sparse sampling', () => {
   it('stretches idle-K so a hot page that merely went unsampled is not taken for idle', () => {
     // 64 DRAM pages, ~8 samples per epoch: a hot page is sampled every ~8 epochs, so
     // K = 3 epochs without a sample is no evidence; K stretches towards ceil(3 / (8 / 64)) = 24.
-    const c = new Classifier({ dramBudgetPages: 64, idleEpochsBeforeDemote: 3, coolEverySamples: 0 });
+    const c = new Classifier({ rule: 'threshold', dramBudgetPages: 64, idleEpochsBeforeDemote: 3, coolEverySamples: 0 });
     c.ingest(hits(range(0, 64), 4));
     expect(c.decide().stats.promotedPages).toBe(64);
     let demoted = 0;
@@ -215,7 +216,7 @@ describe('sparse sampling', () => {
 
 describe('budgets', () => {
   it('respects the per-epoch migration budget and defers the rest', () => {
-    const c = new Classifier({ dramBudgetPages: 100, migrationBudgetBytesPerEpoch: 10 * 4096, coolEverySamples: 0 });
+    const c = new Classifier({ rule: 'threshold', dramBudgetPages: 100, migrationBudgetBytesPerEpoch: 10 * 4096, coolEverySamples: 0 });
     c.ingest(hits(range(0, 25), 3));
     const first = c.decide();
     expect(first.stats.promotedPages).toBe(10);
@@ -228,7 +229,7 @@ describe('budgets', () => {
   });
 
   it('counts swaps (demote + promote) against the migration budget', () => {
-    const c = new Classifier({ dramBudgetPages: 4, migrationBudgetBytesPerEpoch: 3 * 4096, coolEverySamples: 0 });
+    const c = new Classifier({ rule: 'threshold', dramBudgetPages: 4, migrationBudgetBytesPerEpoch: 3 * 4096, coolEverySamples: 0 });
     c.setPlacement(runsFrom([[0, 4]]), 'dram');
     c.ingest(hits([50, 51, 52, 53], 9));
     const d = c.decide();
@@ -239,7 +240,7 @@ describe('budgets', () => {
   });
 
   it('a budget cut demotes the coldest DRAM pages at the next decision, even warm ones', () => {
-    const c = new Classifier({ dramBudgetPages: 6, coolEverySamples: 0 });
+    const c = new Classifier({ rule: 'threshold', dramBudgetPages: 6, coolEverySamples: 0 });
     c.ingest(samplesFrom([[1, 1, 60, 0], [2, 1, 50, 0], [3, 1, 40, 0], [4, 1, 30, 0], [5, 1, 20, 0], [6, 1, 10, 0]]));
     expect(c.decide().stats.dramPages).toBe(6);
     c.setBudget(2);
@@ -249,7 +250,7 @@ describe('budgets', () => {
   });
 
   it('demotes never-sampled DRAM chunks as whole 2 MiB runs without allocating state for them', () => {
-    const c = new Classifier({ dramBudgetPages: 1024, ramRanges: runsFrom([[0, 1 << 20]]) });
+    const c = new Classifier({ rule: 'threshold', dramBudgetPages: 1024, ramRanges: runsFrom([[0, 1 << 20]]) });
     c.setPlacement(runsFrom([[0, 1 << 20]]), 'cxl');
     c.setPlacement(runsFrom([[4096, 1024]]), 'dram');
     expect(c.stats().trackedPages).toBe(0);
@@ -265,7 +266,7 @@ describe('budgets', () => {
 
 describe('huge pages', () => {
   it('promotes a whole 2 MiB chunk only when most of its sampled pages are hot', () => {
-    const c = new Classifier({ dramBudgetPages: 600, hugePages: true, coolEverySamples: 0 });
+    const c = new Classifier({ rule: 'threshold', dramBudgetPages: 600, hugePages: true, coolEverySamples: 0 });
     // Threshold 2 (the 500 pages with count 5). Chunk 0: 400 hot pages. Chunk 1: 100 hot pages among 400 sampled (mostly cold).
     c.ingest(hits(range(0, 400), 5));
     c.ingest(hits(range(512, 100), 5));
@@ -278,7 +279,7 @@ describe('huge pages', () => {
   });
 
   it('moves whole chunks only, and demotes a chunk that went cold to make room', () => {
-    const c = new Classifier({ dramBudgetPages: 512, hugePages: true, coolEverySamples: 0, coolEveryEpochs: 1 });
+    const c = new Classifier({ rule: 'threshold', dramBudgetPages: 512, hugePages: true, coolEverySamples: 0, coolEveryEpochs: 1 });
     c.ingest(hits(range(0, 512), 4));
     expect(c.decide().stats.promotedPages).toBe(512);
     for (let epoch = 0; epoch < 3; epoch++) {
@@ -297,7 +298,7 @@ describe('huge pages', () => {
 describe('address space', () => {
   it('handles holes (RAM above 4 GiB) and frames near 2^28 (1 TiB)', () => {
     const ram = runsFrom([[0, 0xc0000], [0x100000, (1 << 28) - 0xc0000]]);
-    const c = new Classifier({ dramBudgetPages: 4, ramRanges: ram });
+    const c = new Classifier({ rule: 'threshold', dramBudgetPages: 4, ramRanges: ram });
     const top = 0x100000 + (1 << 28) - 0xc0000 - 1;
     c.ingest(samplesFrom([
       [0xc0000, 1, 9, 0], // in the PCI hole: rejected
@@ -314,7 +315,7 @@ describe('address space', () => {
   });
 
   it('a DAMON-style run applies its weight to every page of the run', () => {
-    const c = new Classifier({ dramBudgetPages: 2000, coolEverySamples: 0 });
+    const c = new Classifier({ rule: 'threshold', dramBudgetPages: 2000, coolEverySamples: 0 });
     c.ingest(samplesFrom([[1000, 1500, 3, 0]]));
     const d = c.decide();
     expect(frames(d.promote)).toEqual(range(1000, 1500));
@@ -323,7 +324,7 @@ describe('address space', () => {
   });
 
   it('cools by halving every N samples', () => {
-    const c = new Classifier({ dramBudgetPages: 10, coolEverySamples: 4 });
+    const c = new Classifier({ rule: 'threshold', dramBudgetPages: 10, coolEverySamples: 4 });
     c.ingest(samplesFrom([[1, 1, 8, 0], [2, 1, 8, 0], [3, 1, 8, 0], [4, 1, 8, 0]]));
     const s = c.stats();
     expect(s.coolings).toBe(1);
@@ -333,7 +334,7 @@ describe('address space', () => {
 
 describe('hostile input', () => {
   it('counts malformed runs and batches in rejectedRuns and keeps going', () => {
-    const c = new Classifier({ dramBudgetPages: 10 });
+    const c = new Classifier({ rule: 'threshold', dramBudgetPages: 10 });
     c.ingest(samplesFrom([
       [Number.NaN, 1, 1, 0],
       [-1, 1, 1, 0],

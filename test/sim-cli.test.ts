@@ -134,7 +134,7 @@ describe('vtier sim CLI', () => {
       [['sim', '--sample-period', '0'], /not a positive integer/],
       [['sim', '--epoch', 'soon'], /not a duration/],
       [['sim', '--trace', '/nonexistent/x.trace', '--dram', '1M'], /cannot read trace/],
-      [['sim', 'sweep', '--over', 'cpus'], /not dram or period/],
+      [['sim', 'sweep', '--over', 'cpus'], /not dram, period or budget/],
     ];
     for (const [args, message] of cases) {
       const r = vtier(args);

@@ -1,5 +1,6 @@
 // `vtier sim`: the tiered-memory simulator. One run compares policies on one workload
-// (a table, one row per policy); `vtier sim sweep` repeats it over DRAM sizes or sample periods.
+// (a table, one row per policy); `vtier sim sweep` repeats it over DRAM sizes, sample periods
+// or tracking budgets, each point averaged over several seeds with random first touch.
 // All simulation is in src/sim (pure); this file parses options, reads a trace, prints.
 import type { Command } from 'commander';
 import { readFileSync } from 'node:fs';
@@ -13,6 +14,7 @@ import {
   DEFAULT_SIM,
   isPolicyName,
   makePolicy,
+  meanOverSeeds,
   makeWorkload,
   MAX_SIM_PAGES,
   POLICY_NAMES,
@@ -30,7 +32,7 @@ import { describeTrace, summarizeTrace, type TraceSummary } from '../../src/trac
 import { readTraceFile } from '../trace-file.js';
 
 const PAGE_BYTES = 4096;
-const DEFAULT_POLICIES = 'vtier,vtier-thp,autonuma,vtmm,memtis,lru,oracle';
+const DEFAULT_POLICIES = 'vtier,vtier-thp,autonuma,vtmm,memtis,lru,damon,static,oracle';
 const SAMPLERS = ['pebs', 'damon', 'faults', 'abit'] as const;
 
 interface SimCliOptions extends OutputOptions {
@@ -40,7 +42,9 @@ interface SimCliOptions extends OutputOptions {
   policy: string;
   duration?: string;
   epoch: string;
-  samplePeriod: string;
+  samplePeriod?: string;
+  trackingBudget: string;
+  firstTouch?: string;
   seed: string;
   accessRate: string;
   accessesPerEpoch: string;
@@ -59,6 +63,15 @@ interface SimCliOptions extends OutputOptions {
 interface SweepCliOptions extends SimCliOptions {
   over?: string;
   values?: string;
+  seeds?: string;
+}
+
+/** `1%` or `0.01` -> a CPU share in (0, 1]. */
+function parseBudget(text: string, what = '--tracking-budget'): number {
+  const pct = /^\s*(\d*\.?\d+)\s*%\s*$/.exec(String(text));
+  const value = pct ? Number(pct[1]) / 100 : parseFraction(text, what);
+  if (!(value > 0 && value <= 1)) throw new InputError(`${what}: "${text}" must be a CPU share above 0 and at most 100% (e.g. 1% or 0.01)`);
+  return value;
 }
 
 /** A count with an optional decimal suffix: 100M, 2.5G, 1e6. */
@@ -101,13 +114,18 @@ function parsePolicies(text: string): PolicyName[] {
 }
 
 /** Everything a run needs, from the command line (throws InputError/UserError on bad input). */
-function prepare(o: SimCliOptions, overrides: { dram?: string; samplePeriod?: number } = {}): Prepared {
+function prepare(o: SimCliOptions, overrides: { dram?: string; samplePeriod?: number; trackingBudget?: number; seed?: number; firstTouch?: 'address' | 'random' } = {}): Prepared {
   const policies = parsePolicies(o.policy);
   const epochMs = parseDurationMs(o.epoch, '--epoch');
   if (!(epochMs >= 10 && epochMs <= 600_000)) throw new InputError('--epoch: must be between 10ms and 10m');
-  const samplePeriod = overrides.samplePeriod ?? parsePositiveInt(o.samplePeriod, '--sample-period');
-  const seed = Number(o.seed);
-  if (!/^\s*\d+\s*$/.test(o.seed) || !Number.isSafeInteger(seed)) throw new InputError(`--seed: "${o.seed}" is not a non-negative integer`);
+  const samplePeriod = overrides.samplePeriod ?? (o.samplePeriod === undefined ? 0 : parsePositiveInt(o.samplePeriod, '--sample-period'));
+  const trackingBudget = overrides.trackingBudget ?? parseBudget(o.trackingBudget);
+  if (o.firstTouch !== undefined && o.firstTouch !== 'address' && o.firstTouch !== 'random') {
+    throw new InputError(`--first-touch: "${o.firstTouch}" is not address or random`);
+  }
+  const firstTouch = overrides.firstTouch ?? ((o.firstTouch as 'address' | 'random' | undefined) ?? 'address');
+  if (!/^\s*\d+\s*$/.test(o.seed) || !Number.isSafeInteger(Number(o.seed))) throw new InputError(`--seed: "${o.seed}" is not a non-negative integer`);
+  const seed = overrides.seed ?? Number(o.seed);
   const accessRatePerSec = parseCount(o.accessRate, '--access-rate');
   const accessesPerEpoch = parseCount(o.accessesPerEpoch, '--accesses-per-epoch');
   if (accessesPerEpoch > 2 ** 26) throw new InputError('--accesses-per-epoch: at most 64M');
@@ -181,7 +199,8 @@ function prepare(o: SimCliOptions, overrides: { dram?: string; samplePeriod?: nu
     accessesPerEpoch,
     accessRatePerSec,
     seed,
-    settings: { ...DEFAULT_POLICY_SETTINGS, samplePeriod, vtierSampler: o.sampler as (typeof SAMPLERS)[number], migrationBudgetBytesPerEpoch },
+    firstTouch,
+    settings: { ...DEFAULT_POLICY_SETTINGS, samplePeriod, trackingBudget, vtierSampler: o.sampler as (typeof SAMPLERS)[number], migrationBudgetBytesPerEpoch },
     timeline: Boolean(o.timeline),
   };
   return { config, workload, policies, describe };
@@ -205,6 +224,8 @@ function runJson(p: Prepared, result: SimResult) {
     memoryBytes: p.config.pages * PAGE_BYTES,
     dramBytes: p.config.dramPages * PAGE_BYTES,
     samplePeriod: p.config.settings.samplePeriod,
+    trackingBudget: p.config.settings.trackingBudget,
+    firstTouch: p.config.firstTouch,
     seed: p.config.seed,
     tiers: p.config.tiers,
     policies: policies.map(policyJson),
@@ -256,7 +277,9 @@ function summaryLine(p: Prepared, r: SimResult): string {
     (trace ? `trace ${w.file}: ${describeTrace(trace)}\n` : '') +
     `workload ${w.name}${params ? ` (${params})` : ''}; memory ${formatBytes(r.pages * PAGE_BYTES)}, DRAM ${formatBytes(r.dramPages * PAGE_BYTES)}; ` +
     `${r.epochs} epochs x ${r.epochMs} ms; ${(r.accessesPerEpoch / 1e6).toFixed(1)} M simulated accesses/epoch standing for ` +
-    `${(r.accessRatePerSec / 1e6).toFixed(0)} M real accesses/s; PEBS period ${p.config.settings.samplePeriod}; seed ${p.config.seed}` +
+    `${(r.accessRatePerSec / 1e6).toFixed(0)} M real accesses/s; tracking budget ${pct(p.config.settings.trackingBudget)} of a core` +
+    (p.config.settings.samplePeriod > 0 ? `, PEBS period ${p.config.settings.samplePeriod}` : '') +
+    `; first touch ${p.config.firstTouch}; seed ${p.config.seed}` +
     (r.shiftEpochs.length && !trace ? `; hot set moves at epochs ${r.shiftEpochs.join(',')}` : '') +
     (trace ? `; each of the ${r.epochs} epochs replays that epoch of the trace` : '')
   );
@@ -306,7 +329,9 @@ function addRunOptions(cmd: Command): Command {
     .option('--policy <list>', `comma-separated policies: ${POLICY_NAMES.join(', ')}`, DEFAULT_POLICIES)
     .option('--duration <time>', 'simulated time (default 60s; a trace: its own length)')
     .addOption(epochOption('epoch (decision interval) length'))
-    .addOption(samplePeriodOption('PEBS-like sample period for vtier (1 in n accesses)', '10000'))
+    .option('--tracking-budget <share>', 'tracking CPU every policy may spend (1% or 0.01); each sizes its sampling or scanning from it', '1%')
+    .addOption(samplePeriodOption('fixed PEBS-like sample period for vtier and memtis (default: sized from --tracking-budget)'))
+    .option('--first-touch <how>', 'initial DRAM contents: address (first pages) or random (random 2 MiB blocks; the sweep default)')
     .option('--seed <n>', 'seed for workload and samplers (same seed, same numbers)', '1')
     .option('--access-rate <n>', 'real memory accesses per simulated second (sets sample counts and accessed-bit odds)', '100M')
     .option('--accesses-per-epoch <n>', 'simulated accesses per epoch (the stream scored for DRAM share)', '1M')
@@ -330,8 +355,9 @@ export function registerSim(program: Command): void {
       .command('sim')
       .argument('[mode]', 'omit for one comparison; "sweep" to repeat it over --over values')
       .description('Simulate DRAM+CXL tiering and compare placement policies (one row per policy)')
-      .option('--over <what>', 'sweep: dram or period')
-      .option('--values <list>', 'sweep: DRAM sizes/percentages (default 5%,10%,20%,40%) or periods (default 100,1000,10000,100000)')
+      .option('--over <what>', 'sweep: dram, period or budget')
+      .option('--values <list>', 'sweep: DRAM sizes/percentages (default 5%,10%,20%,40%), periods (default 100,1000,10000,100000) or budgets (default 0.1%,0.3%,1%,3%)')
+      .option('--seeds <n>', 'sweep: seeds per point, averaged (seed, seed+1, ...; default 3)')
       .addHelpText(
         'after',
         `\nThe run is deterministic for a seed. Simulated time advances in epochs; each epoch scores
@@ -343,7 +369,12 @@ epochs served before recall first reached 0.95, reconverge = worst number of epo
 recall < 0.95 after a hot-set shift (0: ready in advance), slowdown = modelled
 time vs all-DRAM (latency/bandwidth, migrations and tracking cost included), policy-cpu-ms =
 measured wall time of the policy's own code.
-\`vtier sim sweep --over dram|period [--values ...]\` repeats the comparison for each value.`,
+Every policy gets the same --tracking-budget: vtier and memtis size their PEBS period from it
+(memtis never below its published 199), lru/vtmm their accessed-bit scan interval, damon its
+sampling interval, autonuma its scan size (adapted each epoch); tracking-cpu shows what each spent.
+\`vtier sim sweep --over dram|period|budget [--values ...] [--seeds N]\` repeats the comparison
+for each value, averaging N seeds (random first touch unless --first-touch address); --over
+budget gives the Pareto data (DRAM-served share vs tracking CPU).`,
       ),
   );
   examples(sim, [
@@ -353,6 +384,7 @@ measured wall time of the policy's own code.
     'vtier sim --trace run.trace --dram 512M --policy vtier,memtis,oracle',
     'vtier sim sweep --over dram --values 5%,10%,20%,40% --policy vtier-thp,autonuma,oracle',
     'vtier sim sweep --over period --values 1000,10000,100000 --policy vtier,vtier-thp --json',
+    'vtier sim sweep --over budget --values 0.1%,1%,3% --seeds 3 --size 1G --csv',
   ]);
   action<SweepCliOptions>(sim, (args, o) => {
     const mode = args[0] as string | undefined;
@@ -382,49 +414,66 @@ function single(o: SimCliOptions): void {
   });
 }
 
+const SWEEP_DEFAULTS = { dram: '5%,10%,20%,40%', period: '100,1000,10000,100000', budget: '0.1%,0.3%,1%,3%' } as const;
+
 function sweep(o: SweepCliOptions): void {
-  if (o.over !== 'dram' && o.over !== 'period') throw new InputError(`--over: "${o.over ?? ''}" is not dram or period`);
-  const values = String(o.values ?? (o.over === 'dram' ? '5%,10%,20%,40%' : '100,1000,10000,100000'))
+  const over = o.over;
+  if (over !== 'dram' && over !== 'period' && over !== 'budget') throw new InputError(`--over: "${over ?? ''}" is not dram, period or budget`);
+  const values = String(o.values ?? SWEEP_DEFAULTS[over])
     .split(',')
     .map((v) => v.trim())
     .filter(Boolean);
   if (values.length === 0) throw new InputError('--values: give at least one value');
-  const prepared = values.map((v) =>
-    o.over === 'dram' ? prepare(o, { dram: v }) : prepare(o, { samplePeriod: parsePositiveInt(v, '--values') }),
-  );
-  const total = prepared.reduce((n, p) => n + p.config.epochs, 0);
-  const progress = createProgress({ label: `sweep over ${o.over}`, total, json: o.json || o.csv });
+  const seeds = o.seeds === undefined ? 3 : parsePositiveInt(o.seeds, '--seeds');
+  if (seeds > 32) throw new InputError('--seeds: at most 32');
+  const firstSeed = Number(o.seed);
+  const firstTouch = (o.firstTouch as 'address' | 'random' | undefined) ?? 'random';
+  const override = (v: string) =>
+    over === 'dram' ? { dram: v } : over === 'period' ? { samplePeriod: parsePositiveInt(v, '--values') } : { trackingBudget: parseBudget(v, '--values') };
+  const prepared = values.map((v) => Array.from({ length: seeds }, (_, k) => prepare(o, { ...override(v), seed: firstSeed + k, firstTouch })));
+  const total = prepared.reduce((n, ps) => n + ps.reduce((m, p) => m + p.config.epochs, 0), 0);
+  const progress = createProgress({ label: `sweep over ${over}`, total, json: o.json || o.csv });
   const results: SimResult[] = [];
   let done = 0;
   try {
-    prepared.forEach((p, i) => {
-      results.push(run(p, (e) => progress.update(done + e + 1, `${o.over}=${values[i]}`)));
-      done += p.config.epochs;
+    prepared.forEach((ps, i) => {
+      const runs = ps.map((p, k) => {
+        const r = run(p, (e) => progress.update(done + e + 1, `${over}=${values[i]} seed ${firstSeed + k}`));
+        done += p.config.epochs;
+        return r;
+      });
+      results.push(meanOverSeeds(runs));
     });
   } finally {
     progress.stop();
   }
-  const header = o.over === 'dram' ? 'dram' : 'period';
+  const header = over;
   if (o.csv && !o.json) {
     process.stdout.write(`${csv(csvRows(results.map((r, i) => ({ value: values[i], policies: r.policies })), header))}\n`);
     return;
   }
+  const valueOf = (r: SimResult, i: number) => {
+    const s = prepared[i][0].config.settings;
+    return over === 'dram' ? r.dramPages * PAGE_BYTES : over === 'period' ? s.samplePeriod : s.trackingBudget;
+  };
   const data = {
-    parameter: o.over,
-    workload: prepared[0].describe,
+    parameter: over,
+    seeds,
+    workload: prepared[0][0].describe,
     points: results.map((r, i) => ({
-      value: o.over === 'dram' ? r.dramPages * PAGE_BYTES : prepared[i].config.settings.samplePeriod,
-      ...(o.over === 'dram' ? { dramBytes: r.dramPages * PAGE_BYTES } : { samplePeriod: prepared[i].config.settings.samplePeriod }),
-      ...runJson(prepared[i], r),
+      value: valueOf(r, i),
+      ...(over === 'dram' ? { dramBytes: r.dramPages * PAGE_BYTES } : over === 'period' ? { samplePeriod: valueOf(r, i) } : { trackingBudget: valueOf(r, i) }),
+      ...runJson(prepared[i][0], r),
+      seeds: prepared[i].map((p) => p.config.seed),
     })),
   };
   printResult(o, data, () => {
-    const cols = COLUMNS.filter(([h]) => ['policy', 'steady', 'precision', 'recall', 'converge', 'promoted-GiB', 'slowdown'].includes(h));
+    const cols = COLUMNS.filter(([h]) => ['policy', 'dram-share', 'steady', 'precision', 'recall', 'converge', 'promoted-GiB', 'slowdown', 'tracking-cpu'].includes(h));
     const rows = [[header, ...cols.map(([h]) => h)]];
     results.forEach((r, i) => {
-      const label = o.over === 'dram' ? `${values[i]} (${formatBytes(r.dramPages * PAGE_BYTES)})` : values[i];
+      const label = over === 'dram' ? `${values[i]} (${formatBytes(r.dramPages * PAGE_BYTES)})` : values[i];
       for (const pr of r.policies) rows.push([label, ...cols.map(([, f]) => f(pr))]);
     });
-    return `${summaryLine(prepared[0], results[0])}\n\n${table(rows)}`;
+    return `${summaryLine(prepared[0][0], results[0])}\nmean of ${seeds} seed(s) per point (${firstSeed}..${firstSeed + seeds - 1}), first touch ${firstTouch}\n\n${table(rows)}`;
   });
 }

@@ -69,7 +69,30 @@ export interface ClassifierOptions {
   minHotCount?: number;
   /** Longest accepted sample run in pages without ramRanges (default 2^28 = 1 TiB). */
   maxRunPages?: number;
+  /** 4 KiB decision rule: 'evidence' (default; access-rate estimates per page and per 2 MiB
+   *  region, moves that pay for themselves, docs/classifier.md) or 'threshold' (the earlier
+   *  count-threshold rule with twice-as-hot hysteresis, kept for comparison). */
+  rule?: ClassifierRule;
+  /** evidence: how many standard deviations of the estimates' noise a swap's rate
+   *  difference must exceed (default 1; 0 = trust point estimates). */
+  confidence?: number;
+  /** evidence: relative margin a swap needs on top (the incoming page's estimate must exceed
+   *  the outgoing one's by this fraction; default 0.25): estimates of equal true heat never
+   *  differ by it at dense sampling, so they never trade places. */
+  hysteresis?: number;
+  /** evidence: real accesses one unit of sample weight stands for (the PEBS period; DAMON: the
+   *  accesses an nr_accesses unit implies). Without it the migration-cost term is off and only
+   *  the noise term guards a move. */
+  accessesPerSample?: number;
+  /** evidence: time one access saves when served from DRAM instead of CXL, ns (default 172 =
+   *  279 - 107, the published idle latencies). */
+  dramGainNsPerAccess?: number;
+  /** evidence: cost of migrating one page, ns (default 1230: ~1 us of move_pages work plus a
+   *  4 KiB copy at 17.6 GB/s). */
+  migrationCostNsPerPage?: number;
 }
+
+export type ClassifierRule = 'evidence' | 'threshold';
 
 export interface EpochStats {
   /** Lowest count in the hot set (65536 = nothing qualifies). */
@@ -94,8 +117,14 @@ export interface EpochStats {
   /** Whether counts were halved at the end of this epoch. */
   cooled: boolean;
   /** Idle epochs that made a DRAM page cold this epoch (idleEpochsBeforeDemote, stretched
-   *  when samples are too sparse for it). */
+   *  when samples are too sparse for it; threshold rule only). */
   idleEpochs: number;
+  /** evidence: epochs of history the counts stand for (cooling's exponential window). */
+  windowEpochs: number;
+  /** evidence: 2 MiB regions whose pages were estimated from the region rate alone (uniform
+   *  regions), and regions split into per-page estimates (skewed ones). */
+  uniformRegions: number;
+  splitRegions: number;
 }
 
 export interface EpochDecision {
@@ -140,6 +169,35 @@ function nextWord(word: number, count: number, idle: number, threshold: number, 
   return next;
 }
 
+/** Sort keys for rate estimates: 64 steps per octave of (1 + 4e), so estimates 1/4 sample
+ *  apart are told apart at the low end and within 1.1% at the top. */
+const EVIDENCE_KEYS = 1280;
+/** Counts below this get their key memoised per region in the decision pass. */
+const KEY_MEMO = 64;
+function estimateKey(e: number): number {
+  if (!(e > 0)) return 0;
+  const k = Math.floor(64 * Math.log2(1 + 4 * e));
+  return k < 1 ? 1 : k >= EVIDENCE_KEYS ? EVIDENCE_KEYS - 1 : k;
+}
+/** A region's rate, checked against its last epoch: under the window estimate m (samples per
+ *  page per window) the number of its n pages sampled in the last epoch is ~Poisson with mean
+ *  E = n(1 - e^(-m/W)). When the observed number is more than 3 sd (+1) away, the rate changed:
+ *  the estimate becomes the last epoch's, -ln(1 - k/n) per page per epoch, in window units. */
+function recentRegionRate(m: number, n: number, recent: number, window: number): number {
+  // Every page sampled: a region sample (DAMON) or saturation; the count says nothing more.
+  if (recent >= n) return m;
+  const expected = n * (1 - Math.exp(-m / window));
+  const slack = 3 * Math.sqrt(expected) + 1;
+  if (Math.abs(recent - expected) <= slack) return m;
+  const k = Math.min(recent, n - 0.5);
+  return -Math.log(1 - k / n) * window;
+}
+
+/** The (lower end of the) estimate a key stands for. */
+function keyEstimate(key: number): number {
+  return key <= 0 ? 0 : (2 ** (key / 64) - 1) / 4;
+}
+
 /** One epoch's chosen moves, as page indexes (plus whole never-sampled DRAM chunks). */
 interface Selection {
   promote: Int32Array;
@@ -160,6 +218,14 @@ class Scratch {
 
   uint32(slot: number, length: number): Uint32Array {
     return new Uint32Array(this.buffer(slot, length * 4), 0, length);
+  }
+
+  uint16(slot: number, length: number): Uint16Array {
+    return new Uint16Array(this.buffer(slot, length * 2), 0, length);
+  }
+
+  float64(slot: number, length: number): Float64Array {
+    return new Float64Array(this.buffer(slot, length * 8), 0, length);
   }
 
   private buffer(slot: number, bytes: number): ArrayBuffer {
@@ -228,7 +294,14 @@ class Picker {
 
 const DEFAULTS = {
   coolEveryEpochs: 0,
+  /** Evidence rule: halve every 32 epochs (a ~46-epoch exponential window: long memory for
+   *  stable heat; a change is caught by the recent-epoch and idle checks, not by cooling). */
+  evidenceCoolEveryEpochs: 32,
   coolEverySamples: 2_000_000,
+  confidence: 0,
+  hysteresis: 0.25,
+  dramGainNsPerAccess: 172,
+  migrationCostNsPerPage: 1230,
   idleEpochsBeforeDemote: 8,
   hugeHotFraction: 0.5,
   pageSizeBytes: 4096,
@@ -261,6 +334,11 @@ export class Classifier {
   private readonly hugeHotFraction: number;
   private readonly minHotCount: number;
   private readonly maxRunPages: number;
+  private readonly rule: ClassifierRule;
+  private readonly confidence: number;
+  private readonly hysteresis: number;
+  /** Sample-weight units a swap (two page moves) must gain per epoch of stay; 0 = no cost term. */
+  private readonly costPerPageSamples: number;
   private epoch = 0;
   private rejected = 0;
   private acceptedRuns = 0;
@@ -283,9 +361,32 @@ export class Classifier {
     }
     this.ramPages = this.ram ? this.ram.pages : Infinity;
     this.budget = this.checkBudget(options.dramBudgetPages);
-    this.coolEveryEpochs = requireInt(options.coolEveryEpochs, 'coolEveryEpochs', 0, DEFAULTS.coolEveryEpochs);
-    this.coolEverySamples = requireInt(options.coolEverySamples, 'coolEverySamples', 0, DEFAULTS.coolEverySamples);
+    const rule = options.rule ?? 'evidence';
+    if (rule !== 'evidence' && rule !== 'threshold') throw new ClassifierConfigError(`rule must be 'evidence' or 'threshold' (got ${String(rule)})`);
+    this.rule = rule;
     this.coolEachIngest = options.coolEachIngest === true;
+    // The evidence rule forgets by time (epochs); snapshot sources (coolEachIngest) already do.
+    const evidence = rule === 'evidence' && !options.hugePages;
+    const epochDefault = evidence && !this.coolEachIngest ? DEFAULTS.evidenceCoolEveryEpochs : DEFAULTS.coolEveryEpochs;
+    this.coolEveryEpochs = requireInt(options.coolEveryEpochs, 'coolEveryEpochs', 0, epochDefault);
+    this.coolEverySamples = requireInt(options.coolEverySamples, 'coolEverySamples', 0, evidence ? 0 : DEFAULTS.coolEverySamples);
+    const confidence = options.confidence ?? DEFAULTS.confidence;
+    if (!(confidence >= 0 && confidence <= 10)) throw new ClassifierConfigError(`confidence must be in [0, 10] (got ${confidence})`);
+    this.confidence = confidence;
+    const hysteresis = options.hysteresis ?? DEFAULTS.hysteresis;
+    if (!(hysteresis >= 0 && hysteresis <= 10)) throw new ClassifierConfigError(`hysteresis must be in [0, 10] (got ${hysteresis})`);
+    this.hysteresis = hysteresis;
+    const positive = (v: number | undefined, name: string, fallback: number): number => {
+      if (v === undefined) return fallback;
+      if (!(v > 0 && Number.isFinite(v))) throw new ClassifierConfigError(`${name} must be a positive number (got ${v})`);
+      return v;
+    };
+    const aps = options.accessesPerSample === undefined ? 0 : positive(options.accessesPerSample, 'accessesPerSample', 0);
+    const gainNs = positive(options.dramGainNsPerAccess, 'dramGainNsPerAccess', DEFAULTS.dramGainNsPerAccess);
+    const costNs = positive(options.migrationCostNsPerPage, 'migrationCostNsPerPage', DEFAULTS.migrationCostNsPerPage);
+    // A page moved pays costNs once; it gains gainNs per access for as long as it stays. In
+    // sample units per epoch: moving pays off when (rate gain in samples/epoch) x stay >= this.
+    this.costPerPageSamples = aps > 0 ? costNs / (gainNs * aps) : 0;
     this.idleK = Math.min(IDLE_NEVER, requireInt(options.idleEpochsBeforeDemote, 'idleEpochsBeforeDemote', 1, DEFAULTS.idleEpochsBeforeDemote));
     const pageSize = requireInt(options.pageSizeBytes, 'pageSizeBytes', 1, DEFAULTS.pageSizeBytes);
     const migrationBytes = options.migrationBudgetBytesPerEpoch;
@@ -430,7 +531,7 @@ export class Classifier {
     this.epoch++;
     this.samplesPerEpoch = this.epoch === 1 ? this.epochPageSamples : 0.5 * this.samplesPerEpoch + 0.5 * this.epochPageSamples;
     this.epochPageSamples = 0;
-    const threshold = this.threshold();
+    let threshold = this.threshold();
     const hist = this.table.histogram;
     let hotPages = 0;
     for (let c = threshold; c <= MAX_COUNT; c++) hotPages += hist[c];
@@ -438,12 +539,22 @@ export class Classifier {
     const idleEpochs = this.effectiveIdleEpochs();
     // Epoch cooling rides on the decision's pass over the pages (no pass of its own).
     const cooled = this.coolEveryEpochs > 0 && this.epoch % this.coolEveryEpochs === 0;
-    const moves = this.huge ? this.selectChunks(threshold, idleEpochs, cooled) : this.selectPages(threshold, idleEpochs, cooled);
+    const window = this.windowEpochs();
+    const regions = { uniform: 0, split: 0, hot: hotPages, threshold };
+    const moves = this.huge
+      ? this.selectChunks(threshold, idleEpochs, cooled)
+      : this.rule === 'evidence'
+        ? this.selectEvidence(window, cooled, regions)
+        : this.selectPages(threshold, idleEpochs, cooled);
     if (cooled) {
       this.table.shiftHistogram();
       this.coolings++;
     }
     const { promote, demote } = this.emit(moves);
+    if (this.rule === 'evidence' && !this.huge) {
+      hotPages = regions.hot;
+      threshold = regions.threshold;
+    }
     return {
       epoch: this.epoch,
       promote: promote.finish(),
@@ -462,6 +573,9 @@ export class Classifier {
         forcedDemotedPages: moves.forced,
         cooled,
         idleEpochs,
+        windowEpochs: window,
+        uniformRegions: regions.uniform,
+        splitRegions: regions.split,
       },
     };
   }
@@ -549,6 +663,186 @@ export class Classifier {
       threshold = c;
     }
     return threshold;
+  }
+
+  /** Epochs of history a count stands for: cooling by halving every H epochs keeps an
+   *  exponential window of H / ln 2 epochs; snapshot cooling (coolEachIngest) about one. */
+  private windowEpochs(): number {
+    if (this.coolEachIngest) return 1;
+    if (this.coolEveryEpochs > 0) return Math.min(this.epoch, this.coolEveryEpochs / Math.LN2);
+    return Math.max(1, this.epoch);
+  }
+
+  /** The evidence rule (4 KiB mode; derivation in docs/classifier.md). Per 2 MiB region, the
+   *  pages' counts give a region rate m and the spread between pages beyond Poisson noise
+   *  (tau^2); a page's rate estimate is the Gamma-Poisson posterior mean (c + beta*m)/(1 + beta),
+   *  beta = m/tau^2: a uniform region (tau^2 <= 0) is one estimate for all its pages, a skewed
+   *  one splits into per-page estimates. A count that should have produced a sample in the
+   *  idle epochs since the last one, but did not, is capped at what zero samples allow (3
+   *  per idle span, P(0) < 5%): a hot set that left is forgotten within epochs, whatever the
+   *  cooling. A page moves only when the estimated gain beats the migration cost over its
+   *  expected stay (the evidence window) plus `confidence` standard deviations of the noise
+   *  of both estimates, so pages of equal heat never trade places at any sampling density. */
+  private selectEvidence(window: number, cool: boolean, out: { uniform: number; split: number; hot: number; threshold: number }): Selection {
+    const table = this.table;
+    const state = table.state;
+    const chunks = table.chunkCount;
+    const end = table.trackedPages;
+    const keyOf = this.scratch.uint16(4, end);
+    const shrinkOf = this.scratch.float64(5, chunks);
+    const keyHist = new Uint32Array(EVIDENCE_KEYS);
+    const promoteItems = this.scratch.int32(0, end - table.trackedDramPages);
+    const promoteKeys = this.scratch.uint32(1, end - table.trackedDramPages);
+    const demoteItems = this.scratch.int32(2, table.trackedDramPages);
+    const demoteKeys = this.scratch.uint32(3, table.trackedDramPages);
+    let promoteCount = 0;
+    let demoteCount = 0;
+    const idleCap = 3 * window; // samples a window may hold for a page idle one epoch
+    const memo = new Uint16Array(KEY_MEMO);
+    for (let chunk = 0; chunk < chunks; chunk++) {
+      const base = chunk * PAGES_PER_CHUNK;
+      let n = 0;
+      let sum = 0;
+      let sumSq = 0;
+      let minIdle = IDLE_NEVER;
+      let recent = 0;
+      for (let p = base; p < base + PAGES_PER_CHUNK; p++) {
+        const word = state[p];
+        if (word & FLAG_NOT_RAM) continue;
+        n++;
+        const c = word & COUNT_MASK;
+        if (c === 0) continue;
+        sum += c;
+        sumSq += c * c;
+        const i = (word & IDLE_FIELD) >>> IDLE_SHIFT;
+        if (i < minIdle) minIdle = i;
+        if (i === 0) recent++;
+      }
+      let m = n > 0 ? sum / n : 0;
+      // Spread between pages beyond Poisson noise, trusted only when it is 2 standard errors
+      // of a Poisson sample variance ((m + 2m^2)/n) above zero: sparse samples of a uniform
+      // region look skewed by chance, and splitting on that chance is the one-beats-zero coin flip.
+      const excess = n > 0 ? sumSq / n - m * m - m : 0;
+      const tau2 = n > 0 && excess > 2 * Math.sqrt((m + 2 * m * m) / n) ? excess : 0;
+      // Region staleness: the whole region expected > 3 samples since its last one.
+      if (minIdle > 0 && m * n > idleCap / minIdle) m = idleCap / (minIdle * n);
+      else if (n > 0 && window > 1) m = recentRegionRate(m, n, recent, window);
+      // beta: prior strength in windows; Infinity = the region estimate alone.
+      const beta = tau2 > 0 && m > 0 ? m / tau2 : Infinity;
+      shrinkOf[chunk] = beta;
+      const regionKey = estimateKey(m);
+      memo.fill(0xffff);
+      if (sum > 0) {
+        if (beta === Infinity) out.uniform++;
+        else out.split++;
+      }
+      for (let p = base; p < base + PAGES_PER_CHUNK; p++) {
+        const word = state[p];
+        if (word & FLAG_NOT_RAM) {
+          keyOf[p] = 0;
+          continue;
+        }
+        const c = word & COUNT_MASK;
+        const i = (word & IDLE_FIELD) >>> IDLE_SHIFT;
+        let key: number;
+        if (beta === Infinity) key = regionKey;
+        else if (c > 0 && i > 0 && c * i > idleCap) key = estimateKey((idleCap / i + beta * m) / (1 + beta));
+        else if (c < KEY_MEMO) {
+          // Sparse counts repeat: one log per distinct small count per region.
+          key = memo[c];
+          if (key === 0xffff) key = memo[c] = estimateKey((c + beta * m) / (1 + beta));
+        } else key = estimateKey((c + beta * m) / (1 + beta));
+        keyOf[p] = key;
+        keyHist[key]++;
+        if (word & FLAG_DRAM) {
+          demoteItems[demoteCount] = p;
+          demoteKeys[demoteCount++] = key;
+        } else if (key > 0) {
+          promoteItems[promoteCount] = p;
+          promoteKeys[promoteCount++] = key;
+        }
+        const next = nextWord(word, word & COUNT_MASK, i, MAX_COUNT + 1, cool);
+        if (next !== word) state[p] = next;
+      }
+    }
+    // The hot set: the budget's worth of the highest estimates (ties all in or all out).
+    let above = 0;
+    let hotKey = EVIDENCE_KEYS;
+    for (let k = EVIDENCE_KEYS - 1; k >= 1; k--) {
+      if (above + keyHist[k] > this.budget) break;
+      above += keyHist[k];
+      hotKey = k;
+    }
+    out.hot = above;
+    out.threshold = hotKey >= EVIDENCE_KEYS ? MAX_COUNT + 1 : Math.max(1, Math.round(keyEstimate(hotKey)));
+    for (let p = 0; p < end; p++) {
+      if (keyOf[p] >= hotKey) state[p] |= FLAG_HOT;
+    }
+
+    const promoteSortedKeys = new Uint32Array(promoteCount);
+    const promoteOrder = countingSort(promoteItems, promoteKeys, promoteCount, EVIDENCE_KEYS, true, promoteSortedKeys);
+    const listAll = table.dramPages > this.budget;
+    const demoteNeeded = listAll ? demoteCount : Math.min(demoteCount, promoteCount);
+    const demoteSortedKeys = new Uint32Array(demoteNeeded);
+    const demoteOrder = countingSort(demoteItems, demoteKeys, demoteCount, EVIDENCE_KEYS, false, demoteSortedKeys, demoteNeeded);
+
+    const picked = new Picker(this.budget, table.dramPages, this.migrationPages, [...table.untouchedDram].sort((a, b) => a - b));
+    // Variance of a page's estimate: Poisson noise shrunk by the prior, or the region mean's.
+    const variance = (p: number, e: number): number => {
+      const beta = shrinkOf[p >>> CHUNK_SHIFT];
+      return beta === Infinity ? e / PAGES_PER_CHUNK : e / (1 + beta);
+    };
+    // Moving a page pays off when its rate gain (samples per window) over a stay of one
+    // window beats the cost: gain/window * window >= cost -> gain >= cost.
+    const costOne = this.costPerPageSamples;
+    let demoteCursor = 0;
+    while (picked.overBudget()) {
+      if (picked.demoteUntouched()) continue;
+      if (demoteCursor >= demoteNeeded) break;
+      demoteCursor++;
+      picked.demote(1);
+    }
+    const forced = picked.demoted;
+    const promote = new Int32Array(Math.min(promoteCount, this.budget));
+    let promoted = 0;
+    let deferred = 0;
+    let filled = 0;
+    const z = this.confidence;
+    for (let k = 0; k < promoteCount; k++) {
+      const p = promoteOrder[k];
+      const e = keyEstimate(promoteSortedKeys[k]);
+      if (picked.movesLeft < 1) {
+        deferred += promoteCount - k;
+        break;
+      }
+      if (picked.free >= 1) {
+        // Free DRAM: any page whose gain pays for its own move.
+        if (e <= costOne) break;
+        picked.promote(1);
+        promote[promoted++] = p;
+        filled++;
+        continue;
+      }
+      if (picked.movesLeft < 2) {
+        deferred += promoteCount - k;
+        break;
+      }
+      // Swap with the coldest DRAM page (a never-sampled DRAM chunk first: estimate 0).
+      if (picked.demoteUntouched()) {
+        k--;
+        continue;
+      }
+      if (demoteCursor >= demoteNeeded) break;
+      const q = demoteOrder[demoteCursor];
+      const eq = keyEstimate(demoteSortedKeys[demoteCursor]);
+      const margin = 2 * costOne + z * Math.sqrt(variance(p, e) + variance(q, eq)) + this.hysteresis * eq;
+      if (e - eq <= margin) break; // later candidates are colder, later DRAM pages hotter
+      demoteCursor++;
+      picked.demote(1);
+      picked.promote(1);
+      promote[promoted++] = p;
+    }
+    return { promote: promote.subarray(0, promoted), demote: demoteOrder.subarray(0, demoteCursor), untouchedDemoted: picked.untouchedDemoted, deferred, filled, forced };
   }
 
   /** 4 KiB mode: candidate lists in one pass, counting-sorted, then the budgeted selection.

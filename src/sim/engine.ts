@@ -49,6 +49,9 @@ export interface SimConfig {
   convergeRecall: number;
   /** Keep per-epoch series in the result. */
   timeline: boolean;
+  /** Where first touch leaves pages: DRAM filled in address order, or with a seeded random
+   *  choice of 2 MiB blocks (sweeps use it: a run's starting layout should not decide it). */
+  firstTouch?: 'address' | 'random';
 }
 
 export const DEFAULT_SIM: Omit<SimConfig, 'pages' | 'dramPages' | 'epochs'> = {
@@ -81,7 +84,9 @@ export interface PolicyResult {
   precisionSteady: number;
   recallSteady: number;
   f1Steady: number;
-  /** Epochs served before the placement first reached recall >= convergeRecall; null = never. */
+  /** Epochs served before the placement first reached recall >= convergeRecall, counted only
+   *  once the policy has migrated (a first-touch layout that happens to fit does not count);
+   *  null = never. */
   epochsToConverge: number | null;
   /** Per hot-set shift: epochs served from the shift on before recall >= convergeRecall again; null = never. */
   reconvergeEpochs: Array<number | null>;
@@ -127,7 +132,12 @@ interface PolicyState {
   tier: Uint8Array;
   used: number;
   maxUsed: number;
+  /** DRAM pages strictly above the K-th true heat, and DRAM pages tied with it. */
   inTop: number;
+  inTie: number;
+  migrated: boolean;
+  /** Whether a migration was applied before the epoch being scored. */
+  migratedBefore: boolean;
   lastMoveEpoch: Int32Array;
   lastMoveDir: Int8Array;
   hits: number;
@@ -166,7 +176,8 @@ export function validateSimConfig(c: SimConfig): void {
   if (!(c.epochMs > 0)) fail('epoch length must be positive');
   if (!Number.isSafeInteger(c.accessesPerEpoch) || c.accessesPerEpoch < 1 || c.accessesPerEpoch > 2 ** 28) fail('accesses per epoch out of range (1..2^28)');
   if (!(c.accessRatePerSec > 0)) fail('access rate must be positive');
-  if (!(c.settings.samplePeriod >= 1)) fail('sample period must be >= 1');
+  if (!(c.settings.samplePeriod === 0 || c.settings.samplePeriod >= 1)) fail('sample period must be >= 1 (or 0: sized from the tracking budget)');
+  if (!(c.settings.trackingBudget > 0 && c.settings.trackingBudget <= 1)) fail('tracking budget must be in (0, 1]');
 }
 
 export function runSimulation(config: SimConfig, workload: Workload, policies: Policy[], hooks: SimHooks = {}): SimResult {
@@ -195,8 +206,7 @@ export function runSimulation(config: SimConfig, workload: Workload, policies: P
   }
 
   const states: PolicyState[] = policies.map((policy) => {
-    const tier = new Uint8Array(pages);
-    tier.fill(DRAM, 0, capacity); // first touch in address order fills DRAM first
+    const tier = firstTouchLayout(pages, capacity, config.firstTouch ?? 'address', config.seed);
     return {
       policy,
       rng: Prng.derive(config.seed, `policy:${policy.name}`),
@@ -204,6 +214,9 @@ export function runSimulation(config: SimConfig, workload: Workload, policies: P
       used: capacity,
       maxUsed: capacity,
       inTop: 0,
+      inTie: 0,
+      migrated: false,
+      migratedBefore: false,
       lastMoveEpoch: new Int32Array(pages).fill(-1 << 30),
       lastMoveDir: new Int8Array(pages),
       hits: 0,
@@ -229,7 +242,12 @@ export function runSimulation(config: SimConfig, workload: Workload, policies: P
   const streams = [new Uint32Array(accessesPerEpoch), new Uint32Array(accessesPerEpoch)];
   const rates = new Float64Array(pages);
   let top: Uint8Array = new Uint8Array(0);
+  // Tie-aware truth: 1 = hotter than the K-th page (must be in DRAM), 1 in `tie` = exactly as
+  // hot as the K-th page (interchangeable: any of them fills the remaining places).
+  let tie: Uint8Array = new Uint8Array(0);
+  let mustHave = 0;
   let topPhase = -1;
+  let strict: Uint8Array = new Uint8Array(0);
   let allDramNs = 0;
   // The next epoch's true top-K, for the oracle (real counts over ~1e8 accesses are the rates).
   let futurePhase = -1;
@@ -254,8 +272,15 @@ export function runSimulation(config: SimConfig, workload: Workload, policies: P
       const pmf = workload.pmf(e);
       for (let p = 0; p < pages; p++) rates[p] = pmf[p] * config.accessRatePerSec;
       top = phaseOf[e] === futurePhase ? futureMask : topKMask(pmf, capacity);
+      const truth = tieAwareTruth(pmf, capacity);
+      tie = truth.tie;
+      mustHave = truth.above;
       topPhase = phaseOf[e];
-      for (const st of states) st.inTop = countInTop(st.tier, top);
+      for (const st of states) {
+        st.inTop = countInTop(st.tier, truth.strict);
+        st.inTie = countInTop(st.tier, tie);
+      }
+      strict = truth.strict;
     }
     const bytes = realAccesses * tiers.accessBytes;
     const epochAllDramNs = Math.max(epochMs * 1e6, (bytes / tiers.dramBytesPerSec) * 1e9);
@@ -266,8 +291,9 @@ export function runSimulation(config: SimConfig, workload: Workload, policies: P
       const tier = st.tier;
       const hits = dramHits(tier, stream);
       // Hot-set scores of the placement serving this epoch, against this epoch's true top-K.
-      const precision = st.used > 0 ? st.inTop / st.used : 0;
-      const recall = st.inTop / capacity;
+      const right = st.inTop + Math.min(st.inTie, capacity - mustHave);
+      const precision = st.used > 0 ? right / st.used : 0;
+      const recall = right / capacity;
       const share = hits / stream.length;
       st.hits += hits;
       if (steady[e]) {
@@ -297,8 +323,9 @@ export function runSimulation(config: SimConfig, workload: Workload, policies: P
       st.trackingNs += overhead.trackingNs;
 
       // Apply: demotions first, then promotions; a policy bug is an error, never clipped.
-      applyMoves(st, moves.demote, CXL, e, top, config.pingPongWindowEpochs);
-      applyMoves(st, moves.promote, DRAM, e, top, config.pingPongWindowEpochs);
+      applyMoves(st, moves.demote, CXL, e, strict, tie, config.pingPongWindowEpochs);
+      applyMoves(st, moves.promote, DRAM, e, strict, tie, config.pingPongWindowEpochs);
+      if (moves.promote.count + moves.demote.count > 0) st.migrated = true;
       if (st.used > capacity) throw new SimPolicyError(`${st.policy.name}: ${st.used} pages in DRAM exceed its ${capacity}`);
       st.maxUsed = Math.max(st.maxUsed, st.used);
       st.promoted += moves.promote.count;
@@ -312,7 +339,9 @@ export function runSimulation(config: SimConfig, workload: Workload, policies: P
         st.steadyR += recall;
         st.steadyN++;
       }
-      if (st.converged === null && recall >= config.convergeRecall) st.converged = e;
+      // Converged only counts once the policy has moved something (it is then its own work).
+      if (st.converged === null && st.migratedBefore && recall >= config.convergeRecall) st.converged = e;
+      st.migratedBefore = st.migrated;
       if (config.timeline) {
         st.series.dramShare.push(share);
         st.series.precision.push(precision);
@@ -373,6 +402,50 @@ function dramHits(tier: Uint8Array, stream: Uint32Array): number {
   return hits;
 }
 
+/** DRAM at first touch: the first `capacity` pages, or seeded random 2 MiB blocks (the last
+ *  block taken partly), as a guest that faults its memory in in no particular order. */
+export function firstTouchLayout(pages: number, capacity: number, mode: 'address' | 'random', seed: number): Uint8Array {
+  const tier = new Uint8Array(pages);
+  if (mode === 'address') return tier.fill(DRAM, 0, capacity);
+  const block = 512;
+  const blocks = Math.ceil(pages / block);
+  const order = new Uint32Array(blocks);
+  for (let i = 0; i < blocks; i++) order[i] = i;
+  const rng = Prng.derive(seed, 'first-touch');
+  for (let i = blocks - 1; i > 0; i--) {
+    const j = rng.below(i + 1);
+    const t = order[i];
+    order[i] = order[j];
+    order[j] = t;
+  }
+  let left = capacity;
+  for (let i = 0; i < blocks && left > 0; i++) {
+    const first = order[i] * block;
+    const end = Math.min(pages, first + block, first + left);
+    tier.fill(DRAM, first, end);
+    left -= end - first;
+  }
+  return tier;
+}
+
+/** The true hot set with ties: `strict` marks pages hotter than the K-th (`above` of them),
+ *  `tie` pages exactly as hot as it; any min(ties, K - above) of the tied pages complete it. */
+export function tieAwareTruth(pmf: Float64Array, k: number): { strict: Uint8Array; tie: Uint8Array; above: number } {
+  const n = pmf.length;
+  const strict = new Uint8Array(n);
+  const tie = new Uint8Array(n);
+  if (k >= n) return { strict: strict.fill(1), tie, above: n };
+  const kth = Float64Array.from(pmf).sort()[n - k];
+  let above = 0;
+  for (let p = 0; p < n; p++) {
+    if (pmf[p] > kth) {
+      strict[p] = 1;
+      above++;
+    } else if (pmf[p] === kth) tie[p] = 1;
+  }
+  return { strict, tie, above };
+}
+
 function countInTop(tier: Uint8Array, top: Uint8Array): number {
   let n = 0;
   for (let p = 0; p < tier.length; p++) n += tier[p] & top[p];
@@ -380,7 +453,7 @@ function countInTop(tier: Uint8Array, top: Uint8Array): number {
 }
 
 /** Moves `list` to tier `to`, checking every page was in the other tier. */
-function applyMoves(st: PolicyState, list: PageList, to: number, e: number, top: Uint8Array, window: number): void {
+function applyMoves(st: PolicyState, list: PageList, to: number, e: number, top: Uint8Array, tie: Uint8Array, window: number): void {
   const { tier, lastMoveDir, lastMoveEpoch } = st;
   const from = to === DRAM ? CXL : DRAM;
   const dir = to === DRAM ? 1 : -1;
@@ -393,6 +466,7 @@ function applyMoves(st: PolicyState, list: PageList, to: number, e: number, top:
     tier[p] = to;
     st.used += dir;
     st.inTop += dir * top[p];
+    st.inTie += dir * tie[p];
     if (lastMoveDir[p] === -dir && e - lastMoveEpoch[p] <= window) st.pingPong++;
     lastMoveDir[p] = dir;
     lastMoveEpoch[p] = e;

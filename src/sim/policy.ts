@@ -80,7 +80,11 @@ export interface Policy {
 
 /** Settings shared by all policies (from the command line). */
 export interface PolicySettings {
-  /** PEBS-like sample period used by `vtier` (1 in P accesses). */
+  /** Tracking CPU every policy may spend (share of one core per second of run): each sizes its
+   *  own sampling or scanning from it through its cost model (trackingRates below). */
+  trackingBudget: number;
+  /** PEBS-like sample period (1 in P accesses) for `vtier` and `memtis`; 0 = sized from the
+   *  tracking budget (the default). */
   samplePeriod: number;
   /** Modelled cost of one PEBS sample (assist + interrupt + BPF), ns. */
   sampleCostNs: number;
@@ -97,7 +101,8 @@ export interface PolicySettings {
 }
 
 export const DEFAULT_POLICY_SETTINGS: PolicySettings = {
-  samplePeriod: 10_000,
+  trackingBudget: 0.01,
+  samplePeriod: 0,
   sampleCostNs: 250,
   hintFaultCostNs: 1_000,
   ptScanCostNsPerPage: 5,
@@ -109,3 +114,25 @@ export const DEFAULT_POLICY_SETTINGS: PolicySettings = {
 export function emptyMigrations(): Migrations {
   return { promote: new PageList(), demote: new PageList() };
 }
+
+/** Modelled cost of one DAMON access check (sample a page's accessed bit: a PTE walk, test and
+ *  clear), as a multiple of one page-table-scan step. */
+export const DAMON_CHECK_COST_STEPS = 4;
+
+/** The sampling/scan rates a tracking budget buys, from each mechanism's cost model. */
+export const trackingRates = {
+  /** PEBS period that keeps samples x sampleCostNs within the budget (at least `minPeriod`). */
+  samplePeriod(s: PolicySettings, accessesPerSec: number, minPeriod = 1): number {
+    if (s.samplePeriod > 0) return Math.max(minPeriod, s.samplePeriod);
+    return Math.max(minPeriod, Math.ceil((accessesPerSec * s.sampleCostNs) / (s.trackingBudget * 1e9)));
+  },
+  /** Interval between full accessed-bit scans of `pages` pages (at least `minMs`). */
+  scanIntervalMs(s: PolicySettings, pages: number, minMs = 10): number {
+    return Math.max(minMs, (pages * s.ptScanCostNsPerPage) / (s.trackingBudget * 1e9) * 1000);
+  },
+  /** DAMON sampling interval for `regions` regions (one check per region per interval). */
+  damonSampleMs(s: PolicySettings, regions: number, aggregateMs: number): number {
+    const ms = (regions * s.ptScanCostNsPerPage * DAMON_CHECK_COST_STEPS) / (s.trackingBudget * 1e9) * 1000;
+    return Math.min(aggregateMs / 2, Math.max(1, ms));
+  },
+};

@@ -19,8 +19,19 @@ export class PebsSampler {
   weights = new Uint32Array(4096);
   /** Total samples of the last call. */
   total = 0;
-  constructor(readonly period: number) {
+  constructor(public period: number) {
     if (!(period >= 1)) throw new RangeError('sample period must be >= 1');
+  }
+
+  /** Memtis-style adaptation: the period that keeps the last call's sampling cost within
+   *  `budgetNs` per `epochNs`, estimated from the samples themselves (samples x period =
+   *  accesses); changed only when it is off by more than 10%. Returns the period in force. */
+  adapt(sampleCostNs: number, budgetShare: number, epochNs: number, minPeriod: number): number {
+    if (this.total === 0) return this.period;
+    const accesses = this.total * this.period;
+    const wanted = Math.max(minPeriod, Math.ceil((accesses * sampleCostNs) / (budgetShare * epochNs)));
+    if (Math.abs(wanted - this.period) > 0.1 * this.period) this.period = wanted;
+    return this.period;
   }
 
   sample(signals: Signals, rng: Prng): PageList {
@@ -58,16 +69,27 @@ export class PebsSampler {
  *  Binomial(scans, 1 - exp(-rate * interval)). */
 export class AccessedBitScanner {
   readonly seen: Uint8Array;
+  /** Scans done in the last call (0 when the interval is longer than the epoch and none fell due). */
+  lastScans = 0;
+  private nextScanMs: number;
   constructor(readonly pages: number, readonly intervalMs: number) {
     this.seen = new Uint8Array(pages);
+    this.nextScanMs = intervalMs;
   }
 
-  scansPerEpoch(epochMs: number): number {
-    return Math.max(1, Math.min(255, Math.round(epochMs / this.intervalMs)));
+  /** Scans due in [startMs, startMs + epochMs) (the first one interval after the start). */
+  scansIn(startMs: number, epochMs: number): number {
+    let n = 0;
+    while (this.nextScanMs < startMs + epochMs && n < 255) {
+      this.nextScanMs += this.intervalMs;
+      n++;
+    }
+    return n;
   }
 
-  scan(signals: Signals, epochMs: number, rng: Prng): Uint8Array {
-    const scans = this.scansPerEpoch(epochMs);
+  scan(signals: Signals, startMs: number, epochMs: number, rng: Prng): Uint8Array {
+    const scans = (this.lastScans = this.scansIn(startMs, epochMs));
+    if (scans === 0) return this.seen.fill(0);
     const dtSec = this.intervalMs / 1000;
     const rates = signals.ratesPerSec;
     const seen = this.seen;
@@ -124,7 +146,7 @@ export class HintFaultScanner {
 
   constructor(
     readonly pages: number,
-    readonly chunkPages: number,
+    public chunkPages: number,
     readonly scanPeriodMs: number,
     startDelayMs = 0,
   ) {

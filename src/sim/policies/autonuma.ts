@@ -10,12 +10,17 @@
 // - every scan_period_max (60 s) the threshold moves one of 16 steps toward the value at which
 //   candidates match rate limit * 60 s;
 // - kswapd demotes the least recently used DRAM pages when a promotion finds no free page,
-//   down to the promotion watermark.
+//   down to the promotion watermark. LRU order comes from aging, as in the kernel: once per
+//   epoch the DRAM pages' accessed bits are checked and cleared (page_referenced), and a victim
+//   is the page whose bit was last seen longest ago (ties by address). The policy never sees
+//   true access rates, only the bits.
+// - the scan size is sized to the tracking budget (PTE updates + hint faults), adapted every
+//   epoch from the last epoch's cost (the kernel adapts its scan period to faults the same way).
 import { CXL, DRAM, PageList, type Migrations, type Policy, type PolicyContext, type PolicySettings } from '../policy.js';
 import { HintFaultScanner } from '../samplers.js';
 
 export interface AutonumaParams {
-  /** numa_balancing_scan_size_mb */
+  /** numa_balancing_scan_size_mb; 0 = start at the kernel's 256 and size it to the tracking budget. */
   scanSizeMb: number;
   /** Scan period, ms; 0 = the kernel's fastest, task_scan_min(): max(100, 1000 / (RSS / scan size)). */
   scanPeriodMs: number;
@@ -32,7 +37,7 @@ export interface AutonumaParams {
 }
 
 export const AUTONUMA_DEFAULTS: AutonumaParams = {
-  scanSizeMb: 256,
+  scanSizeMb: 0,
   scanPeriodMs: 0,
   hotThresholdMs: 1000,
   promoteRateLimitMBps: 65536,
@@ -47,7 +52,8 @@ export class AutonumaPolicy implements Policy {
   readonly name = 'autonuma';
   private scanner: HintFaultScanner | null = null;
   private promotedNow: Uint8Array | null = null;
-  private lruKey: Uint16Array | null = null;
+  /** Epoch + 1 in which each page's accessed bit was last found set by aging (0 = never). */
+  private lastReferenced: Int32Array | null = null;
   private last = { trackingNs: 0, events: 0 };
   /** nbp_threshold: 0 means "use the default". */
   private thresholdMs = 0;
@@ -62,10 +68,14 @@ export class AutonumaPolicy implements Policy {
     readonly params: AutonumaParams = AUTONUMA_DEFAULTS,
   ) {}
 
+  private get scanSizeMb(): number {
+    return this.params.scanSizeMb || 256;
+  }
+
   private scanPeriodMs(pages: number): number {
     if (this.params.scanPeriodMs > 0) return this.params.scanPeriodMs;
-    const windows = Math.max(1, Math.ceil((pages * this.settings.pageSizeBytes) / (this.params.scanSizeMb << 20)));
-    const floor = 1000 / Math.max(1, Math.floor(2560 / this.params.scanSizeMb));
+    const windows = Math.max(1, Math.ceil((pages * this.settings.pageSizeBytes) / (this.scanSizeMb << 20)));
+    const floor = 1000 / Math.max(1, Math.floor(2560 / this.scanSizeMb));
     return Math.max(floor, 1000 / windows);
   }
 
@@ -75,8 +85,9 @@ export class AutonumaPolicy implements Policy {
 
   onEpoch(ctx: PolicyContext): Migrations {
     const pageSize = this.settings.pageSizeBytes;
-    this.scanner ??= new HintFaultScanner(ctx.pages, Math.floor((this.params.scanSizeMb << 20) / pageSize), this.scanPeriodMs(ctx.pages));
+    this.scanner ??= new HintFaultScanner(ctx.pages, Math.floor((this.scanSizeMb << 20) / pageSize), this.scanPeriodMs(ctx.pages));
     const tier = ctx.tier;
+    const agingNs = this.age(ctx);
     this.scanner.run(ctx.signals, ctx.startMs, ctx.epochMs, ctx.rng, (p) => tier[p] === CXL);
     const faults = this.scanner.faults;
     const rateLimitPages = (this.params.promoteRateLimitMBps * 2 ** 20) / pageSize;
@@ -135,10 +146,15 @@ export class AutonumaPolicy implements Policy {
       used++;
       this.c.pgpromote_success++;
     }
-    this.last = {
-      trackingNs: faults.count * this.settings.hintFaultCostNs + this.scanner.scannedThisEpoch * this.settings.ptScanCostNsPerPage,
-      events: faults.count,
-    };
+    const trackingNs = faults.count * this.settings.hintFaultCostNs + this.scanner.scannedThisEpoch * this.settings.ptScanCostNsPerPage + agingNs;
+    this.last = { trackingNs, events: faults.count };
+    // Size the next epochs' scan to the budget: cost scales with the pages scanned per period.
+    const budgetNs = this.settings.trackingBudget * ctx.epochMs * 1e6;
+    if (trackingNs > 0 && this.params.scanSizeMb === 0) {
+      const scale = Math.min(4, Math.max(0.25, budgetNs / trackingNs));
+      const s = this.scanner;
+      s.chunkPages = Math.max(256, Math.min(ctx.pages, Math.round(s.chunkPages * scale)));
+    }
     return { promote, demote };
   }
 
@@ -157,36 +173,36 @@ export class AutonumaPolicy implements Policy {
     this.thresholdMs = th;
   }
 
-  /** DRAM pages, least recently used first. For a Poisson access stream the expected time
-   *  since a page's last access is 1/rate, so kswapd's LRU order is (up to noise) the order of
-   *  rates; pages are counting-sorted by log2 of the rate (1/8 octave buckets). */
-  private lruOrder(ctx: PolicyContext): Uint32Array {
-    const buckets = 512;
+  /** kswapd-style aging of the DRAM pages: each bit found set (P = 1 - exp(-rate * epoch) for
+   *  a Poisson stream, the samplers' model) stamps the page; returns the modelled cost. */
+  private age(ctx: PolicyContext): number {
+    const last = (this.lastReferenced ??= new Int32Array(ctx.pages));
     const rates = ctx.signals.ratesPerSec;
-    const key = (this.lruKey ??= new Uint16Array(ctx.pages));
-    const counts = new Uint32Array(buckets);
-    let n = 0;
-    let lastRate = -1;
-    let k = 0;
+    const dt = ctx.epochMs / 1000;
+    let checked = 0;
     for (let p = 0; p < ctx.pages; p++) {
       if (ctx.tier[p] !== DRAM) continue;
+      checked++;
       const r = rates[p];
-      if (r !== lastRate) {
-        lastRate = r;
-        k = r <= 0 ? 0 : Math.max(1, Math.min(buckets - 1, 256 + Math.floor(Math.log2(r) * 8)));
-      }
-      key[p] = k;
-      counts[k]++;
+      if (r > 0 && ctx.rng.next() < 1 - Math.exp(-r * dt)) last[p] = ctx.epoch + 1;
+    }
+    return checked * this.settings.ptScanCostNsPerPage;
+  }
+
+  /** DRAM pages, least recently referenced first (by the aging stamps; ties by address). */
+  private lruOrder(ctx: PolicyContext): Uint32Array {
+    const last = this.lastReferenced as Int32Array;
+    const buckets = ctx.epoch + 2;
+    const counts = new Uint32Array(buckets + 1);
+    let n = 0;
+    for (let p = 0; p < ctx.pages; p++) {
+      if (ctx.tier[p] !== DRAM) continue;
+      counts[last[p] + 1]++;
       n++;
     }
-    const start = new Uint32Array(buckets);
-    let sum = 0;
-    for (let k = 0; k < buckets; k++) {
-      start[k] = sum;
-      sum += counts[k];
-    }
+    for (let k = 1; k <= buckets; k++) counts[k] += counts[k - 1];
     const order = new Uint32Array(n);
-    for (let p = 0; p < ctx.pages; p++) if (ctx.tier[p] === DRAM) order[start[key[p]]++] = p;
+    for (let p = 0; p < ctx.pages; p++) if (ctx.tier[p] === DRAM) order[counts[last[p]]++] = p;
     return order;
   }
 
@@ -194,6 +210,6 @@ export class AutonumaPolicy implements Policy {
     return this.last;
   }
   counters() {
-    return { ...this.c, hot_threshold_ms: this.currentThresholdMs };
+    return { ...this.c, hot_threshold_ms: this.currentThresholdMs, scan_size_pages: this.scanner?.chunkPages ?? 0 };
   }
 }

@@ -5,10 +5,11 @@
 //   (then oldest) first, to keep freeGoalFrac of DRAM free and to make room for hotter regions;
 // each under a size quota per second. Monitoring: 5 ms sampling, 100 ms aggregation, 10..1000
 // regions (see DamonMonitor in samplers.ts).
-import { CXL, DRAM, PageList, type Migrations, type Policy, type PolicyContext, type PolicySettings } from '../policy.js';
+import { CXL, DAMON_CHECK_COST_STEPS, DRAM, PageList, trackingRates, type Migrations, type Policy, type PolicyContext, type PolicySettings } from '../policy.js';
 import { DamonMonitor } from '../samplers.js';
 
 export interface DamonParams {
+  /** Sampling interval, ms; 0 = what the tracking budget buys for maxRegions regions. */
   sampleMs: number;
   aggregateMs: number;
   minRegions: number;
@@ -26,7 +27,7 @@ export interface DamonParams {
 }
 
 export const DAMON_DEFAULTS: DamonParams = {
-  sampleMs: 5,
+  sampleMs: 0,
   aggregateMs: 100,
   minRegions: 10,
   maxRegions: 1000,
@@ -49,10 +50,10 @@ export class DamonPolicy implements Policy {
 
   onEpoch(ctx: PolicyContext): Migrations {
     const o = this.params;
-    this.monitor ??= new DamonMonitor(ctx.pages, o.sampleMs, o.aggregateMs, o.minRegions, o.maxRegions);
+    this.monitor ??= new DamonMonitor(ctx.pages, o.sampleMs || trackingRates.damonSampleMs(this.settings, o.maxRegions, o.aggregateMs), o.aggregateMs, o.minRegions, o.maxRegions);
     const m = this.monitor;
     m.run(ctx.signals, ctx.epochMs, ctx.rng);
-    this.last = { trackingNs: m.samplesThisEpoch * this.settings.ptScanCostNsPerPage * 4, events: m.samplesThisEpoch };
+    this.last = { trackingNs: m.samplesThisEpoch * this.settings.ptScanCostNsPerPage * DAMON_CHECK_COST_STEPS, events: m.samplesThisEpoch };
 
     const quotaPages = Math.floor(((o.quotaMiBPerSec << 20) * (ctx.epochMs / 1000)) / this.settings.pageSizeBytes);
     const regions = m.start.map((_, r) => r);
@@ -116,6 +117,6 @@ export class DamonPolicy implements Policy {
     return this.last;
   }
   counters() {
-    return { regions: this.monitor?.start.length ?? 0 };
+    return { regions: this.monitor?.start.length ?? 0, sampleMs: this.monitor?.sampleMs ?? 0 };
   }
 }

@@ -4,11 +4,11 @@
 // activated; an active page found unreferenced is deactivated. A page touched at least once per
 // scan interval is "active" whether it is touched 10 or 10,000 times: LRU cannot tell warm from hot.
 import { planByScore } from '../plan.js';
-import type { Migrations, Policy, PolicyContext, PolicySettings } from '../policy.js';
+import { emptyMigrations, trackingRates, type Migrations, type Policy, type PolicyContext, type PolicySettings } from '../policy.js';
 import { AccessedBitScanner } from '../samplers.js';
 
 export interface LruParams {
-  /** Accessed-bit scan interval (kswapd aging pass), ms. */
+  /** Accessed-bit scan interval (kswapd aging pass), ms; 0 = what the tracking budget buys. */
   scanIntervalMs: number;
 }
 
@@ -21,15 +21,17 @@ export class LruPolicy implements Policy {
 
   constructor(
     private readonly settings: PolicySettings,
-    readonly params: LruParams = { scanIntervalMs: 1000 },
+    readonly params: LruParams = { scanIntervalMs: 0 },
   ) {}
 
   onEpoch(ctx: PolicyContext): Migrations {
-    this.scanner ??= new AccessedBitScanner(ctx.pages, this.params.scanIntervalMs);
+    this.scanner ??= new AccessedBitScanner(ctx.pages, this.params.scanIntervalMs || trackingRates.scanIntervalMs(this.settings, ctx.pages));
     this.active ??= new Uint8Array(ctx.pages);
     this.referencedBefore ??= new Uint8Array(ctx.pages);
-    const seen = this.scanner.scan(ctx.signals, ctx.epochMs, ctx.rng);
-    const scans = this.scanner.scansPerEpoch(ctx.epochMs);
+    const seen = this.scanner.scan(ctx.signals, ctx.startMs, ctx.epochMs, ctx.rng);
+    const scans = this.scanner.lastScans;
+    this.last = { trackingNs: ctx.pages * scans * this.settings.ptScanCostNsPerPage, events: ctx.pages * scans };
+    if (scans === 0) return emptyMigrations(); // no aging pass this epoch: nothing new known
     const active = this.active;
     const before = this.referencedBefore;
     for (let p = 0; p < ctx.pages; p++) {
@@ -38,7 +40,6 @@ export class LruPolicy implements Policy {
       else if (!referenced) active[p] = 0;
       before[p] = referenced;
     }
-    this.last = { trackingNs: ctx.pages * scans * this.settings.ptScanCostNsPerPage, events: ctx.pages * scans };
     return planByScore(active, 1, ctx.tier, {
       capacity: ctx.dramCapacityPages,
       dramUsed: ctx.dramUsedPages,
@@ -48,5 +49,8 @@ export class LruPolicy implements Policy {
   }
   overhead() {
     return this.last;
+  }
+  counters() {
+    return { scanIntervalMs: this.scanner?.intervalMs ?? 0 };
   }
 }

@@ -2,9 +2,11 @@
 // log2 histogram of their counts; the hot threshold starts at the top bin and is lowered while
 // the pages at or above it still fit in DRAM; counts are halved every `coolingSamples` samples;
 // kmigrated promotes hot pages and demotes the coldest first. Memtis raises its sample period to
-// keep sampling CPU under its 3% target; we do the same from the modelled sample cost.
+// keep sampling CPU under its CPU target (3% published); here the target is the simulator's
+// common tracking budget, the period never below the published 199, adapted every epoch from
+// the samples taken (samples x period = accesses), as Memtis adapts from its measured cost.
 import { planByScore } from '../plan.js';
-import type { Migrations, Policy, PolicyContext, PolicySettings } from '../policy.js';
+import { trackingRates, type Migrations, type Policy, type PolicyContext, type PolicySettings } from '../policy.js';
 import { PebsSampler } from '../samplers.js';
 import { PAGE_MASK } from '../workloads.js';
 
@@ -38,9 +40,10 @@ export class MemtisPolicy implements Policy {
 
   onEpoch(ctx: PolicyContext): Migrations {
     if (!this.sampler) {
+      // Start where the budget puts it (from the access rate, as vtier does: a first epoch at
+      // the published 199 would spend 12x the budget), never below 199; then adapt.
       const accessesPerSec = (ctx.signals.stream.length * ctx.signals.accessWeight) / (ctx.epochMs / 1000);
-      const cpuBound = Math.ceil((accessesPerSec * this.settings.sampleCostNs) / (this.params.cpuLimit * 1e9));
-      this.effectivePeriod = Math.max(this.params.samplePeriod, cpuBound);
+      this.effectivePeriod = trackingRates.samplePeriod(this.settings, accessesPerSec, this.params.samplePeriod);
       this.sampler = new PebsSampler(this.effectivePeriod);
     }
     this.counts ??= new Uint32Array(ctx.pages);
@@ -82,6 +85,9 @@ export class MemtisPolicy implements Policy {
     }
     this.hotThresholdBin = threshold;
     this.last = { trackingNs: this.sampler.total * this.settings.sampleCostNs, events: this.sampler.total };
+    if (this.settings.samplePeriod === 0) {
+      this.effectivePeriod = this.sampler.adapt(this.settings.sampleCostNs, this.settings.trackingBudget, ctx.epochMs * 1e6, this.params.samplePeriod);
+    }
     return planByScore(bin, bins - 1, ctx.tier, {
       capacity: ctx.dramCapacityPages,
       dramUsed: ctx.dramUsedPages,

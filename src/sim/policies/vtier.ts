@@ -4,7 +4,7 @@
 // `vtier-thp` is the same with the classifier's 2 MiB mode (whole huge pages move).
 import { Classifier, type ClassifierOptions } from '../../classifier/index.js';
 import { emptySamples, runsFrom, type PageRuns, type PageSamples } from '../../samples.js';
-import { PageList, type Migrations, type Policy, type PolicyContext, type PolicySettings } from '../policy.js';
+import { DAMON_CHECK_COST_STEPS, PageList, trackingRates, type Migrations, type Policy, type PolicyContext, type PolicySettings } from '../policy.js';
 import { AccessedBitScanner, DamonMonitor, HintFaultScanner, PebsSampler } from '../samplers.js';
 import { PAGE_MASK, WRITE_BIT } from '../workloads.js';
 
@@ -38,8 +38,18 @@ export class VtierPolicy implements Policy {
     // samples accumulate; in 2 MiB mode a sample counts for 512 pages, so halve once per epoch
     // instead (the issue's "halving each epoch"), which also forgets an old hot set quickly.
     const cooling: Partial<ClassifierOptions> = this.params.hugePages ? { coolEveryEpochs: 1, coolEverySamples: 0 } : {};
+    // The migration-cost term needs what one unit of sample weight stands for: the PEBS period
+    // for sampled accesses; for DAMON/A-bit/fault counts (accessed or not in an interval) the
+    // term is left off, as in the guest agent.
+    const sampled: Partial<ClassifierOptions> =
+      this.settings.vtierSampler === 'pebs'
+        ? { accessesPerSample: this.pebsPeriod(ctx) }
+        : this.settings.vtierSampler === 'damon'
+          ? { coolEachIngest: true, coolEverySamples: 0 } // the guest agent's DAMON defaults
+          : {};
     const c = new Classifier({
       ...cooling,
+      ...sampled,
       ...this.params.classifier,
       dramBudgetPages: ctx.dramCapacityPages,
       ramRanges: runsFrom([[0, ctx.pages]]),
@@ -70,11 +80,17 @@ export class VtierPolicy implements Policy {
     return c;
   }
 
+  /** The PEBS period the tracking budget buys (the access rate is what a PMU counter gives). */
+  private pebsPeriod(ctx: PolicyContext): number {
+    const accessesPerSec = (ctx.signals.stream.length * ctx.signals.accessWeight) / (ctx.epochMs / 1000);
+    return trackingRates.samplePeriod(this.settings, accessesPerSec);
+  }
+
   /** The epoch's samples in the normalised form, from the configured sampler. */
   private collect(ctx: PolicyContext): PageSamples {
     const kind = this.settings.vtierSampler;
     if (kind === 'pebs') {
-      this.pebs ??= new PebsSampler(this.settings.samplePeriod);
+      this.pebs ??= new PebsSampler(this.pebsPeriod(ctx));
       const list = this.pebs.sample(ctx.signals, ctx.rng);
       const s = emptySamples(list.count);
       // In 2 MiB mode a sample stands for its whole huge page (a region sample, as DAMON's
@@ -101,8 +117,8 @@ export class VtierPolicy implements Policy {
       return s;
     }
     if (kind === 'abit') {
-      this.abit ??= new AccessedBitScanner(ctx.pages, 100);
-      const seen = this.abit.scan(ctx.signals, ctx.epochMs, ctx.rng);
+      this.abit ??= new AccessedBitScanner(ctx.pages, trackingRates.scanIntervalMs(this.settings, ctx.pages));
+      const seen = this.abit.scan(ctx.signals, ctx.startMs, ctx.epochMs, ctx.rng);
       let n = 0;
       for (let p = 0; p < ctx.pages; p++) if (seen[p]) n++;
       const s = emptySamples(n);
@@ -112,7 +128,7 @@ export class VtierPolicy implements Policy {
         s.pages[s.count] = 1;
         s.reads[s.count++] = seen[p];
       }
-      const scans = this.abit.scansPerEpoch(ctx.epochMs);
+      const scans = this.abit.lastScans;
       this.last = { trackingNs: ctx.pages * scans * this.settings.ptScanCostNsPerPage, events: ctx.pages * scans };
       return s;
     }
@@ -133,7 +149,7 @@ export class VtierPolicy implements Policy {
       };
       return s;
     }
-    this.damon ??= new DamonMonitor(ctx.pages);
+    this.damon ??= new DamonMonitor(ctx.pages, trackingRates.damonSampleMs(this.settings, 1000, 100));
     this.damon.run(ctx.signals, ctx.epochMs, ctx.rng);
     const m = this.damon;
     const s = emptySamples(m.start.length);
@@ -143,7 +159,7 @@ export class VtierPolicy implements Policy {
       s.pages[s.count] = m.len[r];
       s.reads[s.count++] = m.nr[r];
     }
-    this.last = { trackingNs: m.samplesThisEpoch * this.settings.ptScanCostNsPerPage * 4, events: m.samplesThisEpoch };
+    this.last = { trackingNs: m.samplesThisEpoch * this.settings.ptScanCostNsPerPage * DAMON_CHECK_COST_STEPS, events: m.samplesThisEpoch };
     return s;
   }
 
@@ -157,6 +173,9 @@ export class VtierPolicy implements Policy {
       sampledPages: d.stats.sampledPages,
       deferredPages: d.stats.deferredPages,
       rejectedRuns: d.stats.rejectedRuns,
+      uniformRegions: d.stats.uniformRegions,
+      splitRegions: d.stats.splitRegions,
+      ...(this.pebs ? { samplePeriod: this.pebs.period } : {}),
     };
     return { promote: expand(d.promote), demote: expand(d.demote) };
   }

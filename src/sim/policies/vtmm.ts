@@ -5,17 +5,17 @@
 // filled from the hottest bucket down, within a per-period migration budget. PML (dirty logging)
 // is used by vTMM for write tracking and migration; writes are not modelled separately here.
 import { planByScore } from '../plan.js';
-import type { Migrations, Policy, PolicyContext, PolicySettings } from '../policy.js';
+import { emptyMigrations, trackingRates, type Migrations, type Policy, type PolicyContext, type PolicySettings } from '../policy.js';
 import { AccessedBitScanner } from '../samplers.js';
 
 export interface VtmmParams {
-  /** Page-table scan interval, ms. */
+  /** Page-table scan interval, ms; 0 = what the tracking budget buys (vTMM's own: 100 ms). */
   scanIntervalMs: number;
   /** Levels of the multi-level queue. */
   levels: number;
 }
 
-export const VTMM_DEFAULTS: VtmmParams = { scanIntervalMs: 100, levels: 8 };
+export const VTMM_DEFAULTS: VtmmParams = { scanIntervalMs: 0, levels: 8 };
 
 export class VtmmPolicy implements Policy {
   readonly name = 'vtmm';
@@ -30,11 +30,13 @@ export class VtmmPolicy implements Policy {
   ) {}
 
   onEpoch(ctx: PolicyContext): Migrations {
-    this.scanner ??= new AccessedBitScanner(ctx.pages, this.params.scanIntervalMs);
+    this.scanner ??= new AccessedBitScanner(ctx.pages, this.params.scanIntervalMs || trackingRates.scanIntervalMs(this.settings, ctx.pages));
     this.level ??= new Uint8Array(ctx.pages);
     this.temperature ??= new Uint16Array(ctx.pages);
-    const seen = this.scanner.scan(ctx.signals, ctx.epochMs, ctx.rng);
-    const scans = this.scanner.scansPerEpoch(ctx.epochMs);
+    const seen = this.scanner.scan(ctx.signals, ctx.startMs, ctx.epochMs, ctx.rng);
+    const scans = this.scanner.lastScans;
+    this.last = { trackingNs: ctx.pages * scans * this.settings.ptScanCostNsPerPage, events: ctx.pages * scans };
+    if (scans === 0) return emptyMigrations();
     const top = this.params.levels - 1;
     const level = this.level;
     const temperature = this.temperature;
@@ -43,7 +45,6 @@ export class VtmmPolicy implements Policy {
       level[p] = l;
       temperature[p] = l * (scans + 1) + seen[p];
     }
-    this.last = { trackingNs: ctx.pages * scans * this.settings.ptScanCostNsPerPage, events: ctx.pages * scans };
     return planByScore(temperature, top * (scans + 1) + scans, ctx.tier, {
       capacity: ctx.dramCapacityPages,
       dramUsed: ctx.dramUsedPages,
@@ -53,5 +54,8 @@ export class VtmmPolicy implements Policy {
   }
   overhead() {
     return this.last;
+  }
+  counters() {
+    return { scanIntervalMs: this.scanner?.intervalMs ?? 0 };
   }
 }
