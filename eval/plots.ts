@@ -70,10 +70,84 @@ export interface SweepPoint {
   system: string;
   x: number;
   value: number;
+  /** Spread over runs / seeds at this x (min and max); equal to value for one run. */
+  low?: number;
+  high?: number;
+  n?: number;
 }
 
-/** Precision/recall/F1 over time: one line per (system, metric). */
-export function timeSeriesSpec(title: string, points: TimePoint[], yTitle: string): TopLevelSpec {
+/** Events drawn on a time plot: hot-set moves, and when each system converged (null = never). */
+export interface TimeMarkers {
+  shiftsS: number[];
+  converge: Array<{ system: string; timeS: number | null }>;
+}
+
+const SHAPES = ['circle', 'square', 'triangle-up', 'diamond', 'cross', 'triangle-down', 'triangle-left', 'triangle-right', 'wedge', 'stroke'];
+
+function shapeScale(names: string[]): { domain: string[]; range: string[] } {
+  const domain = [...new Set(names)].sort();
+  return { domain, range: domain.map((_, i) => SHAPES[i % SHAPES.length]) };
+}
+
+/**
+ * Precision/recall/F1 over time: one line per (system, metric), systems told apart by colour
+ * and point shape, metrics by dash; hot-set moves as grey rules, each system's convergence as a
+ * rule in its colour, and "never converged" written out.
+ */
+export function timeSeriesSpec(title: string, points: TimePoint[], yTitle: string, markers: TimeMarkers = { shiftsS: [], converge: [] }): TopLevelSpec {
+  const systems = points.map((p) => p.system);
+  const color = { field: 'system', type: 'nominal', title: 'system', scale: colorScale(systems) };
+  const xMax = Math.max(0, ...points.map((p) => p.timeS));
+  const layers: Record<string, unknown>[] = [
+    {
+      mark: { type: 'line', strokeWidth: 2 },
+      encoding: {
+        x: { field: 'timeS', type: 'quantitative', title: 'time (s)' },
+        y: { field: 'value', type: 'quantitative', title: yTitle, scale: { domain: [0, 1] } },
+        color,
+        strokeDash: { field: 'metric', type: 'nominal', title: 'metric' },
+        detail: { field: 'metric' },
+      },
+    },
+    {
+      // Sparse points so shapes stay readable on long runs.
+      transform: [{ window: [{ op: 'row_number', as: 'i' }], groupby: ['system', 'metric'] }, { filter: `datum.i % ${Math.max(1, Math.ceil(points.length / 120))} === 0` }],
+      mark: { type: 'point', filled: true, size: 36 },
+      encoding: {
+        x: { field: 'timeS', type: 'quantitative' },
+        y: { field: 'value', type: 'quantitative' },
+        color,
+        shape: { field: 'system', type: 'nominal', title: 'system', scale: shapeScale(systems) },
+        tooltip: [{ field: 'system' }, { field: 'metric' }, { field: 'timeS', title: 'time (s)' }, { field: 'value' }],
+      },
+    },
+  ];
+  if (markers.shiftsS.length > 0) {
+    const shifts = markers.shiftsS.map((t) => ({ timeS: t, label: 'hot set moves' }));
+    layers.push({ data: { values: shifts }, mark: { type: 'rule', color: '#555', strokeDash: [6, 3], strokeWidth: 1.5 }, encoding: { x: { field: 'timeS', type: 'quantitative' } } });
+    layers.push({
+      data: { values: shifts },
+      mark: { type: 'text', align: 'left', dx: 3, dy: -4, fontSize: 10, color: '#555', baseline: 'bottom' },
+      encoding: { x: { field: 'timeS', type: 'quantitative' }, y: { datum: 1 }, text: { field: 'label' } },
+    });
+  }
+  const converged = markers.converge.filter((c) => c.timeS !== null);
+  if (converged.length > 0) {
+    layers.push({ data: { values: converged }, mark: { type: 'rule', strokeDash: [2, 2], strokeWidth: 1.5 }, encoding: { x: { field: 'timeS', type: 'quantitative' }, color } });
+    layers.push({
+      data: { values: converged.map((c, i) => ({ ...c, label: `${c.system} converged ${fmtSeconds(c.timeS as number)}`, y: 0.06 + 0.07 * i })) },
+      mark: { type: 'text', align: 'left', dx: 3, fontSize: 10 },
+      encoding: { x: { field: 'timeS', type: 'quantitative' }, y: { field: 'y', type: 'quantitative' }, text: { field: 'label' }, color },
+    });
+  }
+  const never = markers.converge.filter((c) => c.timeS === null);
+  if (never.length > 0) {
+    layers.push({
+      data: { values: never.map((c, i) => ({ ...c, label: `${c.system}: never converged`, x: xMax, y: 0.06 + 0.07 * (converged.length + i) })) },
+      mark: { type: 'text', align: 'right', fontSize: 10, fontWeight: 'bold' },
+      encoding: { x: { field: 'x', type: 'quantitative' }, y: { field: 'y', type: 'quantitative' }, text: { field: 'label' }, color },
+    });
+  }
   return {
     $schema: 'https://vega.github.io/schema/vega-lite/v6.json',
     title,
@@ -81,15 +155,12 @@ export function timeSeriesSpec(title: string, points: TimePoint[], yTitle: strin
     height: HEIGHT,
     config: CONFIG,
     data: { values: points },
-    mark: { type: 'line', point: points.length <= 60, strokeWidth: 2 },
-    encoding: {
-      x: { field: 'timeS', type: 'quantitative', title: 'time (s)' },
-      y: { field: 'value', type: 'quantitative', title: yTitle, scale: { domain: [0, 1] } },
-      color: { field: 'system', type: 'nominal', title: 'system', scale: colorScale(points.map((p) => p.system)) },
-      strokeDash: { field: 'metric', type: 'nominal', title: 'metric' },
-      detail: { field: 'metric' },
-    },
-  };
+    layer: layers,
+  } as unknown as TopLevelSpec;
+}
+
+function fmtSeconds(s: number): string {
+  return `${Number(s.toPrecision(3))} s`;
 }
 
 const PAIR_SHAPES: Record<string, string> = { 'baseline ran first': 'circle', 'agent ran first': 'triangle-up', 'order not recorded': 'square' };
@@ -172,22 +243,48 @@ export function barSpec(title: string, points: BarPoint[], yTitle: string, group
   };
 }
 
-/** A swept parameter (DRAM size) against a metric, one line per system. */
+/** True when positive x values span at least two decades: the sweep then reads on a log axis. */
+export function wantsLogX(xs: number[]): boolean {
+  const positive = xs.filter((x) => x > 0);
+  return positive.length === xs.length && positive.length > 1 && Math.max(...positive) / Math.min(...positive) >= 100;
+}
+
+/**
+ * A swept parameter (DRAM size, sampling period) against a metric: one line per system with the
+ * spread of its runs/seeds as a band, colour and shape per system, a log x axis when the values
+ * span decades, and the oracle drawn dashed on top so it stays visible where lines overlap.
+ */
 export function sweepSpec(title: string, points: SweepPoint[], xTitle: string, yTitle: string, domain?: [number, number]): TopLevelSpec {
+  const systems = points.map((p) => p.system);
+  const color = { field: 'system', type: 'nominal', title: 'system', scale: colorScale(systems) };
+  const log = wantsLogX(points.map((p) => p.x));
+  const x = { field: 'x', type: 'quantitative', title: `${xTitle}${log ? ', log scale' : ''}`, scale: log ? { type: 'log' } : { zero: false } };
+  const y = { field: 'value', type: 'quantitative', title: yTitle, ...(domain ? { scale: { domain } } : {}) };
+  const layers: Record<string, unknown>[] = [];
+  if (points.some((p) => (p.n ?? 1) > 1)) {
+    layers.push({ mark: { type: 'area', opacity: 0.18 }, encoding: { x, y: { field: 'low', type: 'quantitative' }, y2: { field: 'high' }, color } });
+  }
+  layers.push({
+    mark: { type: 'line', strokeWidth: 2, point: false },
+    encoding: { x, y, color, strokeDash: { condition: { test: "datum.system === 'oracle'", value: [6, 3] }, value: [1, 0] }, order: { field: 'x' } },
+  });
+  layers.push({
+    mark: { type: 'point', filled: true, size: 50 },
+    encoding: {
+      x, y, color,
+      shape: { field: 'system', type: 'nominal', title: 'system', scale: shapeScale(systems) },
+      tooltip: [{ field: 'system' }, { field: 'x', title: xTitle }, { field: 'value', title: yTitle }, { field: 'low', title: 'lowest run' }, { field: 'high', title: 'highest run' }, { field: 'n', title: 'runs' }],
+    },
+  });
   return {
     $schema: 'https://vega.github.io/schema/vega-lite/v6.json',
     title,
     width: WIDTH,
     height: HEIGHT,
     config: CONFIG,
-    data: { values: points },
-    mark: { type: 'line', point: true, strokeWidth: 2 },
-    encoding: {
-      x: { field: 'x', type: 'quantitative', title: xTitle },
-      y: { field: 'value', type: 'quantitative', title: yTitle, ...(domain ? { scale: { domain } } : {}) },
-      color: { field: 'system', type: 'nominal', title: null, scale: colorScale(points.map((p) => p.system)) },
-    },
-  };
+    data: { values: points.map((p) => ({ low: p.value, high: p.value, n: 1, ...p })) },
+    layer: layers,
+  } as unknown as TopLevelSpec;
 }
 
 /** Renders a vega-lite spec to an SVG string (no canvas, no network). */

@@ -5,7 +5,7 @@ import { writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import type { TopLevelSpec } from 'vega-lite';
 import { loadResults, METRICS, type CommandFacts, type LoadedResults, type Observation } from './results.js';
-import { barSpec, heatmapSpec, intervalSpec, wssSpec, renderSvg, setSystemOrder, sweepSpec, timeSeriesSpec, type BarPoint, type IntervalPoint, type PairPoint, type SweepPoint, type TimePoint } from './plots.js';
+import { barSpec, heatmapSpec, intervalSpec, wssSpec, renderSvg, setSystemOrder, sweepSpec, timeSeriesSpec, type BarPoint, type IntervalPoint, type PairPoint, type TimeMarkers, type SweepPoint, type TimePoint } from './plots.js';
 import { intervalWarnings, mean, meanInterval } from './stats.js';
 import { describeTrace, summarizeTrace, traceHeatmap, traceWss, type DecodedTrace } from '../src/trace/index.js';
 
@@ -77,10 +77,35 @@ function groupBy<T>(items: readonly T[], key: (item: T) => string): Map<string, 
 
 const byText = (a: string, b: string): number => (a < b ? -1 : a > b ? 1 : 0);
 
-function timeSeriesSections(observations: Observation[]): Section[] {
+/** Hot-set moves and convergence per workload, from observations (sim) and the summary (eval accuracy). */
+function timeMarkers(observations: Observation[], summary: unknown, workload: string, singleWorkload: boolean): TimeMarkers {
+  const here = observations.filter((o) => o.workload === workload && o.timeS === undefined);
+  const shifts = new Set(here.filter((o) => o.metric === 'shift_time').map((o) => o.value));
+  const converge = new Map<string, number | null>();
+  for (const o of here) {
+    if (o.metric === 'converge_time' || o.metric === 'time_to_converge') converge.set(o.system, Math.min(o.value, converge.get(o.system) ?? Infinity));
+    else if (o.metric === 'never_converged' && !converge.has(o.system)) converge.set(o.system, null);
+  }
+  // eval accuracy: its runs carry the analysis (shift times, convergence, null = never).
+  const runs = (summary as { runs?: unknown } | null)?.runs;
+  if (Array.isArray(runs) && singleWorkload) {
+    for (const r of runs as Array<{ system?: unknown; analysis?: { convergeS?: unknown; reconvergences?: Array<{ shiftS?: unknown }> } }>) {
+      if (typeof r.system !== 'string' || !r.analysis) continue;
+      for (const rc of r.analysis.reconvergences ?? []) if (typeof rc.shiftS === 'number') shifts.add(rc.shiftS);
+      const c = r.analysis.convergeS;
+      if (typeof c === 'number') converge.set(r.system, c);
+      else if (c === null && !converge.has(r.system)) converge.set(r.system, null);
+    }
+  }
+  return { shiftsS: [...shifts].sort((a, b) => a - b), converge: [...converge].sort((a, b) => byText(a[0], b[0])).map(([system, timeS]) => ({ system, timeS })) };
+}
+
+function timeSeriesSections(observations: Observation[], summary: unknown = null): Section[] {
   const points = observations.filter((o) => o.timeS !== undefined && TIME_METRICS.has(o.metric));
   const sections: Section[] = [];
-  for (const [workload, list] of [...groupBy(points, (o) => o.workload)].sort((a, b) => byText(a[0], b[0]))) {
+  const workloads = [...groupBy(points, (o) => o.workload)].sort((a, b) => byText(a[0], b[0]));
+  for (const [workload, list] of workloads) {
+    const markers = timeMarkers(observations, summary, workload, workloads.length === 1);
     // Runs of the same series are averaged at equal times.
     const series: TimePoint[] = [];
     for (const [, group] of groupBy(list, (o) => `${o.system}\u0000${o.metric}\u0000${o.timeS}`)) {
@@ -92,12 +117,18 @@ function timeSeriesSections(observations: Observation[]): Section[] {
     sections.push({
       id: `accuracy-${workload}`,
       title: `Hot-set precision and recall over time — ${workload}`,
-      caption: 'Classified hot set against the workload’s true hot set; 1 is perfect.',
+      caption:
+        'Classified hot set against the workload’s true hot set; 1 is perfect. Colour and shape: system; dash: metric' +
+        (markers.shiftsS.length ? '; grey dashed rules: the hot set moves' : '') +
+        (markers.converge.length ? '; dotted rules in a system’s colour: when it converged (“never” when it did not)' : '') + '.',
       table: {
-        columns: ['system', 'metric', 'final time (s)', 'final value'],
-        rows: [...finals.values()].map((p) => [p.system, p.metric, fmt(p.timeS), fmt(p.value)]),
+        columns: ['system', 'metric', 'final time (s)', 'final value', 'converged'],
+        rows: [...finals.values()].map((p) => {
+          const c = markers.converge.find((m) => m.system === p.system);
+          return [p.system, p.metric, fmt(p.timeS), fmt(p.value), c === undefined ? '–' : c.timeS === null ? 'never' : `${fmt(c.timeS)} s`];
+        }),
       },
-      spec: timeSeriesSpec(`Precision / recall over time — ${workload}`, series, 'fraction'),
+      spec: timeSeriesSpec(`Precision / recall over time — ${workload}`, series, 'fraction (0–1)', markers),
     });
   }
   return sections;
@@ -178,7 +209,8 @@ function sweepSections(observations: Observation[]): Section[] {
     const points: SweepPoint[] = [];
     for (const [, group] of groupBy(list, (o) => `${o.workload}\u0000${o.system}\u0000${o.paramValue}`)) {
       const system = workloads.size > 1 ? `${group[0].system} (${group[0].workload})` : group[0].system;
-      points.push({ system, x: (group[0].paramValue ?? 0) / (isDram ? GIB : 1), value: mean(group.map((o) => o.value)) });
+      const values = group.map((o) => o.value);
+      points.push({ system, x: (group[0].paramValue ?? 0) / (isDram ? GIB : 1), value: mean(values), low: Math.min(...values), high: Math.max(...values), n: values.length });
     }
     points.sort((a, b) => byText(a.system, b.system) || a.x - b.x);
     const bounded = metric !== 'modelled_slowdown';
@@ -188,7 +220,7 @@ function sweepSections(observations: Observation[]): Section[] {
       caption: isDram && metric === METRICS.dramServedShare
         ? 'DRAM-served share as the fast tier grows; a good policy approaches the oracle with less DRAM.'
         : `${metric} as ${param} varies.`,
-      table: { columns: ['system', xTitle, metric], rows: points.map((p) => [p.system, fmt(p.x), fmt(p.value)]) },
+      table: { columns: ['system', xTitle, metric, 'runs', 'range over runs'], rows: points.map((p) => [p.system, fmt(p.x), fmt(p.value), String(p.n ?? 1), (p.n ?? 1) > 1 ? `${fmt(p.low ?? p.value)} – ${fmt(p.high ?? p.value)}` : '']) },
       spec: sweepSpec(isDram ? `DRAM-size sensitivity (${metric})` : `${param} sensitivity (${metric})`, points, xTitle, metric, bounded ? [0, 1] : undefined),
     });
   }
@@ -278,9 +310,9 @@ function otherMetricsTable(observations: Observation[]): Table {
 /** Builds the report's content from loaded results; renders the plots to SVG. */
 export async function buildReport(results: LoadedResults, options: { plots?: boolean } = {}): Promise<ReportModel> {
   const obs = results.observations;
-  setSystemOrder([...new Set(obs.map((o) => o.system))].sort());
+  setSystemOrder([...new Set(obs.filter((o) => o.metric !== 'shift_time').map((o) => o.system))].sort());
   const sections: Section[] = [
-    ...timeSeriesSections(obs),
+    ...timeSeriesSections(obs, results.summary),
     slowdownSection(obs),
     dramShareSection(obs),
     ...sweepSections(obs),
@@ -294,6 +326,8 @@ export async function buildReport(results: LoadedResults, options: { plots?: boo
     sections.push({ id: 'all-metrics', title: 'All other metrics', caption: 'Every other metric in the results, mean over runs.', table: others });
   }
   const campaign = results.command?.campaign ?? 'imported';
+  let summary = summaryTable(obs);
+  if (summary.rows.every((r) => r.slice(3).every((c) => c === ''))) summary = sweepSummaryTable(obs) ?? summary;
   const warnings = [...results.warnings];
   if (obs.length === 0) warnings.push('the results hold no observations yet');
   warnings.push(...slowdownWarnings(obs));
@@ -308,8 +342,26 @@ export async function buildReport(results: LoadedResults, options: { plots?: boo
     machine: results.machine,
     warnings,
     sections,
-    summary: summaryTable(obs),
+    summary,
   };
+}
+
+/** Key numbers of a sweep: per system and swept value, the mean of each swept metric. */
+function sweepSummaryTable(observations: Observation[]): Table | null {
+  const rows = observations.filter((o) => o.param !== undefined && o.param !== ORDER_PARAM && o.paramValue !== undefined && SWEEP_METRICS.includes(o.metric));
+  if (rows.length === 0) return null;
+  const metrics = SWEEP_METRICS.filter((m) => rows.some((o) => o.metric === m));
+  const param = rows[0].param ?? '';
+  const isDram = param === 'dram_bytes';
+  const out: string[][] = [];
+  for (const [, group] of [...groupBy(rows, (o) => `${o.workload}\u0000${o.system}\u0000${String(o.paramValue).padStart(24, '0')}`)].sort((a, b) => byText(a[0], b[0]))) {
+    const o = group[0];
+    out.push([o.workload, o.system, isDram ? fmtBytes(o.paramValue ?? 0) : fmt(o.paramValue ?? 0), ...metrics.map((m) => {
+      const values = group.filter((g) => g.metric === m).map((g) => g.value);
+      return values.length ? fmt(mean(values)) : '';
+    })]);
+  }
+  return { columns: ['workload', 'system', isDram ? 'DRAM size' : param, ...metrics], rows: out };
 }
 
 function shellQuote(arg: string): string {
@@ -367,11 +419,24 @@ table { border-collapse: collapse; margin: 8px 0; font-size: 13px; }
 th, td { border: 1px solid #ddd; padding: 3px 8px; text-align: left; vertical-align: top; }
 th { background: #f5f5f7; } td { font-variant-numeric: tabular-nums; }
 table.facts td:first-child { white-space: nowrap; color: #555; }
+table.key th { white-space: normal; max-width: 150px; }
 code, pre { font-family: ui-monospace, SFMono-Regular, Menlo, monospace; font-size: 12px; }
 pre { background: #f5f5f7; padding: 8px; overflow-x: auto; max-height: 400px; }
 details { margin: 6px 0; }
 .scroll { overflow-x: auto; }
 `;
+
+/** A wide table as several that fit the page: the first `keep` columns repeated, `per` others each. */
+export function splitColumns(table: Table, keep: number, per: number): Table[] {
+  if (table.columns.length <= keep + per + 1) return [table];
+  const out: Table[] = [];
+  for (let c = keep; c < table.columns.length; c += per) {
+    const pick = (row: string[]): string[] => [...row.slice(0, keep), ...row.slice(c, c + per)];
+    const rows = table.rows.map(pick).filter((r) => r.slice(keep).some((cell) => cell !== ''));
+    if (rows.length > 0) out.push({ columns: pick(table.columns), rows });
+  }
+  return out;
+}
 
 /** One self-contained HTML page: inline CSS and SVG, no scripts, no network. */
 export function renderHtml(model: ReportModel): string {
@@ -388,7 +453,7 @@ export function renderHtml(model: ReportModel): string {
   }
   for (const warning of model.warnings) parts.push(`<p class="warn">⚠ ${escapeHtml(warning)}</p>`);
   parts.push(`<h2 id="summary">${model.campaign === 'trace' ? 'The trace' : 'Key numbers'}</h2>`);
-  parts.push(model.summary.rows.length ? htmlTable(model.summary) : '<p>No observations.</p>');
+  parts.push(model.summary.rows.length ? splitColumns(model.summary, model.campaign === 'trace' ? 99 : 3, 4).map((t) => htmlTable(t, 'key')).join('\n') : '<p>No observations.</p>');
   for (const section of model.sections) {
     parts.push(`<h2 id="${escapeHtml(section.id)}">${escapeHtml(section.title)}</h2>`);
     if (section.svg) parts.push(`<figure class="plot" data-plot="${escapeHtml(section.id)}">${section.svg}<figcaption>${escapeHtml(section.caption)}</figcaption></figure>`);

@@ -103,6 +103,10 @@ function runObservations(run: Json, fallbackWorkload: string, param?: { name: st
   const workload = workloadName(run, fallbackWorkload);
   const epochMs = typeof run.epochMs === 'number' && run.epochMs > 0 ? run.epochMs : 1000;
   const out: Observation[] = [];
+  // Hot-set moves, once per workload (the report draws them as markers on the time plots).
+  if (!param && Array.isArray(run.shiftEpochs)) {
+    for (const e of run.shiftEpochs) if (typeof e === 'number') out.push({ system: 'workload', workload, run: 0, metric: 'shift_time', value: (e * epochMs) / 1000, unit: 's' });
+  }
   for (const entry of entries) {
     const system = policyName(entry) ?? '?';
     for (const [name, value] of flattenMetrics(entry)) {
@@ -110,6 +114,10 @@ function runObservations(run: Json, fallbackWorkload: string, param?: { name: st
       out.push({ system, workload, run: 0, metric, value, unit, ...(param ? { param: param.name, paramValue: param.value } : {}) });
     }
     if (param) continue;
+    // Convergence on the time axis of the plots: epochs -> seconds at the end of that epoch.
+    const converge = entry.epochsToConverge;
+    if (typeof converge === 'number') out.push({ system, workload, run: 0, metric: 'converge_time', value: (converge * epochMs) / 1000, unit: 's' });
+    else if (converge === null) out.push({ system, workload, run: 0, metric: 'never_converged', value: 1, unit: 'count' });
     out.push(...columnarTimeline(entry, epochMs, system, workload));
     for (const point of timeline(entry)) {
       const t = [point.timeS, point.time_s, point.tS, point.seconds].find((v) => typeof v === 'number') as number | undefined;
