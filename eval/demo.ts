@@ -4,7 +4,7 @@
 // and moves them with move_pages. Everything shown is computed while it runs: sample rate
 // and hot-set size from the guest agent, precision/recall from the workload's ground truth,
 // moves (or why none are possible) from the host agent's reports.
-import { mkdtempSync, rmSync } from 'node:fs';
+import { mkdtempSync, readFileSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { parseHostConfig } from '../host-agent/config.js';
@@ -14,14 +14,14 @@ import type { GuestSampleSource } from '../guest-agent/replay-source.js';
 import { Sampler, type SourceName } from '../guest-agent/sampler.js';
 import { observeKdamond } from '../guest-agent/damon.js';
 import { readSystemRam } from '../guest-agent/iomem.js';
-import { startWorkload, type RunningWorkload } from '../guest-agent/workload.js';
+import { startWorkload, type RunningWorkload, type WorkloadSummary } from '../guest-agent/workload.js';
 import { DEFAULT_LIMITS, PAGE_SIZE } from '../src/protocol/index.js';
 import { timeToConverge, type HotSetScore, type ScorePoint } from '../src/accuracy/index.js';
 import type { PageSamples } from '../src/samples.js';
 import { METRICS, type Observation, type ResultsWriter } from './results.js';
 import { TruthScorer } from './truth-scorer.js';
 import { Aborted, abortableSleep, runAll } from './abort.js';
-import { queryHotPlacement, type HotPlacement } from './placement.js';
+import { moveRegion, queryHotPlacement, type HotPlacement } from './placement.js';
 import { defaultTierNodes, readNumaTopology } from '../host-agent/numa.js';
 
 export interface DemoOptions {
@@ -39,20 +39,29 @@ export interface DemoOptions {
    *  hot set starts on DRAM, and DRAM starts fuller than the budget); `local` leaves it to the
    *  kernel (node 0 while it has room: nothing to promote). Ignored on one tier. */
   firstTouch?: FirstTouch;
+  /** The built-in workload's pattern (default hotspot); shift moves the hot set every shiftEveryMs. */
+  pattern?: 'hotspot' | 'shift';
+  shiftEveryMs?: number;
+  /** The `system` label of the observations (default vtier-<source>). */
+  system?: string;
   results: ResultsWriter;
   signal: AbortSignal;
   /** Called about once a second, and after each scored epoch. */
   onTick?: (tick: DemoTick) => void;
   /** Called once per phase change (workload ready, host ready, ...). */
   onStep?: (line: string) => void;
+  /** Called with each placement query's result (seconds since the workload was ready). */
+  onPlacement?: (timeS: number, placement: HotPlacement) => void;
+  /** Called with the sampler's kdamond CPU seconds (own DAMON) just before it stops. */
+  onKdamondCpu?: (seconds: number) => void;
 }
 
 export type FirstTouch = 'cxl' | 'interleave' | 'local';
 export const FIRST_TOUCH: readonly FirstTouch[] = ['cxl', 'interleave', 'local'];
 
-/** numactl options that put the first touch where `how` says (null: the kernel's default). */
+/** numactl options that put the first touch where `how` says (null: the kernel's default;
+ *  `cxl` touches locally and moves the region afterwards, see moveRegion). */
 export function firstTouchLauncher(how: FirstTouch | 'single-tier', tiers: { dramNodes: readonly number[]; cxlNodes: readonly number[] }): string[] | null {
-  if (how === 'cxl') return ['numactl', `--preferred=${tiers.cxlNodes[0]}`];
   if (how === 'interleave') return ['numactl', `--interleave=${[...tiers.dramNodes, ...tiers.cxlNodes].join(',')}`];
   return null;
 }
@@ -72,7 +81,7 @@ export interface DemoTick {
 export interface DemoSummary {
   source: string;
   sourceNotes: string[];
-  workload: { pattern: 'hotspot'; sizeBytes: number; hotFrac: number; hotProb: number; thp: boolean; pid: number; residentPages: number; hotPages: number };
+  workload: { pattern: 'hotspot' | 'shift'; accessesPerSec: number | null; sizeBytes: number; hotFrac: number; hotProb: number; thp: boolean; pid: number; residentPages: number; hotPages: number };
   durationS: number;
   epochs: number;
   samples: number;
@@ -93,7 +102,7 @@ export interface DemoSummary {
   crossNodeMoves: boolean | null;
   hostNotes: string[];
   /** The machine's tiers (host agent's split) and where the first touch went. */
-  tiers: { dramNodes: number[]; cxlNodes: number[]; how: string; firstTouch: FirstTouch | 'single-tier' };
+  tiers: { dramNodes: number[]; cxlNodes: number[]; how: string; firstTouch: FirstTouch | 'single-tier'; firstTouchMovedPages: number };
   /** The true hot set's placement by the kernel: after the first touch, and at the end. */
   hotPlacement: { start: HotPlacement | null; end: HotPlacement | null };
   interrupted: boolean;
@@ -167,6 +176,17 @@ function steadyObservations(series: readonly Observation[]): Observation[] {
   return out;
 }
 
+/** utime + stime of a process or kernel thread, in seconds; null when it is gone. */
+export function threadCpuSeconds(pid: number): number | null {
+  try {
+    const stat = readFileSync(`/proc/${pid}/stat`, 'utf8');
+    const fields = stat.slice(stat.lastIndexOf(')') + 2).split(' ');
+    return (Number(fields[11]) + Number(fields[12])) / 100;
+  } catch {
+    return null;
+  }
+}
+
 const roundTo1 = (v: number | null): number | null => (v === null ? null : Number(v.toFixed(1)));
 
 export async function runDemo(options: DemoOptions): Promise<DemoSummary> {
@@ -197,11 +217,15 @@ export async function runDemo(options: DemoOptions): Promise<DemoSummary> {
   let placement: HotPlacement | null = null;
   let startPlacement: HotPlacement | null = null;
   let placementError: string | null = null;
+  let workloadSummary: WorkloadSummary | null = null;
+  let firstTouchMovedPages = 0;
+  const pattern = options.pattern ?? 'hotspot';
   try {
     // The sampler attaches before the workload touches its memory, so a fault source sees
     // the first touch too; DAMON does not mind either way.
     const workload = await startWorkload({
-      pattern: 'hotspot',
+      pattern,
+      shiftEveryMs: pattern === 'shift' ? options.shiftEveryMs : undefined,
       sizeBytes: options.sizeBytes,
       hotFrac: options.hotFrac,
       hotProb: options.hotProb,
@@ -228,7 +252,7 @@ export async function runDemo(options: DemoOptions): Promise<DemoSummary> {
     const described = parts.sampler!.describe();
     readyAtMs = performance.now();
     step(
-      `workload pid ${workload.pid}: hotspot over ${(options.sizeBytes / 2 ** 30).toFixed(2)} GiB${options.thp ? ' (THP)' : ''}, ` +
+      `workload pid ${workload.pid}: ${pattern} over ${(options.sizeBytes / 2 ** 30).toFixed(2)} GiB${options.thp ? ' (THP)' : ''}, ` +
         `${scorer.residentPages} pages resident, true hot set ${scorer.truthHotPages} pages (${(options.hotProb * 100).toFixed(0)}% of accesses)`,
     );
     const queryPlacement = async (): Promise<HotPlacement | null> => {
@@ -242,6 +266,13 @@ export async function runDemo(options: DemoOptions): Promise<DemoSummary> {
         return placement;
       }
     };
+    if (firstTouch === 'cxl') {
+      const moved = await moveRegion(workload.pid, scorer.current, tierNodes.cxlNodes[0]);
+      firstTouchMovedPages = moved.onNode;
+      // The run's clock starts once the starting layout is in place.
+      readyAtMs = performance.now();
+      step(`first touch: ${moved.onNode} of ${moved.pages} pages moved to the CXL node ${tierNodes.cxlNodes[0]} before the agents start`);
+    }
     placement = startPlacement = await queryPlacement();
     if (tiered) {
       step(
@@ -301,8 +332,8 @@ export async function runDemo(options: DemoOptions): Promise<DemoSummary> {
       final = s;
       recallSeries.push({ t: timeS, value: s.recall });
       if (!bestRecall || s.recall > bestRecall.value) bestRecall = { value: s.recall, atS: timeS };
-      const system = `vtier-${described.source}`;
-      const at = { system, workload: 'hotspot', run: 1, unit: 'fraction', timeS: Number(timeS.toFixed(3)) };
+      const system = options.system ?? `vtier-${described.source}`;
+      const at = { system, workload: pattern, run: 1, unit: 'fraction', timeS: Number(timeS.toFixed(3)) };
       const epochObservations: Observation[] = [
         { ...at, metric: METRICS.precision, value: s.precision },
         { ...at, metric: METRICS.recall, value: s.recall },
@@ -335,7 +366,8 @@ export async function runDemo(options: DemoOptions): Promise<DemoSummary> {
           placement = p;
           if (p?.dramShare != null) {
             const timeS = Number(((performance.now() - readyAtMs) / 1000).toFixed(3));
-            const obs: Observation = { system: `vtier-${described.source}`, workload: 'hotspot', run: 1, metric: 'hot_dram_share', value: p.dramShare, unit: 'fraction', timeS };
+            options.onPlacement?.(timeS, p);
+            const obs: Observation = { system: options.system ?? `vtier-${described.source}`, workload: pattern, run: 1, metric: 'hot_dram_share', value: p.dramShare, unit: 'fraction', timeS };
             results.observe([obs]);
           }
           options.onTick?.(tick(final));
@@ -344,7 +376,8 @@ export async function runDemo(options: DemoOptions): Promise<DemoSummary> {
     }, 1000);
     try {
       await abortableSleep(signal, options.durationMs);
-      await agent.drain(2000);
+      // Moves under TCG take seconds: wait for the last report, or the summary undercounts what the host did.
+      await agent.drain(tiered ? 15_000 : 2000);
       placement = await queryPlacement();
     } catch (err) {
       if (!(err instanceof Aborted)) throw err;
@@ -358,11 +391,15 @@ export async function runDemo(options: DemoOptions): Promise<DemoSummary> {
     if (ticker) clearInterval(ticker);
     await runAll([
       async () => {
+        const kdamondPid = parts.sampler?.describe().tunables.kdamondPid as number | undefined;
+        if (options.onKdamondCpu && kdamondPid) options.onKdamondCpu(threadCpuSeconds(kdamondPid) ?? 0);
         if (parts.agent) status = await parts.agent.stop();
         else await parts.sampler?.stop();
       },
       () => parts.server?.stop(),
-      () => parts.workload?.stop(),
+      async () => {
+        if (parts.workload) workloadSummary = await parts.workload.stop();
+      },
       () => rmSync(dir, { recursive: true, force: true }),
     ]);
     results.observe(steadyObservations(observations));
@@ -374,7 +411,8 @@ export async function runDemo(options: DemoOptions): Promise<DemoSummary> {
     source: described?.source ?? options.source,
     sourceNotes: described?.notes ?? [],
     workload: {
-      pattern: 'hotspot',
+      pattern,
+      accessesPerSec: (workloadSummary as WorkloadSummary | null)?.accessesPerSec ?? null,
       sizeBytes: options.sizeBytes,
       hotFrac: options.hotFrac,
       hotProb: options.hotProb,
@@ -398,7 +436,7 @@ export async function runDemo(options: DemoOptions): Promise<DemoSummary> {
     hostCxlPages: s?.hostCxlPages ?? null,
     crossNodeMoves: s?.crossNodeMoves ?? null,
     hostNotes: s?.hostNotes ?? [],
-    tiers: { dramNodes: tierNodes.dramNodes, cxlNodes: tierNodes.cxlNodes, how: tierNodes.how, firstTouch },
+    tiers: { dramNodes: tierNodes.dramNodes, cxlNodes: tierNodes.cxlNodes, how: tierNodes.how, firstTouch, firstTouchMovedPages },
     hotPlacement: { start: startPlacement, end: placement },
     interrupted,
   };

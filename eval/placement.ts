@@ -54,3 +54,22 @@ export async function queryHotPlacement(pid: number, truth: Truth, split: TierSp
   const placed = onDram + onCxl;
   return { queried: addresses.length, onDram, onCxl, other, dramShare: placed > 0 ? onDram / placed : null };
 }
+
+/** Moves every page of the workload's region to `node` (move_pages, in chunks): the starting
+ *  layout "all on the CXL node" made after a normal first touch, so the workload keeps the
+ *  default memory policy (a numactl policy would hide its memory from NUMA balancing, which
+ *  skips VMAs whose policy lacks MPOL_F_MOF). Returns how many pages ended on `node`. */
+export async function moveRegion(pid: number, truth: Truth, node: number): Promise<{ pages: number; onNode: number }> {
+  const base = truth.meta.regionAddr;
+  if (typeof base !== 'number' || !Number.isSafeInteger(base) || base <= 0) throw new Error('the truth file has no regionAddr: rebuild with npm run build');
+  const CHUNK = 1 << 16;
+  let onNode = 0;
+  for (let first = 0; first < truth.pages; first += CHUNK) {
+    const n = Math.min(CHUNK, truth.pages - first);
+    const addresses = new Float64Array(n);
+    for (let k = 0; k < n; k++) addresses[k] = base + (first + k) * truth.pageSize;
+    const { status } = await movePages(pid, addresses, new Int32Array(n).fill(node), MPOL_MF_MOVE);
+    for (let k = 0; k < n; k++) if (status[k] === node) onNode++;
+  }
+  return { pages: truth.pages, onNode };
+}

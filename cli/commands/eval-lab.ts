@@ -1,0 +1,205 @@
+// `vtier eval compare --lab` (each system in a fresh two-node lab VM) and `vtier eval arm`, the
+// one-system run the lab VM executes. The host-side comparison (a tiered host, a workload
+// command) stays in eval.ts; this file holds the lab's.
+import type { Command } from 'commander';
+import { action, examples } from '../command.js';
+import { printResult, UserError, type OutputOptions } from '../output.js';
+import { withInterrupt } from '../interrupt.js';
+import { createProgress } from '../progress.js';
+import { InputError, parseDurationMs, parseFraction, parsePositiveInt, parseSizeBytes } from '../../src/util/units.js';
+import { ResultsWriter } from '../../eval/results.js';
+import { writeReportFile } from '../../eval/report.js';
+import { LAB_SYSTEMS, LAB_WORKLOADS, runArm, type LabSystem, type LabWorkload } from '../../eval/lab-arm.js';
+import { pct, runLabCompare, TCG_LABEL, type LabCompareSummary } from '../../eval/compare-lab.js';
+import { labMissing } from '../../lab/cache.js';
+import { checkTieredMachine, REAL_ROOTS } from '../../eval/compare.js';
+
+function usage<T>(parse: () => T): T {
+  try {
+    return parse();
+  } catch (err) {
+    if (err instanceof InputError) throw new UserError(err.message, 'usage', 2);
+    throw err;
+  }
+}
+
+export interface LabCompareCliOptions extends OutputOptions {
+  systems?: string;
+  runs?: string;
+  lab?: boolean;
+  workload?: string;
+  size?: string;
+  hotFrac?: string;
+  duration?: string;
+  shiftEvery?: string;
+  seed?: string;
+  promoteRate?: string;
+  mem?: string;
+  cxl?: string;
+  out?: string;
+  resultsDir?: string;
+}
+
+/** The options `eval compare` takes for the lab (added to the host comparison's). */
+export function addLabCompareOptions(cmd: Command): Command {
+  return cmd
+    .option('--lab', 'run each system in a fresh two-node lab VM (default when this host has no CPU-less node and the lab is ready)')
+    .option('--workload <name>', `with --lab: the built-in workload with truth: ${LAB_WORKLOADS.join(', ')}`, 'hotspot')
+    .option('--size <size>', 'with --lab: workload memory', '512M')
+    .option('--hot-frac <f>', 'with --lab: fraction of the workload that is hot', '0.1')
+    .option('--duration <duration>', 'with --lab: how long each system runs after the first touch', '60s')
+    .option('--shift-every <duration>', 'with --lab and --workload shift: how often the hot set moves', '20s')
+    .option('--seed <n>', 'with --lab: workload seed (run r uses seed + r - 1)', '1')
+    .option('--promote-rate <MBps>', "with --lab: autonuma's numa_balancing_promote_rate_limit_MBps (default: the kernel's)")
+    .option('--mem <size>', 'with --lab: node 0 (DRAM) of each VM', '2G')
+    .option('--cxl <size>', 'with --lab: node 1 (CXL stand-in) of each VM', '2G');
+}
+
+/** Whether `eval compare` should run in the lab: asked for, or the host cannot and the lab can. */
+export function wantsLab(options: LabCompareCliOptions, hasCommand: boolean): boolean {
+  if (options.lab) return true;
+  if (hasCommand || process.env.VTIER_LAB) return false;
+  return !checkTieredMachine(REAL_ROOTS).ok && labMissing().length === 0;
+}
+
+function formatLabCompare(s: LabCompareSummary, dir: string, report: string | null): string {
+  const rows = [['SYSTEM', 'RUNS', 'HOT ON DRAM (mean)', 'AT END', '>=90% AFTER', 'MIGRATED MiB', 'UP MiB', 'DOWN MiB', 'TRACKING CPU s']];
+  for (const x of s.systems) {
+    rows.push([
+      x.system,
+      String(x.runs),
+      pct(x.hotDramShareMean),
+      pct(x.hotDramShareEnd),
+      x.reach90S === null ? 'never' : `${x.reach90S.toFixed(0)} s`,
+      (x.migratedBytes / 2 ** 20).toFixed(1),
+      (x.promotedBytes / 2 ** 20).toFixed(1),
+      (x.demotedBytes / 2 ** 20).toFixed(1),
+      x.trackingCpuS === null ? 'in workload' : x.trackingCpuS.toFixed(2),
+    ]);
+  }
+  const widths = rows[0].map((_, c) => Math.max(...rows.map((r) => r[c].length)));
+  const lines = rows.map((r) => r.map((cell, c) => cell.padEnd(widths[c])).join('  ').trimEnd());
+  lines.push('', 'simulator on the same configuration (DRAM = the true hot set):');
+  for (const c of s.calibration) {
+    lines.push(`  ${c.system} (sim ${c.simPolicy}): real ${pct(c.realDramServedShare)}, sim ${pct(c.simDramServedShare)}${c.remark ? ` — ${c.remark}` : ''}`);
+  }
+  for (const x of s.systems) for (const n of x.notes) lines.push(`${x.system}: ${n}`);
+  for (const f of s.failedArms) lines.push(`run ${f.run} ${f.system} FAILED: ${f.why}`);
+  lines.push(`note: ${TCG_LABEL}`, `results: ${dir}`, report ? `report: ${report}` : '');
+  return lines.filter((l, i) => l !== '' || i > 0).join('\n');
+}
+
+export async function runLabCompareCommand(options: LabCompareCliOptions): Promise<void> {
+  const systems = (options.systems ?? LAB_SYSTEMS.join(',')).split(',').map((x) => x.trim()).filter(Boolean);
+  for (const x of systems) if (!(LAB_SYSTEMS as readonly string[]).includes(x)) throw new UserError(`--systems: unknown system "${x}" with --lab (known: ${LAB_SYSTEMS.join(', ')})`, 'usage', 2);
+  if (systems.length === 0) throw new UserError('--systems: empty list', 'usage', 2);
+  const workload = options.workload ?? 'hotspot';
+  if (!(LAB_WORKLOADS as readonly string[]).includes(workload)) throw new UserError(`--workload: "${workload}" is not one of ${LAB_WORKLOADS.join(', ')}`, 'usage', 2);
+  const runs = usage(() => parsePositiveInt(options.runs ?? '1', '--runs'));
+  const sizeBytes = usage(() => parseSizeBytes(options.size ?? '512M', '--size'));
+  const hotFrac = usage(() => parseFraction(options.hotFrac ?? '0.1', '--hot-frac'));
+  const durationMs = usage(() => parseDurationMs(options.duration ?? '60s', '--duration'));
+  const shiftEveryMs = usage(() => parseDurationMs(options.shiftEvery ?? '20s', '--shift-every'));
+  const seed = usage(() => parsePositiveInt(options.seed ?? '1', '--seed'));
+  const promoteRateMBps = options.promoteRate === undefined ? undefined : usage(() => parsePositiveInt(options.promoteRate!, '--promote-rate'));
+  const memBytes = usage(() => parseSizeBytes(options.mem ?? '2G', '--mem'));
+  const cxlBytes = usage(() => parseSizeBytes(options.cxl ?? '2G', '--cxl'));
+  if (sizeBytes * 1.2 > cxlBytes) throw new UserError(`--size ${options.size}: the first touch goes to node 1, which has ${options.cxl}; give --cxl at least 1.2x the workload`, 'usage', 2);
+  const missing = labMissing();
+  if (missing.length > 0) throw new UserError(`--lab: lab not ready: ${missing.join('; ')}`, 'lab-not-ready');
+  let results: ResultsWriter;
+  try {
+    results = ResultsWriter.create({
+      campaign: 'compare-lab',
+      dir: options.out,
+      baseDir: options.resultsDir ?? 'results',
+      settings: { systems, workload, runs, sizeBytes, hotFrac, durationMs, shiftEveryMs, seed, promoteRateMBps: promoteRateMBps ?? 'kernel default', memBytes, cxlBytes, label: TCG_LABEL },
+    });
+  } catch (err) {
+    throw new UserError(`cannot create the results directory: ${(err as Error).message}`, 'io');
+  }
+  const progress = createProgress({ label: 'compare', total: runs * systems.length, json: Boolean(options.json) });
+  let summary: LabCompareSummary;
+  try {
+    summary = await withInterrupt((signal) =>
+      runLabCompare({
+        systems: systems as LabSystem[],
+        workload: workload as LabWorkload,
+        runs,
+        sizeBytes,
+        hotFrac,
+        durationMs,
+        shiftEveryMs,
+        seed,
+        promoteRateMBps,
+        memBytes,
+        cxlBytes,
+        results,
+        signal,
+        onProgress: (done, _t, info) => progress.update(done, info),
+        onLine: (line) => progress.log(line),
+      }),
+    );
+  } finally {
+    progress.stop();
+  }
+  if (summary.systems.every((x) => x.runs === 0)) throw new UserError(`no arm finished (${summary.failedArms.map((f) => `${f.system}: ${f.why}`).join('; ')}); kept in ${results.dir}`, 'campaign-failed');
+  results.finish(summary);
+  let report: string | null = null;
+  try {
+    report = await writeReportFile(results.dir);
+  } catch (err) {
+    progress.log(`warning: report not written: ${(err as Error).message}`);
+  }
+  printResult(options, { dir: results.dir, report, ...summary }, () => formatLabCompare(summary, results.dir, report));
+}
+
+interface ArmCliOptions extends OutputOptions {
+  system: string;
+  workload: string;
+  size: string;
+  hotFrac: string;
+  duration: string;
+  shiftEvery: string;
+  seed: string;
+  promoteRate?: string;
+  out?: string;
+}
+
+export function registerEvalArm(evalCmd: Command): void {
+  const cmd = evalCmd
+    .command('arm')
+    .description('one system of `eval compare --lab`, inside a two-node lab VM: workload with truth (first touch on the CXL node), the system, placement of the hot set each second, vmstat, tracking CPU')
+    .requiredOption('--system <name>', LAB_SYSTEMS.join(', '))
+    .option('--workload <name>', LAB_WORKLOADS.join(', '), 'hotspot')
+    .option('--size <size>', 'workload memory', '512M')
+    .option('--hot-frac <f>', 'fraction of the workload that is hot', '0.1')
+    .option('--duration <duration>', 'how long after the first touch', '60s')
+    .option('--shift-every <duration>', 'shift: how often the hot set moves', '20s')
+    .option('--seed <n>', 'workload seed', '1')
+    .option('--promote-rate <MBps>', "autonuma: numa_balancing_promote_rate_limit_MBps (default: the kernel's)")
+    .option('-o, --out <dir>', 'results directory');
+  examples(cmd, ['vtier lab run --nodes 2 -- vtier eval arm --system autonuma --out $VTIER_RESULTS/arm', 'vtier eval compare --lab --systems vtier,autonuma --duration 30s']);
+  action<ArmCliOptions>(cmd, async (_args, options) => {
+    if (!(LAB_SYSTEMS as readonly string[]).includes(options.system)) throw new UserError(`--system: "${options.system}" is not one of ${LAB_SYSTEMS.join(', ')}`, 'usage', 2);
+    if (!(LAB_WORKLOADS as readonly string[]).includes(options.workload)) throw new UserError(`--workload: "${options.workload}" is not one of ${LAB_WORKLOADS.join(', ')}`, 'usage', 2);
+    const sizeBytes = usage(() => parseSizeBytes(options.size, '--size'));
+    const hotFrac = usage(() => parseFraction(options.hotFrac, '--hot-frac'));
+    const durationMs = usage(() => parseDurationMs(options.duration, '--duration'));
+    const shiftEveryMs = usage(() => parseDurationMs(options.shiftEvery, '--shift-every'));
+    const seed = usage(() => parsePositiveInt(options.seed, '--seed'));
+    const promoteRateMBps = options.promoteRate === undefined ? undefined : usage(() => parsePositiveInt(options.promoteRate!, '--promote-rate'));
+    if (process.getuid?.() !== 0) throw new UserError('eval arm needs root (sysctls, DAMON, move_pages)', 'permission');
+    const results = ResultsWriter.create({ campaign: `arm-${options.system}`, dir: options.out, baseDir: 'results', settings: { ...options } });
+    const say = (line: string) => {
+      if (!options.json) process.stderr.write(`${line}\n`);
+    };
+    const summary = await withInterrupt((signal) =>
+      runArm({ system: options.system as LabSystem, workload: options.workload as LabWorkload, sizeBytes, hotFrac, durationMs, shiftEveryMs, seed, promoteRateMBps, results, signal, onStep: say }),
+    );
+    results.finish(summary);
+    printResult(options, summary, () =>
+      [`${summary.system}: hot set on DRAM ${pct(summary.hotDramShare.start)} -> ${pct(summary.hotDramShare.end)} (mean ${pct(summary.hotDramShare.mean)}), migrated ${(summary.migratedBytes / 2 ** 20).toFixed(1)} MiB`, ...summary.notes, `settings restored: ${summary.settingsRestored ? 'yes' : 'NO'}`].join('\n'),
+    );
+  });
+}
