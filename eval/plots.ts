@@ -34,6 +34,11 @@ function colorScale(names: string[]): { domain: string[]; range: string[] } {
   return { domain, range };
 }
 
+/** What every plot spec starts with: schema, title, size, fonts. */
+function frame(title: string, height = HEIGHT): { $schema: string; title: string; width: number; height: number; config: typeof CONFIG } {
+  return { $schema: 'https://vega.github.io/schema/vega-lite/v6.json', title, width: WIDTH, height, config: CONFIG };
+}
+
 export interface TimePoint {
   system: string;
   metric: string;
@@ -149,11 +154,7 @@ export function timeSeriesSpec(title: string, points: TimePoint[], yTitle: strin
     });
   }
   return {
-    $schema: 'https://vega.github.io/schema/vega-lite/v6.json',
-    title,
-    width: WIDTH,
-    height: HEIGHT,
-    config: CONFIG,
+    ...frame(title),
     data: { values: points },
     layer: layers,
   } as unknown as TopLevelSpec;
@@ -213,11 +214,7 @@ export function intervalSpec(title: string, points: IntervalPoint[], yTitle: str
     });
   }
   return {
-    $schema: 'https://vega.github.io/schema/vega-lite/v6.json',
-    title,
-    width: WIDTH,
-    height: HEIGHT,
-    config: CONFIG,
+    ...frame(title),
     data: { values: points.map((p) => ({ ...p, low: Number.isFinite(p.low) ? p.low : null, high: Number.isFinite(p.high) ? p.high : null })) },
     layer: layers,
   } as unknown as TopLevelSpec;
@@ -226,11 +223,7 @@ export function intervalSpec(title: string, points: IntervalPoint[], yTitle: str
 /** Grouped bars: one bar per system inside each group (workload, or promoted/demoted). */
 export function barSpec(title: string, points: BarPoint[], yTitle: string, groupTitle: string, domain?: [number, number]): TopLevelSpec {
   return {
-    $schema: 'https://vega.github.io/schema/vega-lite/v6.json',
-    title,
-    width: WIDTH,
-    height: HEIGHT,
-    config: CONFIG,
+    ...frame(title),
     data: { values: points },
     mark: { type: 'bar' },
     encoding: {
@@ -277,11 +270,7 @@ export function sweepSpec(title: string, points: SweepPoint[], xTitle: string, y
     },
   });
   return {
-    $schema: 'https://vega.github.io/schema/vega-lite/v6.json',
-    title,
-    width: WIDTH,
-    height: HEIGHT,
-    config: CONFIG,
+    ...frame(title),
     data: { values: points.map((p) => ({ low: p.value, high: p.value, n: 1, ...p })) },
     layer: layers,
   } as unknown as TopLevelSpec;
@@ -301,11 +290,7 @@ export async function renderSvg(spec: TopLevelSpec): Promise<string> {
 /** Address x time heat map of a trace (damo `report heats`): colour = sample weight, log scale. */
 export function heatmapSpec(title: string, cells: Array<{ timeS: number; timeEndS: number; addrMiB: number; addrEndMiB: number; weight: number }>): TopLevelSpec {
   return {
-    $schema: 'https://vega.github.io/schema/vega-lite/v6.json',
-    title,
-    width: WIDTH,
-    height: HEIGHT + 60,
-    config: CONFIG,
+    ...frame(title, HEIGHT + 60),
     data: { values: cells },
     mark: { type: 'rect' },
     encoding: {
@@ -322,11 +307,7 @@ export function heatmapSpec(title: string, cells: Array<{ timeS: number; timeEnd
 /** Working-set size over time (damo `report wss`): one line, MiB on y. */
 export function wssSpec(title: string, points: Array<{ timeS: number; wssMiB: number }>): TopLevelSpec {
   return {
-    $schema: 'https://vega.github.io/schema/vega-lite/v6.json',
-    title,
-    width: WIDTH,
-    height: HEIGHT,
-    config: CONFIG,
+    ...frame(title),
     data: { values: points },
     mark: { type: 'line', point: { filled: true, size: 30 }, strokeWidth: 2, color: PALETTE[0], interpolate: 'step-after' },
     encoding: {

@@ -15,6 +15,21 @@ interface ReportOptions extends OutputOptions {
   format?: string;
 }
 
+/** Writes the page to `output` ("-" = stdout). Returns false when the page itself went to stdout
+ *  (nothing more to print), true when the caller should print its result line or JSON. */
+function writeOut(text: string, output: string, options: ReportOptions): boolean {
+  if (output === '-' && !options.json) {
+    process.stdout.write(text);
+    return false;
+  }
+  try {
+    if (output !== '-') writeFileSync(output, text);
+  } catch (err) {
+    throw new UserError(`cannot write ${output}: ${(err as Error).message}`, 'io');
+  }
+  return true;
+}
+
 export function registerReport(program: Command): void {
   const cmd = program
     .command('report')
@@ -29,17 +44,8 @@ export function registerReport(program: Command): void {
     if (existsSync(dir) && statSync(dir).isFile()) {
       // A trace: heat map and working-set size, next to the trace unless -o says otherwise.
       const model = await buildTraceReport(readTraceFile(dir), dir, { plots: format === 'html' });
-      const text = format === 'html' ? renderHtml(model) : renderMarkdown(model);
       const output = options.out ?? `${dir.replace(/\.trace$/, '')}.report.${format}`;
-      if (output === '-' && !options.json) {
-        process.stdout.write(text);
-        return;
-      }
-      try {
-        if (output !== '-') writeFileSync(output, text);
-      } catch (err) {
-        throw new UserError(`cannot write ${output}: ${(err as Error).message}`, 'io');
-      }
+      if (!writeOut(format === 'html' ? renderHtml(model) : renderMarkdown(model), output, options)) return;
       printResult(options, { output: output === '-' ? null : output, format, trace: dir, sections: model.sections.map((s) => s.id), warnings: model.warnings }, () =>
         [...model.warnings.map((w) => `warning: ${w}`), `wrote ${output} (${model.sections.map((s) => s.id).join(', ')})`].join('\n'),
       );
@@ -55,17 +61,8 @@ export function registerReport(program: Command): void {
       throw new UserError(message, usage ? 'usage' : 'bad-results', usage ? 2 : 1);
     }
     const model = await buildReport(results, { plots: format === 'html' });
-    const text = format === 'html' ? renderHtml(model) : renderMarkdown(model);
     const output = options.out ?? join(results.dir, `report.${format}`);
-    if (output === '-' && !options.json) {
-      process.stdout.write(text);
-      return;
-    }
-    try {
-      if (output !== '-') writeFileSync(output, text);
-    } catch (err) {
-      throw new UserError(`cannot write ${output}: ${(err as Error).message}`, 'io');
-    }
+    if (!writeOut(format === 'html' ? renderHtml(model) : renderMarkdown(model), output, options)) return;
     printResult(
       options,
       {
