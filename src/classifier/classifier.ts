@@ -181,16 +181,25 @@ function estimateKey(e: number): number {
 }
 /** A region's rate, checked against its last epoch: under the window estimate m (samples per
  *  page per window) the number of its n pages sampled in the last epoch is ~Poisson with mean
- *  E = n(1 - e^(-m/W)). When the observed number is more than 3 sd (+1) away, the rate changed:
- *  the estimate becomes the last epoch's, -ln(1 - k/n) per page per epoch, in window units. */
-function recentRegionRate(m: number, n: number, recent: number, window: number): number {
+ *  E = n(1 - e^(-m/W)). When the observed number k is more than 3 sd (+1) away, the rate
+ *  changed: the estimate becomes the last epoch's, -ln(1 - k/n) per page per epoch, in window
+ *  units. A rise must hold for two epochs (the pages sampled the epoch before, and not since,
+ *  must be as many as that rate predicts), so a region a stream swept through once (graph edge
+ *  arrays) is not promoted after the stream has moved on. */
+function recentRegionRate(m: number, n: number, recent: number, before: number, window: number): number {
   // Every page sampled: a region sample (DAMON) or saturation; the count says nothing more.
   if (recent >= n) return m;
   const expected = n * (1 - Math.exp(-m / window));
   const slack = 3 * Math.sqrt(expected) + 1;
-  if (Math.abs(recent - expected) <= slack) return m;
-  const k = Math.min(recent, n - 0.5);
-  return -Math.log(1 - k / n) * window;
+  if (recent > expected + slack) {
+    const rate = -Math.log(1 - recent / n);
+    const hit = 1 - Math.exp(-rate);
+    const beforeExpected = n * (1 - hit) * hit;
+    if (before < beforeExpected - 3 * Math.sqrt(beforeExpected) - 1) return m;
+    return rate * window;
+  }
+  if (recent < expected - slack) return -Math.log(1 - recent / n) * window;
+  return m;
 }
 
 /** The (lower end of the) estimate a key stands for. */
@@ -706,6 +715,7 @@ export class Classifier {
       let sumSq = 0;
       let minIdle = IDLE_NEVER;
       let recent = 0;
+      let before = 0;
       for (let p = base; p < base + PAGES_PER_CHUNK; p++) {
         const word = state[p];
         if (word & FLAG_NOT_RAM) continue;
@@ -717,6 +727,7 @@ export class Classifier {
         const i = (word & IDLE_FIELD) >>> IDLE_SHIFT;
         if (i < minIdle) minIdle = i;
         if (i === 0) recent++;
+        else if (i === 1) before++;
       }
       let m = n > 0 ? sum / n : 0;
       // Spread between pages beyond Poisson noise, trusted only when it is 2 standard errors
@@ -726,7 +737,7 @@ export class Classifier {
       const tau2 = n > 0 && excess > 2 * Math.sqrt((m + 2 * m * m) / n) ? excess : 0;
       // Region staleness: the whole region expected > 3 samples since its last one.
       if (minIdle > 0 && m * n > idleCap / minIdle) m = idleCap / (minIdle * n);
-      else if (n > 0 && window > 1) m = recentRegionRate(m, n, recent, window);
+      else if (n > 0 && window > 1) m = recentRegionRate(m, n, recent, before, window);
       // beta: prior strength in windows; Infinity = the region estimate alone.
       const beta = tau2 > 0 && m > 0 ? m / tau2 : Infinity;
       shrinkOf[chunk] = beta;

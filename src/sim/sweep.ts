@@ -27,7 +27,7 @@ export interface SeedSpread {
 /** The mean of runs over the same policies (same order). Converge and reconverge take the
  *  worst run (null if any run never converged); maxDramUsedPages the largest; counters the
  *  last run's. Each policy also gets the min/max DRAM share over the runs. */
-export function meanOverSeeds(runs: SimResult[]): SimResult & { policies: Array<PolicyResult & SeedSpread> } {
+export function meanOverSeeds(runs: SimResult[]): Omit<SimResult, 'policies'> & { policies: Array<PolicyResult & SeedSpread> } {
   if (runs.length === 0) throw new RangeError('no runs to average');
   const first = runs[0];
   const policies = first.policies.map((p0, i) => {
