@@ -85,6 +85,8 @@ export interface SweepPoint {
 export interface TimeMarkers {
   shiftsS: number[];
   converge: Array<{ system: string; timeS: number | null }>;
+  /** After a shift: when the system converged again (timeS absolute, afterS since the shift). */
+  reconverge?: Array<{ system: string; timeS: number; afterS: number }>;
 }
 
 const SHAPES = ['circle', 'square', 'triangle-up', 'diamond', 'cross', 'triangle-down', 'triangle-left', 'triangle-right', 'wedge', 'stroke'];
@@ -141,6 +143,15 @@ export function timeSeriesSpec(title: string, points: TimePoint[], yTitle: strin
     layers.push({ data: { values: converged }, mark: { type: 'rule', strokeDash: [2, 2], strokeWidth: 1.5 }, encoding: { x: { field: 'timeS', type: 'quantitative' }, color } });
     layers.push({
       data: { values: converged.map((c, i) => ({ ...c, label: `${c.system} converged ${fmtSeconds(c.timeS as number)}`, y: 0.06 + 0.07 * i })) },
+      mark: { type: 'text', align: 'left', dx: 3, fontSize: 10 },
+      encoding: { x: { field: 'timeS', type: 'quantitative' }, y: { field: 'y', type: 'quantitative' }, text: { field: 'label' }, color },
+    });
+  }
+  const again = markers.reconverge ?? [];
+  if (again.length > 0) {
+    layers.push({ data: { values: again }, mark: { type: 'rule', strokeDash: [2, 2], strokeWidth: 1.5 }, encoding: { x: { field: 'timeS', type: 'quantitative' }, color } });
+    layers.push({
+      data: { values: again.map((c, i) => ({ ...c, label: `re-converged in ${fmtSeconds(c.afterS)}`, y: 0.94 - 0.07 * (i % 3) })) },
       mark: { type: 'text', align: 'left', dx: 3, fontSize: 10 },
       encoding: { x: { field: 'timeS', type: 'quantitative' }, y: { field: 'y', type: 'quantitative' }, text: { field: 'label' }, color },
     });

@@ -82,6 +82,7 @@ function timeMarkers(observations: Observation[], summary: unknown, workload: st
   const here = observations.filter((o) => o.workload === workload && o.timeS === undefined);
   const shifts = new Set(here.filter((o) => o.metric === 'shift_time').map((o) => o.value));
   const converge = new Map<string, number | null>();
+  const reconverge: NonNullable<TimeMarkers['reconverge']> = [];
   for (const o of here) {
     if (o.metric === 'converge_time' || o.metric === 'time_to_converge') converge.set(o.system, Math.min(o.value, converge.get(o.system) ?? Infinity));
     else if (o.metric === 'never_converged' && !converge.has(o.system)) converge.set(o.system, null);
@@ -91,13 +92,23 @@ function timeMarkers(observations: Observation[], summary: unknown, workload: st
   if (Array.isArray(runs) && singleWorkload) {
     for (const r of runs as Array<{ system?: unknown; analysis?: { convergeS?: unknown; reconvergences?: Array<{ shiftS?: unknown }> } }>) {
       if (typeof r.system !== 'string' || !r.analysis) continue;
-      for (const rc of r.analysis.reconvergences ?? []) if (typeof rc.shiftS === 'number') shifts.add(rc.shiftS);
+      for (const rc of (r.analysis.reconvergences ?? []) as Array<{ shiftS?: unknown; reconvergeS?: unknown }>) {
+        if (typeof rc.shiftS !== 'number') continue;
+        shifts.add(rc.shiftS);
+        if (typeof rc.reconvergeS === 'number') reconverge.push({ system: r.system, timeS: rc.shiftS + rc.reconvergeS, afterS: rc.reconvergeS });
+      }
       const c = r.analysis.convergeS;
       if (typeof c === 'number') converge.set(r.system, c);
       else if (c === null && !converge.has(r.system)) converge.set(r.system, null);
     }
   }
-  return { shiftsS: [...shifts].sort((a, b) => a - b), converge: [...converge].sort((a, b) => byText(a[0], b[0])).map(([system, timeS]) => ({ system, timeS })) };
+  // vtier sim: re-convergence after each shift, in epochs (null = never), in shift order.
+  const sortedShifts = [...shifts].sort((a, b) => a - b);
+  for (const o of here.filter((x) => x.metric === 'reconverge_after')) {
+    const shiftS = sortedShifts[o.run - 1];
+    if (shiftS !== undefined) reconverge.push({ system: o.system, timeS: shiftS + o.value, afterS: o.value });
+  }
+  return { shiftsS: sortedShifts, converge: [...converge].sort((a, b) => byText(a[0], b[0])).map(([system, timeS]) => ({ system, timeS })), reconverge };
 }
 
 function timeSeriesSections(observations: Observation[], summary: unknown = null): Section[] {

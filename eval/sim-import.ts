@@ -118,6 +118,12 @@ function runObservations(run: Json, fallbackWorkload: string, param?: { name: st
     const converge = entry.epochsToConverge;
     if (typeof converge === 'number') out.push({ system, workload, run: 0, metric: 'converge_time', value: (converge * epochMs) / 1000, unit: 's' });
     else if (converge === null) out.push({ system, workload, run: 0, metric: 'never_converged', value: 1, unit: 'count' });
+    // Re-convergence after shift k (run = k, 1-based), in seconds after that shift.
+    if (Array.isArray(entry.reconvergeEpochs)) {
+      entry.reconvergeEpochs.forEach((e, k) => {
+        if (typeof e === 'number') out.push({ system, workload, run: k + 1, metric: 'reconverge_after', value: (e * epochMs) / 1000, unit: 's' });
+      });
+    }
     out.push(...columnarTimeline(entry, epochMs, system, workload));
     for (const point of timeline(entry)) {
       const t = [point.timeS, point.time_s, point.tS, point.seconds].find((v) => typeof v === 'number') as number | undefined;
