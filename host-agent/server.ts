@@ -129,6 +129,9 @@ export interface HostServerOptions {
   config: HostConfig;
   /** The move_pages seam (tests inject faults here). */
   movePages?: MovePagesFn;
+  /** With an injected movePages: how to tell the target process is gone (default: /proc
+   *  with the real syscall, never with an injected one). */
+  processGone?: (pid: number) => boolean;
   topology?: NumaTopology;
   /** Retry interval while a VM's QEMU is not reachable. */
   reattachMs?: number;
@@ -158,6 +161,7 @@ export class HostServer extends EventEmitter<HostServerEvents> {
   private readonly pool?: SharedPool;
   private readonly rate: TokenBucket;
   private readonly movePagesFn?: MovePagesFn;
+  private readonly processGoneFn?: (pid: number) => boolean;
   private readonly reattachMs: number;
   private readonly layoutPollMs: number;
   private readonly listenFn: typeof transportListen;
@@ -192,6 +196,7 @@ export class HostServer extends EventEmitter<HostServerEvents> {
     this.pool = o.config.dramPoolPages !== undefined ? new SharedPool(o.config.dramPoolPages) : undefined;
     this.rate = new TokenBucket(o.config.migrationBytesPerSec);
     this.movePagesFn = o.movePages;
+    this.processGoneFn = o.processGone;
     this.reattachMs = o.reattachMs ?? 2000;
     this.layoutPollMs = o.layoutPollMs ?? 5000;
     this.listenFn = o.listen ?? transportListen;
@@ -282,6 +287,9 @@ export class HostServer extends EventEmitter<HostServerEvents> {
       let pid: number;
       let translator;
       if (target.kind === 'qemu') {
+        // The pid claim first, whatever QMP will say: a pid two pidfiles name is refused for
+        // both VMs, in whichever order they attach.
+        this.checkClaims(vm, readPidfile(target.pidfile), new Set());
         vm.qemu ??= this.newQemu(vm, target.qmpPath, target.pidfile);
         const a = await vm.qemu.attach();
         pid = a.pid;
@@ -314,6 +322,7 @@ export class HostServer extends EventEmitter<HostServerEvents> {
           budget: this.budgetFor(vm),
           rateLimiter: this.rate,
           movePages: this.movePagesFn,
+          processGone: this.processGoneFn,
           maxPagesPerDecision: this.config.limits.maxPagesPerDecision,
         });
         vm.migrator.on('gone', (err) => {

@@ -26,8 +26,6 @@ export async function serveStatus(getStatus: () => HostStatus, socketPath: strin
     server.listen(socketPath, () => resolve());
   });
   chmodSync(socketPath, 0o600);
-  // Remember which inode is ours: close() removes that socket and nothing else.
-  const ours = lstatSync(socketPath).ino;
   let http: HttpServer | undefined;
   if (prometheus) {
     http = createHttpServer((req, res) => {
@@ -46,14 +44,9 @@ export async function serveStatus(getStatus: () => HostStatus, socketPath: strin
   return {
     prometheusPort: address && typeof address === 'object' ? address.port : undefined,
     close() {
+      // libuv unlinks the listening path when the server closes.
       server.close();
       http?.close();
-      try {
-        const st = lstatSync(socketPath);
-        if (st.isSocket() && st.ino === ours) unlinkSync(socketPath);
-      } catch {
-        /* gone */
-      }
     },
   };
 }

@@ -2,7 +2,7 @@
 // host agent can discover its layout and move its pages. 3 GiB on q35 splits RAM into
 // [0, 2 GiB) and [4 GiB, 5 GiB): two GPA ranges (plus the sub-1 MiB piece below the ROMs).
 import { spawn, spawnSync, type ChildProcess } from 'node:child_process';
-import { existsSync, mkdtempSync, readFileSync, rmSync } from 'node:fs';
+import { existsSync, mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 
@@ -90,4 +90,61 @@ export async function startQemu(options: QemuOptions = {}): Promise<QemuVm> {
   }
   const pid = Number(readFileSync(pidfile, 'utf8').trim());
   return { pid, qmpPath, testQmpPath, pidfile, memPath, ramBytes: ramMiB * 1024 * 1024, dir, child, stop, kill };
+}
+
+/** A fake QMP server: a real process (node) speaking QMP on a unix socket, answering with
+ *  whatever `answers` says (e.g. another VM's memdev, mem-path and mtree). Its command line
+ *  names the socket, as a QEMU's would. */
+export interface FakeQmp {
+  pid: number;
+  path: string;
+  stop(): Promise<void>;
+}
+
+const FAKE_QMP = `
+const net = require('node:net');
+const fs = require('node:fs');
+const [path, answersFile] = process.argv.slice(1);
+const answers = JSON.parse(fs.readFileSync(answersFile, 'utf8'));
+try { fs.unlinkSync(path); } catch {}
+net.createServer((c) => {
+  c.on('error', () => {});
+  c.write(JSON.stringify({ QMP: { version: { qemu: { major: 7, minor: 2, micro: 0 } }, capabilities: [] } }) + '\\n');
+  let buf = '';
+  c.on('data', (d) => {
+    buf += d;
+    let nl;
+    while ((nl = buf.indexOf('\\n')) >= 0) {
+      const line = buf.slice(0, nl); buf = buf.slice(nl + 1);
+      let m; try { m = JSON.parse(line); } catch { continue; }
+      const key = m.execute === 'human-monitor-command' ? 'hmp:' + m.arguments['command-line'] : m.execute === 'qom-get' ? 'qom:' + m.arguments.path + ':' + m.arguments.property : m.execute;
+      const ret = key in answers ? answers[key] : (m.execute === 'qmp_capabilities' ? {} : undefined);
+      c.write(JSON.stringify(ret === undefined ? { id: m.id, error: { class: 'CommandNotFound', desc: key } } : { id: m.id, return: ret }) + '\\n');
+    }
+  });
+}).listen(path, () => console.log('ready'));
+`;
+
+export async function startFakeQmp(path: string, answers: Record<string, unknown>): Promise<FakeQmp> {
+  const answersFile = `${path}.answers.json`;
+  writeFileSync(answersFile, JSON.stringify(answers));
+  const child = spawn(process.execPath, ['-e', FAKE_QMP, path, answersFile], { stdio: ['ignore', 'pipe', 'inherit'] });
+  let exited = false;
+  child.on('exit', () => (exited = true));
+  let out = '';
+  child.stdout?.on('data', (d) => (out += d));
+  await waitFor(() => exited || out.includes('ready'), 10_000, 'fake QMP not listening');
+  if (exited) throw new Error('fake QMP exited');
+  return {
+    pid: child.pid!,
+    path,
+    async stop() {
+      if (!exited) {
+        child.kill('SIGKILL');
+        await waitFor(() => exited, 5000, 'fake QMP did not exit').catch(() => {});
+      }
+      rmSync(answersFile, { force: true });
+      rmSync(path, { force: true });
+    },
+  };
 }
