@@ -1,6 +1,7 @@
 // `npm run bench:classifier`: the classifier's speed and memory targets, on one core.
 //   ingest      page samples/s (target >= 20 M/s), single-page runs and DAMON-style runs
-//   decide      one epoch decision for a 64 GiB guest, 1 M sampled pages (target <= 100 ms)
+//   decide      one epoch decision for a 64 GiB guest, 1 M sampled pages (target <= 100 ms), the
+//               threshold rule side by side, and a 1 TiB guest sampled in 64 GiB (target <= 200 ms)
 //   state       bytes per page of sampled memory (target <= 4)
 // Inputs come from a seeded generator, so runs are comparable. --json prints one object.
 import { performance } from 'node:perf_hooks';
@@ -122,16 +123,22 @@ function median(values: number[]): number {
 /** Epoch decisions (with the halving of all counts) for a 64 GiB guest with 1 M sampled pages per epoch. steady: the same
  *  1 M pages are sampled every epoch (new weights), so few pages move after the first
  *  epoch; churn: 1 M new pages every epoch (worst case: ~800 K moves per epoch). */
-function decideBench(huge: boolean, churn: boolean): { wallMs: number; cpuMs: number; epochs: number; stats: ReturnType<Classifier['stats']>; movedPagesLast: number } {
+function decideBench(
+  huge: boolean,
+  churn: boolean,
+  rule: 'evidence' | 'threshold' = 'evidence',
+  ramPages = GUEST_PAGES,
+): { wallMs: number; cpuMs: number; epochs: number; stats: ReturnType<Classifier['stats']>; movedPagesLast: number } {
   const c = new Classifier({
     dramBudgetPages: GUEST_PAGES / 4,
-    ramRanges: runsFrom([[0, GUEST_PAGES]]),
+    ramRanges: runsFrom([[0, ramPages]]),
     coolEveryEpochs: 1,
     coolEverySamples: 0,
     hugePages: huge,
+    rule,
   });
-  // An eighth of the guest is reported in DRAM (not sampled yet), the rest in CXL.
-  c.setPlacement(runsFrom([[0, GUEST_PAGES]]), 'cxl');
+  // An eighth of the sampled range is reported in DRAM (not sampled yet), the rest in CXL.
+  c.setPlacement(runsFrom([[0, ramPages]]), 'cxl');
   c.setPlacement(runsFrom([[GUEST_PAGES / 2, GUEST_PAGES / 8]]), 'dram');
   const wall: number[] = [];
   const cpu: number[] = [];
@@ -182,6 +189,10 @@ const ingestCached = ingestRate([1, 2, 3, 4].map((seed) => hotspotBatch(1 << 20,
 const steady = decideBench(false, false);
 const churn = decideBench(false, true);
 const steadyHuge = decideBench(true, false);
+const steadyThreshold = decideBench(false, false, 'threshold');
+// A 1 TiB guest whose samples fall in 64 GiB of it: the pass follows tracked (sampled) memory.
+const TIB_PAGES = 2 ** 40 / 4096;
+const steadyTiB = decideBench(false, false, 'evidence', TIB_PAGES);
 const state = stateBench();
 const spread = steady.stats;
 const round1 = (x: number): number => Number(x.toFixed(1));
@@ -205,6 +216,8 @@ const result = {
     steady: { medianWallMs: round1(steady.wallMs), medianCpuMs: round1(steady.cpuMs), movedPagesLastEpoch: steady.movedPagesLast },
     churn: { medianWallMs: round1(churn.wallMs), medianCpuMs: round1(churn.cpuMs), movedPagesLastEpoch: churn.movedPagesLast },
     steadyHugePages: { medianWallMs: round1(steadyHuge.wallMs), medianCpuMs: round1(steadyHuge.cpuMs) },
+    steadyThresholdRule: { medianWallMs: round1(steadyThreshold.wallMs), medianCpuMs: round1(steadyThreshold.cpuMs) },
+    steady1TiBGuest: { guestPages: TIB_PAGES, trackedPages: steadyTiB.stats.trackedPages, medianWallMs: round1(steadyTiB.wallMs), medianCpuMs: round1(steadyTiB.cpuMs), bytesPerTrackedPage: steadyTiB.stats.bytesPerTrackedPage, targetMs: 200 },
     epochsMeasured: steady.epochs,
     targetMs: 100,
   },
@@ -233,6 +246,8 @@ else {
       `  decide, 64 GiB guest, 1 M sampled pages, steady: ${ms(steady)}, ${steady.movedPagesLast} pages moved in the last epoch (target <= 100 ms)`,
       `  decide, same, churn (1 M new pages per epoch):   ${ms(churn)}, ${churn.movedPagesLast} pages moved in the last epoch`,
       `  decide, steady, huge-page mode:                  ${ms(steadyHuge)}`,
+      `  decide, steady, threshold rule (A/B):            ${ms(steadyThreshold)}`,
+      `  decide, 1 TiB guest, samples in 64 GiB of it:    ${ms(steadyTiB)}, ${steadyTiB.stats.bytesPerTrackedPage.toFixed(3)} B per tracked page (target <= 200 ms, <= 4 B)`,
       `  state, clustered (4 GiB working set):  ${state.bytesPerTrackedPage.toFixed(3)} B per tracked page (${state.pooledBytesPerTrackedPage.toFixed(3)} pooled; ${state.sampledPages} of ${state.trackedPages} tracked pages sampled)`,
       `  state, spread (1 M pages over 64 GiB): ${spread.bytesPerTrackedPage.toFixed(3)} B per tracked page, ${result.state.spread.bytesPerSampledPage.toFixed(2)} B per sampled page (every 2 MiB chunk touched)`,
     ].join('\n') + '\n',

@@ -700,6 +700,8 @@ export class Classifier {
     const keyOf = this.scratch.uint16(4, end);
     const shrinkOf = this.scratch.float64(5, chunks);
     const keyHist = new Uint32Array(EVIDENCE_KEYS);
+    const cxlHist = new Uint32Array(EVIDENCE_KEYS);
+    const maxKeyOf = this.scratch.uint16(6, chunks);
     const promoteItems = this.scratch.int32(0, end - table.trackedDramPages);
     const promoteKeys = this.scratch.uint32(1, end - table.trackedDramPages);
     const demoteItems = this.scratch.int32(2, table.trackedDramPages);
@@ -716,10 +718,12 @@ export class Classifier {
       let minIdle = IDLE_NEVER;
       let recent = 0;
       let before = 0;
+      let dramIn = 0;
       for (let p = base; p < base + PAGES_PER_CHUNK; p++) {
         const word = state[p];
         if (word & FLAG_NOT_RAM) continue;
         n++;
+        if (word & FLAG_DRAM) dramIn++;
         const c = word & COUNT_MASK;
         if (c === 0) continue;
         sum += c;
@@ -743,9 +747,29 @@ export class Classifier {
       shrinkOf[chunk] = beta;
       const regionKey = estimateKey(m);
       memo.fill(0xffff);
+      let chunkMax = 0;
       if (sum > 0) {
         if (beta === Infinity) out.uniform++;
         else out.split++;
+      }
+      if (beta === Infinity && n === PAGES_PER_CHUNK) {
+        // A uniform region: one estimate for all its pages; only DRAM pages and pages with
+        // state to age need a look.
+        keyOf.fill(regionKey, base, base + PAGES_PER_CHUNK);
+        keyHist[regionKey] += PAGES_PER_CHUNK;
+        cxlHist[regionKey] += PAGES_PER_CHUNK - dramIn;
+        maxKeyOf[chunk] = regionKey;
+        for (let p = base; p < base + PAGES_PER_CHUNK; p++) {
+          const word = state[p];
+          if (word === IDLE_NEVER_WORD) continue;
+          if (word & FLAG_DRAM) {
+            demoteItems[demoteCount] = p;
+            demoteKeys[demoteCount++] = regionKey;
+          }
+          const next = nextWord(word, word & COUNT_MASK, (word & IDLE_FIELD) >>> IDLE_SHIFT, MAX_COUNT + 1, cool);
+          if (next !== word) state[p] = next;
+        }
+        continue;
       }
       for (let p = base; p < base + PAGES_PER_CHUNK; p++) {
         const word = state[p];
@@ -765,16 +789,16 @@ export class Classifier {
         } else key = estimateKey((c + beta * m) / (1 + beta));
         keyOf[p] = key;
         keyHist[key]++;
+        if (key > chunkMax) chunkMax = key;
         if (word & FLAG_DRAM) {
           demoteItems[demoteCount] = p;
           demoteKeys[demoteCount++] = key;
-        } else if (key > 0) {
-          promoteItems[promoteCount] = p;
-          promoteKeys[promoteCount++] = key;
-        }
-        const next = nextWord(word, word & COUNT_MASK, i, MAX_COUNT + 1, cool);
+        } else cxlHist[key]++;
+        if (word === IDLE_NEVER_WORD) continue; // never sampled, in CXL: no idle, no count
+        const next = nextWord(word, c, i, MAX_COUNT + 1, cool);
         if (next !== word) state[p] = next;
       }
+      maxKeyOf[chunk] = chunkMax;
     }
     // The hot set: the budget's worth of the highest estimates (ties all in or all out).
     let above = 0;
@@ -786,8 +810,27 @@ export class Classifier {
     }
     out.hot = above;
     out.threshold = hotKey >= EVIDENCE_KEYS ? MAX_COUNT + 1 : Math.max(1, Math.round(keyEstimate(hotKey)));
-    for (let p = 0; p < end; p++) {
-      if (keyOf[p] >= hotKey) state[p] |= FLAG_HOT;
+    // At most `budget` promotions: only CXL pages among the budget's worth of the highest
+    // estimates can be candidates, so the gathering pass lists those alone (the work then
+    // follows the hot set, not the tracked memory, for the sort and the selection).
+    let cut = EVIDENCE_KEYS;
+    for (let k = EVIDENCE_KEYS - 1, n = 0; k >= 1 && n < this.budget; k--) {
+      n += cxlHist[k];
+      cut = k;
+    }
+    const flagFrom = Math.min(hotKey, cut);
+    for (let chunk = 0; chunk < chunks; chunk++) {
+      if (maxKeyOf[chunk] < flagFrom) continue;
+      const base = chunk * PAGES_PER_CHUNK;
+      for (let p = base; p < base + PAGES_PER_CHUNK; p++) {
+        const key = keyOf[p];
+        if (key < flagFrom) continue;
+        if (key >= hotKey) state[p] |= FLAG_HOT;
+        if (key >= cut && (state[p] & (FLAG_DRAM | FLAG_NOT_RAM)) === 0) {
+          promoteItems[promoteCount] = p;
+          promoteKeys[promoteCount++] = key;
+        }
+      }
     }
 
     const promoteSortedKeys = new Uint32Array(promoteCount);
