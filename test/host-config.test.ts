@@ -1,6 +1,7 @@
 // host.json validation: good configs parse to pages/bytes, bad ones fail naming the field.
 import { describe, expect, it } from 'vitest';
 import { parseHostConfig } from '../host-agent/config.js';
+import { HostServer } from '../host-agent/server.js';
 
 const vm = (extra: Record<string, unknown> = {}) => ({ name: 'vm1', identity: { listen: 'unix:/run/vtier/vm1.sock' }, qmp: '/run/vm1.qmp', pidfile: '/run/vm1.pid', dramBudget: '8G', ...extra });
 
@@ -44,7 +45,25 @@ describe('parseHostConfig', () => {
     [{ vms: [vm()], prometheus: '0.0.0.0:9464' }, /loopback/],
     [{ vms: [vm()], migrationRateMBps: -1 }, /migrationRateMBps/],
     [{ vms: [vm({ qmp: undefined, pidfile: undefined })] }, /qmp/],
+    // A typo must not silently turn a limit off: the unknown key and the nearest known one.
+    [{ vms: [vm()], migrationRateMbps: 100 }, /host\.json: unknown key "migrationRateMbps" \(did you mean "migrationRateMBps"\?\)/],
+    [{ vms: [vm({ dramBuget: '1G' })] }, /vms\[0\]: unknown key "dramBuget" \(did you mean "dramBudget"\?\)/],
+    [{ vms: [vm()], limits: { maxDecisionPerSec: 5 } }, /limits: unknown key "maxDecisionPerSec" \(did you mean "maxDecisionsPerSec"\?\)/],
+    [{ vms: [vm({ identity: { listen: 'unix:/a', vsockCid: 3 } })] }, /exactly one/],
+    [{ vms: [vm({ localPid: 42 })] }, /exclude each other/],
+    [{ vms: [vm(), vm({ name: 'vm2', identity: { listen: 'unix:/b' }, pidfile: '/run/vm2.pid' })] }, /vm1 and vm2 share the QMP socket/],
+    [{ vms: [vm(), vm({ name: 'vm2', identity: { listen: 'unix:/b' }, qmp: '/run/vm2.qmp' })] }, /vm1 and vm2 share the pidfile/],
+    [{ vms: [vm(), vm({ name: 'vm2', qmp: '/q2', pidfile: '/p2' })] }, /share the listen socket/],
   ])('refuses %j', (config, message) => {
     expect(() => parseHostConfig(config)).toThrow(message);
+  });
+});
+
+describe('HostServer refuses node lists this host does not have', () => {
+  const topology = { nodes: [{ id: 0, cpus: [0], memTotalBytes: 1 << 30, cpuless: false }], memoryTiers: [] };
+  it('names the missing CXL node and the nodes that exist', () => {
+    const config = parseHostConfig({ vms: [vm()], dramNodes: '0', cxlNodes: '3' });
+    expect(() => new HostServer({ config, topology })).toThrow(/cxlNodes: node 3 does not exist on this host \(nodes: 0\)/);
+    expect(() => new HostServer({ config: parseHostConfig({ vms: [vm()], dramNodes: '0', cxlNodes: [] }), topology })).not.toThrow();
   });
 });

@@ -43,6 +43,11 @@ describe('movePages (native)', () => {
   it('validates its arguments with TypeErrors naming the field', () => {
     const call = (...args: unknown[]) => (movePagesSync as unknown as (...a: unknown[]) => unknown)(...args);
     expect(() => call(-1, new Float64Array(1), null, 0)).toThrow(/pid/);
+    // NaN/Infinity/fractions used to become pid 0 (this process): refused, sync and async.
+    for (const bad of [NaN, Infinity, -Infinity, 1.5, 2 ** 31]) {
+      expect(() => call(bad, new Float64Array(1), null, 0)).toThrow(/pid/);
+      expect(() => (movePages as unknown as (...a: unknown[]) => unknown)(bad, new Float64Array(1), null, 0)).toThrow(/pid/);
+    }
     expect(() => call(0, [4096], null, 0)).toThrow(/addresses/);
     expect(() => call(0, new Float64Array([-1]), null, 0)).toThrow(/addresses/);
     expect(() => call(0, new Float64Array(2), new Int32Array(1), 0)).toThrow(/nodes/);
