@@ -8,6 +8,7 @@ import { mkdtempSync, rmSync, symlinkSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { readSmallFile } from '../host-agent/safe-read.js';
+import type { HostStatus } from '../host-agent/server.js';
 import { fetchStatus } from '../host-agent/status.js';
 import { qemuAvailable, startQemu, type QemuVm } from './helpers/qemu.js';
 
@@ -90,7 +91,7 @@ describe.skipIf(Boolean(missing))('vtier host run with a FIFO pidfile beside a r
     let exited = false;
     agent.on('exit', () => (exited = true));
     const deadline = Date.now() + 30_000;
-    let st;
+    let st: HostStatus | undefined;
     for (;;) {
       st = await fetchStatus(statusSocket, 1000).catch(() => undefined);
       const by = (n: string) => st?.vms.find((v) => v.name === n);
