@@ -222,8 +222,8 @@ describe('eval overhead: one cgroup v2 per arm', () => {
     expect(summary.order).toEqual(['baseline', 'agent']);
     const cpu = loadResults(out).observations.filter((o) => o.metric === 'workload_cpu');
     expect(cpu).toHaveLength(4);
-    // 60,000 shell iterations take tens of milliseconds of CPU; the sleeping parent almost none.
-    for (const o of cpu) expect(o.value, `run ${o.run} ${o.system}`).toBeGreaterThan(0.01);
+    // 60,000 shell iterations take over 0.1 s of CPU; the sleeping parent a tick or two.
+    for (const o of cpu) expect(o.value, `run ${o.run} ${o.system}`).toBeGreaterThan(0.06);
     expect(summary.cpuSlowdown.mean).toBeGreaterThan(0);
     expect(summary.cpuSlowdownNote).toBeNull();
     // Every pair's slowdown records which arm ran first.
@@ -239,7 +239,7 @@ describe('eval overhead: one cgroup v2 per arm', () => {
     const timer = setInterval(() => (last = readProcCpu(child.pid ?? -1) ?? last), 5);
     await new Promise((r) => child.on('exit', r));
     clearInterval(timer);
-    expect((last?.selfS ?? 0) + (last?.childrenS ?? 0)).toBeLessThan(0.01);
+    expect((last?.selfS ?? 0) + (last?.childrenS ?? 0)).toBeLessThan(0.05);
   });
 
   runs('removes its cgroups when the workload fails, killing what it left running', () => {
