@@ -94,6 +94,8 @@ export interface DemoSummary {
   /** Observed kdamond only: share of the true hot set inside its target ranges, last seen. */
   monitoredHotShare: number | null;
   decisionsSent: number;
+  /** Reports received; fewer than decisionsSent when the host was still moving at the end. */
+  reports: number;
   pagesRequested: { promote: number; demote: number };
   moved: { promote: number; demote: number };
   failed: GuestStatus['failed'];
@@ -429,6 +431,7 @@ export async function runDemo(options: DemoOptions): Promise<DemoSummary> {
     recallConvergedS: roundTo1(timeToConverge(recallSeries, DEMO_CONVERGED_RECALL)),
     monitoredHotShare,
     decisionsSent: s?.decisionsSent ?? 0,
+    reports: s?.reports ?? 0,
     pagesRequested: s?.pagesRequested ?? { promote: 0, demote: 0 },
     moved: s?.moved ?? { promote: 0, demote: 0 },
     failed: s?.failed ?? ({} as GuestStatus['failed']),

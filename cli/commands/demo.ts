@@ -70,6 +70,9 @@ function formatSummary(summary: DemoSummary, dir: string, report: string | null)
       : '',
     summary.bestRecall ? `best recall ${summary.bestRecall.value.toFixed(3)} at ${summary.bestRecall.atS.toFixed(0)} s; recall >= ${DEMO_CONVERGED_RECALL} from ${summary.recallConvergedS === null ? 'never (not within this run)' : `${summary.recallConvergedS} s`}` : '',
     `decisions sent ${summary.decisionsSent}: promote ${summary.pagesRequested.promote} pages, demote ${summary.pagesRequested.demote} pages requested; moved: ${summary.moved.promote} promoted to DRAM, ${summary.moved.demote} demoted to CXL`,
+    summary.reports < summary.decisionsSent
+      ? `${summary.decisionsSent - summary.reports} decision(s) still unanswered when the run ended (the host was still moving them): "moved" counts reported pages only; the kernel's placement below shows where the pages are`
+      : '',
     placementSummary(summary),
     summary.crossNodeMoves === false
       ? `single NUMA node: moves not possible here (the host agent translated and queried every page; nothing was pretended${summary.pagesRequested.demote > 0 ? '; demotions it could not make are proposed again each epoch, as they would be retried on a tiered host' : ''})`
