@@ -57,3 +57,31 @@ describe('progress', () => {
     expect(formatEta(NaN)).toBe('?');
   });
 });
+
+describe('eval sim relays the simulator progress', () => {
+  it('shows sim\'s progress lines on stderr, and none under --json', async () => {
+    const { spawnSync } = await import('node:child_process');
+    const { mkdtempSync, rmSync } = await import('node:fs');
+    const { tmpdir } = await import('node:os');
+    const { join } = await import('node:path');
+    const dir = mkdtempSync(join(tmpdir(), 'vtier-evalsim-'));
+    try {
+      const args = ['--size', '64M', '--dram', '25%', '--duration', '4s', '--epoch', '1s', '--accesses-per-epoch', '20K', '--policy', 'static,oracle'];
+      const bin = join(import.meta.dirname, '..', 'bin', 'vtier.js');
+      const text = spawnSync(process.execPath, [bin, 'eval', 'sim', '--out', join(dir, 'a'), '--', ...args], { encoding: 'utf8' });
+      expect(text.status, text.stderr).toBe(0);
+      expect(text.stderr).toMatch(/simulating: 4\/4 \(100%\)/);
+      const json = spawnSync(process.execPath, [bin, 'eval', 'sim', '--out', join(dir, 'b'), '--json', '--', ...args], { encoding: 'utf8' });
+      expect(json.status).toBe(0);
+      expect(json.stderr).toBe('');
+      expect(JSON.parse(json.stdout).observations).toBeGreaterThan(0);
+      // A sim that fails on its arguments is a usage error and leaves no results directory.
+      const bad = spawnSync(process.execPath, [bin, 'eval', 'sim', '--out', join(dir, 'c'), '--json', '--', '--epoch', 'soon'], { encoding: 'utf8' });
+      expect(bad.status).toBe(2);
+      expect(JSON.parse(bad.stdout).error.kind).toBe('usage');
+      expect(spawnSync('test', ['-e', join(dir, 'c')]).status).toBe(1);
+    } finally {
+      rmSync(dir, { recursive: true, force: true });
+    }
+  });
+});
