@@ -142,6 +142,9 @@ describe('eval overhead', () => {
       }
     });
     expect(survivors).toEqual([]);
+    // Its per-arm cgroups are gone too (they are named after the campaign's pid).
+    const mount = cgroup2Mount();
+    if (mount) expect(readdirSync(mount).filter((n) => n.startsWith(`vtier-${child.pid}-`))).toEqual([]);
   });
 
   it('rejects bad input with one line (or one JSON object) and exit code 2', () => {
