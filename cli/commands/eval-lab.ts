@@ -6,22 +6,13 @@ import { action, examples } from '../command.js';
 import { printResult, UserError, type OutputOptions } from '../output.js';
 import { withInterrupt } from '../interrupt.js';
 import { createProgress } from '../progress.js';
-import { InputError, parseDurationMs, parseFraction, parsePositiveInt, parseSizeBytes } from '../../src/util/units.js';
+import { parseDurationMs, parseFraction, parsePositiveInt, parseSizeBytes } from '../../src/util/units.js';
 import { ResultsWriter } from '../../eval/results.js';
 import { writeReportFile } from '../../eval/report.js';
 import { LAB_SYSTEMS, LAB_WORKLOADS, runArm, type LabSystem, type LabWorkload } from '../../eval/lab-arm.js';
 import { pct, runLabCompare, TCG_LABEL, type LabCompareSummary } from '../../eval/compare-lab.js';
 import { labMissing } from '../../lab/cache.js';
 import { checkTieredMachine, REAL_ROOTS } from '../../eval/compare.js';
-
-function usage<T>(parse: () => T): T {
-  try {
-    return parse();
-  } catch (err) {
-    if (err instanceof InputError) throw new UserError(err.message, 'usage', 2);
-    throw err;
-  }
-}
 
 export interface LabCompareCliOptions extends OutputOptions {
   systems?: string;
@@ -95,15 +86,15 @@ export async function runLabCompareCommand(options: LabCompareCliOptions): Promi
   if (systems.length === 0) throw new UserError('--systems: empty list', 'usage', 2);
   const workload = options.workload ?? 'hotspot';
   if (!(LAB_WORKLOADS as readonly string[]).includes(workload)) throw new UserError(`--workload: "${workload}" is not one of ${LAB_WORKLOADS.join(', ')}`, 'usage', 2);
-  const runs = usage(() => parsePositiveInt(options.runs ?? '1', '--runs'));
-  const sizeBytes = usage(() => parseSizeBytes(options.size ?? '512M', '--size'));
-  const hotFrac = usage(() => parseFraction(options.hotFrac ?? '0.1', '--hot-frac'));
-  const durationMs = usage(() => parseDurationMs(options.duration ?? '60s', '--duration'));
-  const shiftEveryMs = usage(() => parseDurationMs(options.shiftEvery ?? '20s', '--shift-every'));
-  const seed = usage(() => parsePositiveInt(options.seed ?? '1', '--seed'));
-  const promoteRateMBps = options.promoteRate === undefined ? undefined : usage(() => parsePositiveInt(options.promoteRate!, '--promote-rate'));
-  const memBytes = usage(() => parseSizeBytes(options.mem ?? '2G', '--mem'));
-  const cxlBytes = usage(() => parseSizeBytes(options.cxl ?? '2G', '--cxl'));
+  const runs = parsePositiveInt(options.runs ?? '1', '--runs');
+  const sizeBytes = parseSizeBytes(options.size ?? '512M', '--size');
+  const hotFrac = parseFraction(options.hotFrac ?? '0.1', '--hot-frac');
+  const durationMs = parseDurationMs(options.duration ?? '60s', '--duration');
+  const shiftEveryMs = parseDurationMs(options.shiftEvery ?? '20s', '--shift-every');
+  const seed = parsePositiveInt(options.seed ?? '1', '--seed');
+  const promoteRateMBps = options.promoteRate === undefined ? undefined : parsePositiveInt(options.promoteRate!, '--promote-rate');
+  const memBytes = parseSizeBytes(options.mem ?? '2G', '--mem');
+  const cxlBytes = parseSizeBytes(options.cxl ?? '2G', '--cxl');
   if (sizeBytes * 1.2 > cxlBytes) throw new UserError(`--size ${options.size}: the first touch goes to node 1, which has ${options.cxl}; give --cxl at least 1.2x the workload`, 'usage', 2);
   const missing = labMissing();
   if (missing.length > 0) throw new UserError(`--lab: lab not ready: ${missing.join('; ')}`, 'lab-not-ready');
@@ -183,12 +174,12 @@ export function registerEvalArm(evalCmd: Command): void {
   action<ArmCliOptions>(cmd, async (_args, options) => {
     if (!(LAB_SYSTEMS as readonly string[]).includes(options.system)) throw new UserError(`--system: "${options.system}" is not one of ${LAB_SYSTEMS.join(', ')}`, 'usage', 2);
     if (!(LAB_WORKLOADS as readonly string[]).includes(options.workload)) throw new UserError(`--workload: "${options.workload}" is not one of ${LAB_WORKLOADS.join(', ')}`, 'usage', 2);
-    const sizeBytes = usage(() => parseSizeBytes(options.size, '--size'));
-    const hotFrac = usage(() => parseFraction(options.hotFrac, '--hot-frac'));
-    const durationMs = usage(() => parseDurationMs(options.duration, '--duration'));
-    const shiftEveryMs = usage(() => parseDurationMs(options.shiftEvery, '--shift-every'));
-    const seed = usage(() => parsePositiveInt(options.seed, '--seed'));
-    const promoteRateMBps = options.promoteRate === undefined ? undefined : usage(() => parsePositiveInt(options.promoteRate!, '--promote-rate'));
+    const sizeBytes = parseSizeBytes(options.size, '--size');
+    const hotFrac = parseFraction(options.hotFrac, '--hot-frac');
+    const durationMs = parseDurationMs(options.duration, '--duration');
+    const shiftEveryMs = parseDurationMs(options.shiftEvery, '--shift-every');
+    const seed = parsePositiveInt(options.seed, '--seed');
+    const promoteRateMBps = options.promoteRate === undefined ? undefined : parsePositiveInt(options.promoteRate!, '--promote-rate');
     if (process.getuid?.() !== 0) throw new UserError('eval arm needs root (sysctls, DAMON, move_pages)', 'permission');
     const results = ResultsWriter.create({ campaign: `arm-${options.system}`, dir: options.out, baseDir: 'results', settings: { ...options } });
     const say = (line: string) => {

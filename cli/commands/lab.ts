@@ -10,7 +10,7 @@ import type { Command } from 'commander';
 import { action, examples } from '../command.js';
 import { printResult, UserError, type OutputOptions } from '../output.js';
 import { withInterrupt } from '../interrupt.js';
-import { InputError, parseDurationMs, parsePositiveInt, parseSizeBytes } from '../../src/util/units.js';
+import { parseDurationMs, parsePositiveInt, parseSizeBytes } from '../../src/util/units.js';
 import { checkoutDir, labCacheDir, labMissing, LabNotReady, readGuestKernel } from '../../lab/cache.js';
 import { ensureInitramfs } from '../../lab/initramfs.js';
 import { resolveAccel, type AccelChoice } from '../../lab/accel.js';
@@ -34,25 +34,15 @@ interface LabVmCliOptions extends OutputOptions {
 /** Exit status for a run that did not end with the command's own status. */
 const EXIT_FOR_END: Record<string, number> = { timeout: 124, interrupted: 130, panic: 3, 'no-status': 3, 'qemu-failed': 3 };
 
-/** Option values that do not parse are usage errors (exit 2), as every other bad flag. */
-function usage<T>(parse: () => T): T {
-  try {
-    return parse();
-  } catch (err) {
-    if (err instanceof InputError) throw new UserError(err.message, 'usage', 2);
-    throw err;
-  }
-}
-
 function parseVmOptions(options: LabVmCliOptions): Omit<LabRunOptions, 'resultsDir'> {
   const nodes = Number(options.nodes);
   if (nodes !== 1 && nodes !== 2) throw new UserError(`--nodes: 1 or 2, got "${options.nodes}"`, 'usage', 2);
   const accel = options.accel as AccelChoice;
   if (!['auto', 'kvm', 'tcg'].includes(accel)) throw new UserError(`--accel: auto, kvm or tcg, got "${options.accel}"`, 'usage', 2);
-  const memBytes = usage(() => parseSizeBytes(options.mem, '--mem'));
-  const cxlBytes = usage(() => parseSizeBytes(options.cxl, '--cxl'));
-  const smp = usage(() => parsePositiveInt(options.smp, '--smp'));
-  const timeoutMs = usage(() => parseDurationMs(options.timeout, '--timeout'));
+  const memBytes = parseSizeBytes(options.mem, '--mem');
+  const cxlBytes = parseSizeBytes(options.cxl, '--cxl');
+  const smp = parsePositiveInt(options.smp, '--smp');
+  const timeoutMs = parseDurationMs(options.timeout, '--timeout');
   if (timeoutMs < 5000) throw new UserError('--timeout: at least 5s (a TCG boot alone takes several seconds)', 'usage', 2);
   return { nodes, memBytes, cxlBytes, smp, timeoutMs, accel };
 }
@@ -98,7 +88,7 @@ export function registerLab(program: Command): void {
     const vm = parseVmOptions(options);
     const resultsDir = labResultsDir(options.out);
     if (options.hostDramBudget !== undefined && !options.hostAgent) throw new UserError('--host-dram-budget goes with --host-agent', 'usage', 2);
-    if (options.hostDramBudget !== undefined) usage(() => parseSizeBytes(options.hostDramBudget!, '--host-dram-budget'));
+    if (options.hostDramBudget !== undefined) parseSizeBytes(options.hostDramBudget!, '--host-dram-budget');
     const hostExtra = options.hostDramBudget !== undefined ? { dramBudget: options.hostDramBudget } : {};
     let hostAgent: LabHostAgent | null = null;
     let hostStatus: unknown = null;
