@@ -468,6 +468,8 @@ export class HostServer extends EventEmitter<HostServerEvents> {
    *  established connection only once it has said a valid hello. */
   private accept(vm: VmState, stream: Duplex, peer: string): void {
     const s: Session = { stream, peer: safeText(peer, 128), closed: false };
+    // First of all: a peer gone mid-write (EPIPE) must never become an unhandled 'error'.
+    stream.on('error', () => {});
     const limits = this.config.limits;
     if (vm.pending.size >= MAX_PENDING_SESSIONS) {
       vm.counters.refusedConnections++;
