@@ -186,3 +186,23 @@ describe('vsock identity (listener stood in: AF_VSOCK is never opened here)', ()
     }
   });
 });
+
+describe('docs/grafana-host.json', () => {
+  it('queries only metrics the agent exports, and the histogram is a valid Prometheus histogram', async () => {
+    const { readFileSync } = await import('node:fs');
+    const dash = JSON.parse(readFileSync(join(process.cwd(), 'docs/grafana-host.json'), 'utf8')) as { panels: Array<{ targets: Array<{ expr: string }> }> };
+    const text = prometheusText(sample);
+    const exported = new Set([...text.matchAll(/^# TYPE (\S+) (\S+)$/gm)].flatMap(([, name, type]) => (type === 'histogram' ? [`${name}_bucket`, `${name}_sum`, `${name}_count`] : [name])));
+    const used = dash.panels.flatMap((p) => p.targets.flatMap((t) => [...t.expr.matchAll(/\b(vtier_[a-z_]+)/g)].map((m) => m[1])));
+    expect(used.length).toBeGreaterThan(10);
+    for (const name of used) expect(exported, name).toContain(name);
+    // Buckets are cumulative and end at +Inf = count.
+    const buckets = [...text.matchAll(/^vtier_vm_move_seconds_bucket\{vm="vm\\"1",le="([^"]+)"\} (\d+)$/gm)].map((m) => Number(m[2]));
+    expect(buckets).toHaveLength(13);
+    for (let i = 1; i < buckets.length; i++) expect(buckets[i]).toBeGreaterThanOrEqual(buckets[i - 1]);
+    expect(text).toContain('vtier_vm_move_seconds_count{vm="vm\\"1"} 1');
+    expect(buckets[buckets.length - 1]).toBe(1);
+    expect(text).toContain('vtier_build_info{version="0.1.0",node="20.0.0"} 1');
+    expect(text).toContain('vtier_vm_move_pages_calls_total{vm="vm\\"1",mode="query"} 1');
+  });
+});
