@@ -94,7 +94,7 @@ function targets() {
   for (const c of CASES.filter((x) => !only || only.includes(x.name))) {
     for (const frac of drams) {
       const runs = seeds.map((seed) => {
-        const w = makeWorkload({ kind: c.kind, pages, seed, layout: c.layout, hotFrac: 0.2, hotProb: 0.8, shiftEveryEpochs: Math.max(1, Math.floor(epochs / 4)) });
+        const w = makeWorkload({ kind: c.kind, pages, seed, layout: c.layout, hotFrac: 0.2, hotProb: 0.8, shiftEveryEpochs: Math.max(1, Math.floor(epochs / 3)) });
         const config = { ...DEFAULT_SIM, pages, dramPages: Math.round(pages * frac), epochs, seed, firstTouch: 'random' as const };
         return runSimulation(config, w, TARGET_POLICIES.map((n) => makePolicy(n, DEFAULT_POLICY_SETTINGS)));
       });

@@ -813,10 +813,16 @@ export class Classifier {
     // At most `budget` promotions: only CXL pages among the budget's worth of the highest
     // estimates can be candidates, so the gathering pass lists those alone (the work then
     // follows the hot set, not the tracked memory, for the sort and the selection).
-    let cut = EVIDENCE_KEYS;
-    for (let k = EVIDENCE_KEYS - 1, n = 0; k >= 1 && n < this.budget; k--) {
-      n += cxlHist[k];
-      cut = k;
+    // The bucket where the budget runs out is taken only as far as the budget (address order).
+    let cut = 1;
+    let tiesLeft = Infinity;
+    for (let k = EVIDENCE_KEYS - 1, above = 0; k >= 1; k--) {
+      if (above + cxlHist[k] >= this.budget) {
+        cut = k;
+        tiesLeft = this.budget - above;
+        break;
+      }
+      above += cxlHist[k];
     }
     const flagFrom = Math.min(hotKey, cut);
     for (let chunk = 0; chunk < chunks; chunk++) {
@@ -827,6 +833,10 @@ export class Classifier {
         if (key < flagFrom) continue;
         if (key >= hotKey) state[p] |= FLAG_HOT;
         if (key >= cut && (state[p] & (FLAG_DRAM | FLAG_NOT_RAM)) === 0) {
+          if (key === cut) {
+            if (tiesLeft <= 0) continue;
+            tiesLeft--;
+          }
           promoteItems[promoteCount] = p;
           promoteKeys[promoteCount++] = key;
         }
