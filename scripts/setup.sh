@@ -17,7 +17,7 @@ APT_PACKAGES=(
   clang llvm libbpf-dev libelf-dev zlib1g-dev bpftool make g++ python3 pkg-config
   qemu-system-x86 socat numactl linux-perf util-linux procps
   redis-server redis-tools sysbench stress-ng chromium
-  busybox-static cpio xz-utils
+  busybox-static cpio xz-utils tmux
 )
 
 as_root() { if [ "$(id -u)" = 0 ]; then "$@"; else sudo "$@"; fi; }
