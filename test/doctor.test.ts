@@ -61,14 +61,18 @@ describe('vtier doctor', () => {
     // A real BPF_MAP_CREATE (no bpffs needed): root may, others depend on the sysctl.
     if (process.getuid?.() === 0) expect(report.bpf).toMatchObject({ ok: true, detail: 'BPF_MAP_CREATE allowed' });
     expect(report.checks.map((c: { name: string }) => c.name)).toEqual([
-      'kernel', 'BTF', 'bpf()', 'PMU', 'DAMON', 'NUMA', 'numa_balancing', 'vsock', 'QEMU', 'THP', 'recommended',
+      'kernel', 'BTF', 'bpf()', 'PMU', 'DAMON', 'NUMA', 'numa_balancing', 'vsock', 'QEMU', 'lab', 'THP', 'recommended',
     ]);
+    // Lab readiness as `vtier lab status` reports it; on a host (not inside a lab VM).
+    expect(typeof report.lab.ready).toBe('boolean');
+    if (report.lab.ready) expect(report.lab.accel).toMatch(/^(KVM|TCG): /);
+    else expect(report.lab.missing.length).toBeGreaterThan(0);
   });
 
   it('prints an aligned table and exits 0 even when features are missing', async () => {
     const { stdout } = await run('node', ['bin/vtier.js', 'doctor']);
     const lines = stdout.trim().split('\n');
-    expect(lines).toHaveLength(11);
+    expect(lines).toHaveLength(12);
     // Name column starts at the same offset on every row.
     const starts = lines.map((l) => l.search(/\s{2}\S/));
     expect(new Set(starts).size).toBe(1);
