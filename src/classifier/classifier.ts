@@ -721,6 +721,10 @@ export class Classifier {
       let dramIn = 0;
       for (let p = base; p < base + PAGES_PER_CHUNK; p++) {
         const word = state[p];
+        if (word === IDLE_NEVER_WORD) {
+          n++;
+          continue;
+        }
         if (word & FLAG_NOT_RAM) continue;
         n++;
         if (word & FLAG_DRAM) dramIn++;
@@ -771,8 +775,16 @@ export class Classifier {
         }
         continue;
       }
+      // Never-sampled CXL pages (most of a sparse region) all get the prior's estimate.
+      const neverKey = estimateKey((beta * m) / (1 + beta));
+      let never = 0;
       for (let p = base; p < base + PAGES_PER_CHUNK; p++) {
         const word = state[p];
+        if (word === IDLE_NEVER_WORD) {
+          keyOf[p] = neverKey;
+          never++;
+          continue;
+        }
         if (word & FLAG_NOT_RAM) {
           keyOf[p] = 0;
           continue;
@@ -794,9 +806,13 @@ export class Classifier {
           demoteItems[demoteCount] = p;
           demoteKeys[demoteCount++] = key;
         } else cxlHist[key]++;
-        if (word === IDLE_NEVER_WORD) continue; // never sampled, in CXL: no idle, no count
         const next = nextWord(word, c, i, MAX_COUNT + 1, cool);
         if (next !== word) state[p] = next;
+      }
+      if (never > 0) {
+        keyHist[neverKey] += never;
+        cxlHist[neverKey] += never;
+        if (neverKey > chunkMax) chunkMax = neverKey;
       }
       maxKeyOf[chunk] = chunkMax;
     }
