@@ -17,8 +17,10 @@ const volatile __u32 targ_page_shift = 12;
  * default). User space also polls on a timer, so records never wait longer than that. */
 const volatile __u32 targ_wakeup_bytes = 0;
 
+/* Plain hash, allocated on insert: only the working set costs memory and cache, and a
+ * full map refuses the insert (counted in VT_CTR_MAP_FULL) instead of evicting silently. */
 struct {
-	__uint(type, BPF_MAP_TYPE_LRU_HASH);
+	__uint(type, BPF_MAP_TYPE_HASH);
 	__uint(max_entries, 262144);
 	__type(key, struct vt_page_key);
 	__type(value, struct vt_page_value);
@@ -41,19 +43,6 @@ struct {
 	__type(value, __u64);
 } counters SEC(".maps");
 
-/* per-CPU cache of the clock, refreshed once per jiffy: see coarse_now() */
-struct vt_clock {
-	__u64 jiffies;
-	__u64 ns;
-};
-
-struct {
-	__uint(type, BPF_MAP_TYPE_PERCPU_ARRAY);
-	__uint(max_entries, 1);
-	__type(key, __u32);
-	__type(value, struct vt_clock);
-} clock_cache SEC(".maps");
-
 static __always_inline void count(__u32 idx)
 {
 	__u64 *v = bpf_map_lookup_elem(&counters, &idx);
@@ -62,25 +51,7 @@ static __always_inline void count(__u32 idx)
 		*v += 1;
 }
 
-/* bpf_ktime_get_ns() costs ~85 ns in a KVM guest, more than the rest of the sampler:
- * aggregation only needs last-seen time at tick resolution, so read the clock once per
- * jiffy per CPU (bpf_ktime_get_coarse_ns is not allowed in tracing programs). */
-static __always_inline __u64 coarse_now(void)
-{
-	__u32 zero = 0;
-	struct vt_clock *c = bpf_map_lookup_elem(&clock_cache, &zero);
-	__u64 j = bpf_jiffies64();
-
-	if (!c)
-		return bpf_ktime_get_ns();
-	if (c->jiffies != j) {
-		c->jiffies = j;
-		c->ns = bpf_ktime_get_ns();
-	}
-	return c->ns;
-}
-
-static __always_inline void aggregate(__u64 addr, __u64 phys, __u32 tgid, bool write, __u64 now)
+static __always_inline void aggregate(__u64 addr, __u64 phys, __u32 tgid, bool write)
 {
 	struct vt_page_key key = {};
 	struct vt_page_value *val, init = {};
@@ -99,10 +70,11 @@ static __always_inline void aggregate(__u64 addr, __u64 phys, __u32 tgid, bool w
 		/* first sample of this page: insert it counted */
 		init.reads = !write;
 		init.writes = write;
-		init.last_ns = now;
 		err = bpf_map_update_elem(&pages, &key, &init, BPF_NOEXIST);
-		if (!err)
+		if (!err) {
+			count(VT_CTR_INSERTS);
 			return;
+		}
 		/* another CPU inserted it first */
 		val = err == -17 /* EEXIST */ ? bpf_map_lookup_elem(&pages, &key) : NULL;
 		if (!val) {
@@ -114,10 +86,9 @@ static __always_inline void aggregate(__u64 addr, __u64 phys, __u32 tgid, bool w
 		__sync_fetch_and_add(&val->writes, 1);
 	else
 		__sync_fetch_and_add(&val->reads, 1);
-	val->last_ns = now;
 }
 
-static __always_inline void emit(__u64 addr, __u64 phys, __u32 tgid, __u32 flags, __u64 now)
+static __always_inline void emit(__u64 addr, __u64 phys, __u32 tgid, __u32 flags)
 {
 	struct vt_sample_record *rec;
 
@@ -126,7 +97,7 @@ static __always_inline void emit(__u64 addr, __u64 phys, __u32 tgid, __u32 flags
 		count(VT_CTR_DROPS);
 		return;
 	}
-	rec->ts_ns = now;
+	rec->ts_ns = bpf_ktime_get_ns();
 	rec->addr = addr;
 	rec->phys_addr = phys;
 	rec->tgid = tgid;
@@ -146,21 +117,24 @@ static __always_inline void emit(__u64 addr, __u64 phys, __u32 tgid, __u32 flags
 
 static __always_inline void record(__u64 addr, __u64 phys, __u32 src, bool write)
 {
-	__u32 tgid = bpf_get_current_pid_tgid() >> 32;
-	__u64 now;
+	__u32 tgid = 0;
 
+	/* the tgid is needed to filter, for a virtual-page key and in raw records */
+	if (targ_pid || !phys || (targ_mode & VT_MODE_RING))
+		tgid = bpf_get_current_pid_tgid() >> 32;
 	/* filter: wrong process, or no data address */
 	if ((targ_pid && tgid != targ_pid) || (!addr && !phys)) {
 		count(VT_CTR_FILTERED);
 		return;
 	}
-	count(VT_CTR_SAMPLES);
-	now = targ_mode & VT_MODE_RING ? bpf_ktime_get_ns() : coarse_now();
 	if (targ_mode & VT_MODE_AGGREGATE)
-		aggregate(addr, phys, tgid, write, now);
+		aggregate(addr, phys, tgid, write);
+	/* aggregate-only: samples = drained counts + map_full, derived in user space */
+	if (targ_mode & VT_MODE_RING)
+		count(VT_CTR_SAMPLES);
 	if (targ_mode & VT_MODE_RING)
 		emit(addr, phys, tgid,
-		     src | (write ? VT_FLAG_WRITE : 0) | (phys ? VT_FLAG_PHYS : 0), now);
+		     src | (write ? VT_FLAG_WRITE : 0) | (phys ? VT_FLAG_PHYS : 0));
 }
 
 SEC("perf_event")

@@ -24,14 +24,15 @@
 #define VT_KIND_VIRT 1u /* page = virtual page number of tgid; user space translates */
 
 /* counters (BPF_MAP_TYPE_PERCPU_ARRAY "counters", __u64 each) */
-#define VT_CTR_SAMPLES 0   /* events that passed the filters */
+#define VT_CTR_SAMPLES 0   /* events that passed the filters (ring modes only; see record()) */
 #define VT_CTR_DROPS 1     /* ring buffer reserve failures */
 #define VT_CTR_FILTERED 2  /* events rejected by targ_pid / targ_damon_pid / no address */
-#define VT_CTR_MAP_FULL 3  /* aggregation inserts that failed */
+#define VT_CTR_MAP_FULL 3  /* samples lost because "pages" was full (insert refused) */
 #define VT_CTR_REGIONS 4   /* damon regions seen */
-#define VT_NR_COUNTERS 5
+#define VT_CTR_INSERTS 5   /* entries created in "pages" (fill = inserts - drained) */
+#define VT_NR_COUNTERS 6
 
-/* Aggregation map key: LRU hash "pages". */
+/* Aggregation map key: hash "pages" (not LRU: a full map refuses and counts, never evicts). */
 struct vt_page_key {
 	__u64 page;
 	__u32 tgid;
@@ -41,8 +42,6 @@ struct vt_page_key {
 struct vt_page_value {
 	__u32 reads;
 	__u32 writes;
-	__u64 last_ns; /* bpf_ktime_get_ns() clock of the latest sample; tick resolution
-			* (clock read once per jiffy per CPU) unless the ring is on too */
 };
 
 /* Raw sample, ring buffer "samples". */

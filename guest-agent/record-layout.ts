@@ -5,7 +5,7 @@
 /** struct vt_page_key: aggregation map key. */
 export const PAGE_KEY = { size: 16, page: 0, tgid: 8, kind: 12 } as const;
 /** struct vt_page_value: aggregation map value. */
-export const PAGE_VALUE = { size: 16, reads: 0, writes: 4, lastNs: 8 } as const;
+export const PAGE_VALUE = { size: 8, reads: 0, writes: 4 } as const;
 /** struct vt_sample_record: one raw sample from the "samples" ring buffer. */
 export const SAMPLE_RECORD = { size: 32, tsNs: 0, addr: 8, physAddr: 16, tgid: 24, flags: 28 } as const;
 /** struct vt_damon_record: one DAMON region from the "regions" ring buffer. */
@@ -25,7 +25,7 @@ export const DAMON_RECORD = {
 /** Field name in C for each TypeScript field, for the layout test. */
 export const C_FIELD_NAMES: Record<string, { struct: string; fields: Record<string, string> }> = {
   PAGE_KEY: { struct: 'vt_page_key', fields: { page: 'page', tgid: 'tgid', kind: 'kind' } },
-  PAGE_VALUE: { struct: 'vt_page_value', fields: { reads: 'reads', writes: 'writes', lastNs: 'last_ns' } },
+  PAGE_VALUE: { struct: 'vt_page_value', fields: { reads: 'reads', writes: 'writes' } },
   SAMPLE_RECORD: {
     struct: 'vt_sample_record',
     fields: { tsNs: 'ts_ns', addr: 'addr', physAddr: 'phys_addr', tgid: 'tgid', flags: 'flags' },
@@ -59,8 +59,8 @@ export const FLAG_PHYS = 1 << 9;
 export const KIND_PHYS = 0;
 export const KIND_VIRT = 1;
 /** Indices of the "counters" per-CPU array. */
-export const COUNTER = { samples: 0, drops: 1, filtered: 2, mapFull: 3, regions: 4 } as const;
-export const NR_COUNTERS = 5;
+export const COUNTER = { samples: 0, drops: 1, filtered: 2, mapFull: 3, regions: 4, inserts: 5 } as const;
+export const NR_COUNTERS = 6;
 
 /** Raw samples, columnar. Addresses as float64: exact below 2^53 (every user VA and any
  *  physical address below 8 PiB). */
@@ -96,8 +96,6 @@ export interface DecodedPages {
   kind: Uint8Array;
   reads: Uint32Array;
   writes: Uint32Array;
-  /** CLOCK_MONOTONIC ns of the latest sample, at tick resolution in mode 'aggregate'. */
-  lastNs: Float64Array;
 }
 
 function view(bytes: Uint8Array): DataView {
@@ -175,7 +173,6 @@ export function decodePageEntries(keys: Uint8Array, values: Uint8Array, count: n
     kind: new Uint8Array(n),
     reads: new Uint32Array(n),
     writes: new Uint32Array(n),
-    lastNs: new Float64Array(n),
   };
   const kv = view(keys);
   const vv = view(values);
@@ -187,7 +184,6 @@ export function decodePageEntries(keys: Uint8Array, values: Uint8Array, count: n
     out.kind[i] = kv.getUint32(ko + K.kind, true);
     out.reads[i] = vv.getUint32(vo + V.reads, true);
     out.writes[i] = vv.getUint32(vo + V.writes, true);
-    out.lastNs[i] = u64(vv, vo + V.lastNs);
   }
   return out;
 }

@@ -45,7 +45,9 @@ export interface SamplerOptions {
   ringWakeupBytes?: number;
   /** Drain the ring at least this often, in ms. Default 50. */
   ringPollMs?: number;
-  /** Aggregation map capacity in entries (LRU beyond it). Default 262144. */
+  /** Aggregation map capacity in entries. A full map refuses new pages and counts each
+   *  refused sample in mapFull (never evicts). Entries are allocated on insert, so a large
+   *  capacity costs little until used. Default 262144. */
   maxPages?: number;
   /** libbpf's log (verifier output) to stderr. */
   verbose?: boolean;
@@ -54,16 +56,20 @@ export interface SamplerOptions {
 }
 
 export interface SamplerCounters {
-  /** Events that passed the filters. */
+  /** Events that passed the filters. Counted by the kernel in modes 'ring' and 'both'; in
+   *  mode 'aggregate' derived (the kernel skips that counter to save the cost): the
+   *  counts drained so far plus mapFull, so samples still in the map show after a drain. */
   samples: bigint;
   /** Records lost because the ring buffer was full. */
   drops: bigint;
   /** Events rejected by the pid / kdamond filter or without a data address. */
   filtered: bigint;
-  /** Aggregation-map inserts that failed. */
+  /** Samples lost because the aggregation map was full (its insert was refused). */
   mapFull: bigint;
   /** DAMON regions seen. */
   regions: bigint;
+  /** Entries created in the aggregation map since load. */
+  inserts: bigint;
 }
 
 const PROGRAMS = ['on_perf_sample', 'on_page_fault_user', 'on_damon_aggregated', 'on_damon_aggregated_with_target'];
@@ -117,10 +123,15 @@ export class SamplerObject {
   #links: number[] = [];
   #closed = false;
   readonly #ringPollMs: number;
+  /** Aggregation map capacity, in entries. */
+  readonly maxPages: number;
+  #drainedEntries = 0n;
+  #drainedWeight = 0n;
 
   /** Use openSampler(). */
-  constructor(obj: BpfObject, kind: SamplerKind, mode: SamplerMode, program: string, ringPollMs = 50) {
+  constructor(obj: BpfObject, kind: SamplerKind, mode: SamplerMode, program: string, ringPollMs = 50, maxPages = 0) {
     this.#obj = obj;
+    this.maxPages = maxPages;
     this.#ringPollMs = ringPollMs;
     this.kind = kind;
     this.mode = mode;
@@ -189,24 +200,38 @@ export class SamplerObject {
   /** Moves the per-page counts out of the kernel (the map is empty afterwards). */
   drainPages(options: { useBatch?: boolean } = {}): DecodedPages {
     const d = this.#obj.drainHash('pages', options);
-    return decodePageEntries(d.keys, d.values, d.count);
+    return this.#account(decodePageEntries(d.keys, d.values, d.count));
+  }
+
+  #account(pages: DecodedPages): DecodedPages {
+    let weight = 0;
+    for (let i = 0; i < pages.count; i++) weight += pages.reads[i] + pages.writes[i];
+    this.#drainedEntries += BigInt(pages.count);
+    this.#drainedWeight += BigInt(weight);
+    return pages;
+  }
+
+  /** Entries now in the aggregation map (inserted and not yet drained). */
+  mapFill(): number {
+    return Number(this.#obj.readArray('counters')[COUNTER.inserts] - this.#drainedEntries);
   }
 
   /** drainPages off the JS thread: draining a large map takes ~1 µs per entry in the
    *  kernel (bench:sampler-bpf), which would otherwise stall the event loop. */
   async drainPagesAsync(options: { useBatch?: boolean } = {}): Promise<DecodedPages> {
     const d = await this.#obj.drainHashAsync('pages', options);
-    return decodePageEntries(d.keys, d.values, d.count);
+    return this.#account(decodePageEntries(d.keys, d.values, d.count));
   }
 
   counters(): SamplerCounters {
     const a = this.#obj.readArray('counters');
     return {
-      samples: a[COUNTER.samples],
+      samples: this.mode === 'aggregate' ? this.#drainedWeight + a[COUNTER.mapFull] : a[COUNTER.samples],
       drops: a[COUNTER.drops],
       filtered: a[COUNTER.filtered],
       mapFull: a[COUNTER.mapFull],
       regions: a[COUNTER.regions],
+      inserts: a[COUNTER.inserts],
     };
   }
 
@@ -271,5 +296,5 @@ export async function openSampler(opts: SamplerOptions): Promise<SamplerObject> 
     obj.close();
     throw err;
   }
-  return new SamplerObject(obj, opts.kind, mode, program, ringPollMs);
+  return new SamplerObject(obj, opts.kind, mode, program, ringPollMs, maxPages);
 }

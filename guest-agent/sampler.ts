@@ -58,6 +58,8 @@ export interface SamplerStartOptions {
   raw?: boolean;
   /** Page sources: drain period (default 1000 ms). DAMON batches follow its aggregation interval. */
   epochMs?: number;
+  /** Page sources: aggregation map capacity in pages (default 262144). */
+  maxPages?: number;
   verbose?: boolean;
 }
 
@@ -132,6 +134,7 @@ export class Sampler {
         faultsVia: opts.faultsVia,
         epochMs,
         raw: opts.raw,
+        maxPages: opts.maxPages,
         verbose: opts.verbose,
       });
     }

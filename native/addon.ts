@@ -205,6 +205,12 @@ export function probeBpfMapCreate(): void {
   raw().bpf.probeMapCreate();
 }
 
+/** Turns on BPF run-time stats (run_time_ns / run_cnt) until the returned fd is closed
+ *  (fs.closeSync). Refcounted by the kernel: other holders and the sysctl are unaffected. */
+export function enableBpfRunTimeStats(): number {
+  return raw().bpf.enableRunTimeStats() as number;
+}
+
 /** sizeof of the structs in bpf/sampler.h as the addon was compiled. */
 export function bpfLayouts(): Record<string, number> {
   return raw().bpf.layouts() as Record<string, number>;

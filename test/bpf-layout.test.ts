@@ -31,6 +31,7 @@ const constants: Record<string, number> = {
   VT_CTR_FILTERED: L.COUNTER.filtered,
   VT_CTR_MAP_FULL: L.COUNTER.mapFull,
   VT_CTR_REGIONS: L.COUNTER.regions,
+  VT_CTR_INSERTS: L.COUNTER.inserts,
   VT_NR_COUNTERS: L.NR_COUNTERS,
 };
 

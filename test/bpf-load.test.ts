@@ -177,6 +177,8 @@ describe.skipIf(skip)('sampler.bpf.o in the running kernel', () => {
     const { progId } = s.bpfStats();
     expect(progExists(progId)).toBe(true);
     faultHere();
+    expect(s.counters().inserts).toBeGreaterThan(0n); // pages entered the map
+    expect(s.drainPages().count).toBeGreaterThan(0);
     expect(s.counters().samples).toBeGreaterThan(0n);
     s.close();
     expect(await progGone(progId)).toBe(true);
@@ -187,6 +189,8 @@ describe.skipIf(skip)('sampler.bpf.o in the running kernel', () => {
     s.attachTracepoints();
     const { progId } = s.bpfStats();
     faultHere();
+    expect(s.counters().inserts).toBeGreaterThan(0n); // pages entered the map
+    expect(s.drainPages().count).toBeGreaterThan(0);
     expect(s.counters().samples).toBeGreaterThan(0n);
     s.close();
     expect(await progGone(progId)).toBe(true);
@@ -343,6 +347,57 @@ describe.skipIf(skip)('sampler.bpf.o in the running kernel', () => {
       const inFlight = s.drainPagesAsync();
       s.close();
       await expect(inFlight).resolves.toMatchObject({ count: 0 });
+    } finally {
+      await child.end();
+    }
+  });
+
+  it('a full aggregation map refuses and counts: drained + mapFull = sampled, nothing evicted', async () => {
+    const pages = 2000;
+    const capacity = 256;
+    const child = await startToucher(pages);
+    try {
+      // mode 'both': the kernel counts every sample, so the loss accounting can be checked
+      const s = await sampler({ kind: 'fault-tracepoint', mode: 'both', pid: child.pid, maxPages: capacity, ringBytes: 1 << 20 });
+      s.attachTracepoints();
+      await child.touch();
+      s.detach();
+      expect(s.mapFill()).toBe(capacity);
+      const drained = s.drainPages();
+      const c = s.counters();
+      let weight = 0;
+      for (let i = 0; i < drained.count; i++) weight += drained.reads[i] + drained.writes[i];
+      // an LRU map would hold `capacity` entries too, but with mapFull 0 and the rest lost
+      expect(drained.count).toBe(capacity);
+      expect(c.inserts).toBe(BigInt(capacity));
+      expect(c.mapFull).toBeGreaterThanOrEqual(BigInt(pages - capacity));
+      expect(BigInt(weight) + c.mapFull).toBe(c.samples);
+      // the first pages touched are the ones kept: nothing was evicted for later ones
+      const firstPage = child.base / PAGE;
+      const kept = new Set(Array.from(drained.page));
+      for (let p = 0; p < capacity; p++) expect(kept.has(firstPage + p)).toBe(true);
+      expect(s.mapFill()).toBe(0);
+    } finally {
+      await child.end();
+    }
+  });
+
+  it('mode aggregate derives samples from the drained counts and the refusals', async () => {
+    const pages = 600;
+    const child = await startToucher(pages);
+    try {
+      const s = await sampler({ kind: 'fault-tracepoint', mode: 'aggregate', pid: child.pid, maxPages: 100 });
+      s.attachTracepoints();
+      await child.touch();
+      s.detach();
+      const before = s.counters();
+      expect(before.samples).toBe(before.mapFull); // nothing drained yet
+      const drained = await s.drainPagesAsync();
+      let weight = 0;
+      for (let i = 0; i < drained.count; i++) weight += drained.reads[i] + drained.writes[i];
+      const after = s.counters();
+      expect(after.samples).toBe(BigInt(weight) + after.mapFull);
+      expect(after.samples).toBeGreaterThanOrEqual(BigInt(pages));
     } finally {
       await child.end();
     }

@@ -109,6 +109,30 @@ describe('vtier guest record', () => {
     expect(JSON.parse(r.stdout).error.kind).toBe('target-gone');
   });
 
+  recordIt('a deliberately small map: the samples it refused are counted and reported, not lost silently', async () => {
+    const out = join(dir, 'small-map.trace');
+    const args = ['guest', 'record', '--source', 'faults', '--max-pages', '64', '--epoch', '1s', '--duration', '1500ms', '--size', '32M', '--no-thp', '--out', out];
+    const r = await vtier(...args, '--json');
+    expect(r.code).toBe(0);
+    const summary = JSON.parse(r.stdout);
+    // 32 MiB of first touches = 8192 faults into a 64-page map within one epoch
+    expect(summary.mapFull).toBeGreaterThan(8192 - 64 * 8);
+    expect(summary.drops).toBeGreaterThanOrEqual(summary.mapFull);
+    const trace = decodeTrace(readFileSync(out));
+    expect(trace.header.tunables?.maxPages).toBe(64);
+    let weight = 0;
+    for (const b of trace.batches) for (let i = 0; i < b.samples.count; i++) weight += b.samples.reads[i] + b.samples.writes[i];
+    // every sample is either in the trace, refused by the full map, or untranslated
+    expect(weight + summary.mapFull + summary.untranslated).toBe(summary.samples);
+    expect(trace.end?.drops).toBe(summary.drops);
+    const text = await vtier(...args);
+    expect(text.code).toBe(0);
+    expect(text.stdout).toMatch(/LOST \d+ samples \(\d+\.\d% of samples\): the aggregation map \(64 pages\) was full/);
+    const bad = await vtier(...args.slice(0, 5), '8', '--out', out, '--json');
+    expect(bad.code).not.toBe(0);
+    expect(bad.stdout + bad.stderr).toMatch(/--max-pages: must be between 16/);
+  });
+
   recordIt('a target that exits mid-run ends with one line and a marked trace', async () => {
     const sleeper = spawn('sleep', ['60'], { stdio: 'ignore' });
     const out = join(dir, 'gone.trace');

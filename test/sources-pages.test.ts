@@ -9,7 +9,7 @@ import { KIND_PHYS, KIND_VIRT, type DecodedPages } from '../guest-agent/record-l
 
 function drained(rows: Array<[page: number, tgid: number, kind: number, reads: number, writes: number]>): DecodedPages {
   const n = rows.length;
-  const d: DecodedPages = { count: n, page: new Float64Array(n), tgid: new Uint32Array(n), kind: new Uint8Array(n), reads: new Uint32Array(n), writes: new Uint32Array(n), lastNs: new Float64Array(n) };
+  const d: DecodedPages = { count: n, page: new Float64Array(n), tgid: new Uint32Array(n), kind: new Uint8Array(n), reads: new Uint32Array(n), writes: new Uint32Array(n) };
   rows.forEach(([page, tgid, kind, reads, writes], i) => {
     d.page[i] = page;
     d.tgid[i] = tgid;

@@ -21,6 +21,7 @@ import { detectPmu } from '../../guest-agent/perf-attr.js';
 import { processAlive } from '../../guest-agent/pagemap.js';
 import { busyMessage, damonStatus } from '../../guest-agent/damon.js';
 import { Sampler, recommendSource } from '../../guest-agent/sampler.js';
+import { EARLY_DRAIN_FILL } from '../../guest-agent/sources/pages.js';
 
 export const SOURCES = ['auto', 'damon', 'faults', 'pebs', 'ibs'] as const;
 export type SourceChoice = (typeof SOURCES)[number];
@@ -36,8 +37,13 @@ export interface SamplerSetup {
   damonMode: (typeof DAMON_MODE_CHOICES)[number];
   epochMs: number;
   samplePeriod?: number;
+  /** Page sources: aggregation map capacity in pages. */
+  maxPages?: number;
   verbose?: boolean;
 }
+
+/** Bounds of --max-pages (the BPF map is allocated up front: 2^22 pages ~ 256 MiB kernel memory). */
+export const MAX_PAGES_RANGE = { min: 16, max: 1 << 22 } as const;
 
 /** Refuses what cannot work here before touching the kernel, each with one clear line. */
 export function precheckSource(source: SourceChoice): void {
@@ -110,6 +116,7 @@ export async function startSampler(setup: SamplerSetup, pid: number | undefined)
       samplePeriod: setup.samplePeriod,
       damon: { mode: damonMode },
       epochMs: setup.epochMs,
+      maxPages: setup.maxPages,
       verbose: setup.verbose,
     });
     return { sampler, source: source as Exclude<SourceChoice, 'auto'>, why };
@@ -162,6 +169,7 @@ interface RecordCliOptions extends OutputOptions {
   out: string;
   epoch: string;
   samplePeriod?: string;
+  maxPages?: string;
   workload: string;
   size: string;
   thp: boolean;
@@ -169,7 +177,7 @@ interface RecordCliOptions extends OutputOptions {
   verbose?: boolean;
 }
 
-export function parseSetup(o: { source: string; damonMode: string; epoch: string; samplePeriod?: string; verbose?: boolean }): SamplerSetup {
+export function parseSetup(o: { source: string; damonMode: string; epoch: string; samplePeriod?: string; maxPages?: string; verbose?: boolean }): SamplerSetup {
   if (!SOURCES.includes(o.source as SourceChoice)) {
     throw new UserError(`unknown source "${o.source}" (auto, damon, faults, pebs, ibs)`, 'bad-input', 2);
   }
@@ -178,13 +186,33 @@ export function parseSetup(o: { source: string; damonMode: string; epoch: string
   }
   const epochMs = parseDurationMs(o.epoch, '--epoch');
   if (epochMs < 10 || epochMs > 60_000) throw new InputError('--epoch: must be between 10ms and 60s');
+  let maxPages: number | undefined;
+  if (o.maxPages !== undefined) {
+    maxPages = parsePositiveInt(o.maxPages, '--max-pages');
+    if (maxPages < MAX_PAGES_RANGE.min || maxPages > MAX_PAGES_RANGE.max) {
+      throw new InputError(`--max-pages: must be between ${MAX_PAGES_RANGE.min} and ${MAX_PAGES_RANGE.max}`);
+    }
+  }
   return {
     source: o.source as SourceChoice,
     damonMode: o.damonMode as SamplerSetup['damonMode'],
     epochMs,
     samplePeriod: o.samplePeriod === undefined ? undefined : parsePositiveInt(o.samplePeriod, '--sample-period'),
+    maxPages,
     verbose: o.verbose,
   };
+}
+
+/** What the summary says about samples the aggregation map could not take. */
+export function lossLines(stats: { samples: number; mapFull?: number; earlyDrains?: number }, tunables: Record<string, unknown>): string[] {
+  const lines: string[] = [];
+  const cap = typeof tunables.maxPages === 'number' ? tunables.maxPages : undefined;
+  if (stats.mapFull) {
+    const pct = stats.samples > 0 ? ` (${((100 * stats.mapFull) / stats.samples).toFixed(1)}% of samples)` : '';
+    lines.push(`  LOST ${stats.mapFull} samples${pct}: the aggregation map (${cap ?? '?'} pages) was full; raise --max-pages or shorten --epoch`);
+  }
+  if (stats.earlyDrains) lines.push(`  the map filled past ${Math.round(EARLY_DRAIN_FILL * 100)}% ${stats.earlyDrains} time${stats.earlyDrains === 1 ? '' : 's'} and was drained before the epoch ended`);
+  return lines;
 }
 
 function rate(n: number): string {
@@ -398,6 +426,8 @@ async function record(command: string[], o: RecordCliOptions): Promise<void> {
       samples: stats.samples,
       pagesSeen: stats.pagesSeen,
       drops: stats.drops,
+      mapFull: stats.mapFull ?? 0,
+      earlyDrains: stats.earlyDrains ?? 0,
       untranslated: stats.untranslated,
       batches,
       trace: { path: outPath, bytes, summary: traceSummary },
@@ -412,6 +442,7 @@ async function record(command: string[], o: RecordCliOptions): Promise<void> {
         }${stopReason === 'interrupted' ? ', interrupted' : stopReason === 'command-exited' ? ', command exited' : ''}`,
         `  ${describeTrace(traceSummary)}`,
         `  samples ${stats.samples}, pages seen ${stats.pagesSeen}, drops ${stats.drops}, untranslated ${stats.untranslated}, batches ${batches}`,
+        ...lossLines(stats, info.tunables),
         `  trace ${outPath} (${formatBytes(bytes)})${targetLabel.truthPath ? `, ground truth ${targetLabel.truthPath}` : ''}`,
         ...(info.notes ?? []).map((n: string) => `  note: ${n}`),
       ].join('\n'),
@@ -455,6 +486,7 @@ export function registerGuestRecord(guest: Command): void {
     .addOption(outOption('trace file to write (directories are created)', 'file').makeOptionMandatory())
     .addOption(epochOption('interval between sample batches'))
     .addOption(samplePeriodOption())
+    .option('--max-pages <n>', `page sources: aggregation map capacity in pages (${MAX_PAGES_RANGE.min}-${MAX_PAGES_RANGE.max}, default 262144); samples a full map refuses are counted and reported`)
     .option('--workload <pattern>', 'built-in workload when no --pid or command is given', 'hotspot')
     .addOption(sizeOption('built-in workload region size', '1G'))
     .addOption(thpOptions('the built-in workload')[0]).addOption(thpOptions('the built-in workload')[1])
@@ -464,6 +496,7 @@ export function registerGuestRecord(guest: Command): void {
     'vtier guest record --duration 10s --out results/first-run.trace',
     'vtier guest record --source faults --duration 5s --out faults.trace -- sysbench memory --memory-block-size=1G --memory-total-size=20G run',
     'vtier guest record --source damon --damon-mode observe --pid 1234 --duration 30s --out app.trace --json',
+    'vtier guest record --source faults --max-pages 1024 --epoch 100ms --duration 5s --out small-map.trace',
   ]);
   action<RecordCliOptions>(cmd, async (args, options) => {
     const command = (args[0] as string[] | undefined) ?? [];

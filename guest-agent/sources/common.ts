@@ -9,6 +9,10 @@ export interface SourceStats {
   pagesSeen: number;
   /** Samples lost: ring buffer full, aggregation map full, malformed records. */
   drops: number;
+  /** Of drops: samples refused because the aggregation map was full (page sources). */
+  mapFull?: number;
+  /** Page sources: drains started before the epoch ended because the map was filling. */
+  earlyDrains?: number;
   /** Virtual pages that could not be translated to a frame (not present, process gone). */
   untranslated: number;
 }

@@ -24,8 +24,18 @@ export interface PageSourceOptions {
   epochMs: number;
   /** Also stream raw samples (for traces); delivered through onRaw. */
   raw?: boolean;
+  /** Aggregation map capacity in pages. Default 262144. When it fills beyond
+   *  EARLY_DRAIN_FILL the map is drained before the epoch ends; samples that still find it
+   *  full are counted (stats().mapFull), never evicted silently. */
+  maxPages?: number;
   verbose?: boolean;
 }
+
+const DEFAULT_MAX_PAGES = 262144;
+/** Fraction of the map's capacity that triggers a drain before the epoch ends. */
+export const EARLY_DRAIN_FILL = 0.75;
+/** How many fill checks per epoch (a per-CPU counter read each). */
+const FILL_CHECKS_PER_EPOCH = 8;
 
 /** Packed sort keys stay exact below 2^53: page numbers below 2^35 with 2^18 indices. */
 const PACK_INDEX_BITS = 18;
@@ -133,6 +143,10 @@ export class PageSource implements SampleSource {
   private readonly fatalCbs: Array<(err: Error) => void> = [];
   private readonly rawCbs: Array<(records: DecodedSamples) => void> = [];
   private timer: NodeJS.Timeout | undefined;
+  private fillTimer: NodeJS.Timeout | undefined;
+  /** The drain in flight (one at a time), off the JS thread. */
+  private draining: Promise<void> | undefined;
+  private earlyDrains = 0;
   private stopped = false;
   private readonly seen = new PageSet();
   private untranslated = 0;
@@ -156,6 +170,7 @@ export class PageSource implements SampleSource {
       kind: viaPerf ? 'perf' : 'fault-tracepoint',
       mode: opts.raw ? 'both' : 'aggregate',
       pid: opts.pid,
+      maxPages: opts.maxPages ?? DEFAULT_MAX_PAGES,
       verbose: opts.verbose,
     });
     const tunables: Record<string, unknown> = {
@@ -165,6 +180,7 @@ export class PageSource implements SampleSource {
       epochMs: opts.epochMs,
       raw: Boolean(opts.raw),
       program: obj.program,
+      maxPages: obj.maxPages,
     };
     const source = new PageSource(obj, opts, tunables);
     try {
@@ -194,6 +210,8 @@ export class PageSource implements SampleSource {
       source.notes.push('faults sees first touches, copy-on-write and hint faults only, not repeated accesses to mapped pages');
     }
     source.timer = setInterval(() => source.epoch(), opts.epochMs);
+    const checkMs = Math.max(5, Math.floor(opts.epochMs / FILL_CHECKS_PER_EPOCH));
+    source.fillTimer = setInterval(() => source.checkFill(), checkMs);
     return source;
   }
 
@@ -217,6 +235,8 @@ export class PageSource implements SampleSource {
       samples: Number(c.samples),
       pagesSeen: this.seen.size,
       drops: Number(c.drops) + Number(c.mapFull) + ring.malformed,
+      mapFull: Number(c.mapFull),
+      earlyDrains: this.earlyDrains,
       untranslated: this.untranslated,
     };
   }
@@ -235,27 +255,52 @@ export class PageSource implements SampleSource {
     for (const cb of this.batchCbs) cb(tNs, samples);
   }
 
-  /** Drains the map, translates, delivers. Returns the target-gone error when it applies. */
-  private drainOnce(): TargetGoneError | undefined {
-    const drained = this.obj.drainPages();
-    const { samples, untranslated } = translatePages(drained, pagemapTranslate);
-    this.untranslated += untranslated;
-    this.deliver(samples.count ? samples : emptySamples(0));
+  /** Drains the map (on the thread pool: a large map takes ~1 µs per entry), translates,
+   *  delivers. Returns the target-gone error when it applies. */
+  private async drainOnce(): Promise<TargetGoneError | undefined> {
+    // delivered even when stop() ran meanwhile: these samples are out of the kernel
+    this.deliverDrained(await this.obj.drainPagesAsync());
+    if (this.stopped) return undefined;
     const pid = this.opts.pid;
     if (pid !== undefined && !processAlive(pid)) return new TargetGoneError(pid, 'exited during the run');
     return undefined;
   }
 
+  private deliverDrained(drained: DecodedPages): void {
+    const { samples, untranslated } = translatePages(drained, pagemapTranslate);
+    this.untranslated += untranslated;
+    this.deliver(samples.count ? samples : emptySamples(0));
+  }
+
+  /** Starts a drain unless one is running; a fatal error stops the source. */
+  private drain(): Promise<void> {
+    if (this.draining) return this.draining;
+    this.draining = this.drainOnce()
+      .catch((err: Error) => err)
+      .then((gone) => {
+        this.draining = undefined;
+        if (gone && !this.stopped) void this.stop().then(() => this.fatalCbs.forEach((cb) => cb(gone)));
+      });
+    return this.draining;
+  }
+
   private epoch(): void {
-    if (this.stopped) return;
-    let gone: Error | undefined;
+    if (!this.stopped) void this.drain();
+  }
+
+  /** Drains before the epoch ends when the map is filling up (no sample is evicted; the
+   *  ones that meet a full map are counted in mapFull). */
+  private checkFill(): void {
+    if (this.stopped || this.draining) return;
+    let fill: number;
     try {
-      gone = this.drainOnce();
-    } catch (err) {
-      gone = err as Error;
+      fill = this.obj.mapFill();
+    } catch {
+      return;
     }
-    if (gone) {
-      void this.stop().then(() => this.fatalCbs.forEach((cb) => cb(gone)));
+    if (fill >= this.obj.maxPages * EARLY_DRAIN_FILL) {
+      this.earlyDrains++;
+      void this.drain();
     }
   }
 
@@ -263,15 +308,13 @@ export class PageSource implements SampleSource {
     if (this.stopped) return;
     this.stopped = true;
     if (this.timer) clearInterval(this.timer);
+    if (this.fillTimer) clearInterval(this.fillTimer);
     try {
       this.obj.detach();
+      await this.draining;
       // Samples of the last partial epoch.
-      const drained = this.obj.drainPages();
-      if (drained.count) {
-        const { samples, untranslated } = translatePages(drained, pagemapTranslate);
-        this.untranslated += untranslated;
-        this.deliver(samples);
-      }
+      const drained = await this.obj.drainPagesAsync();
+      if (drained.count) this.deliverDrained(drained);
     } finally {
       this.keepFinalFigures();
       this.obj.close();

@@ -28,10 +28,10 @@
 #include "sampler.h"
 
 static_assert(sizeof(struct vt_page_key) == 16, "vt_page_key layout");
-static_assert(sizeof(struct vt_page_value) == 16, "vt_page_value layout");
+static_assert(sizeof(struct vt_page_value) == 8, "vt_page_value layout");
 static_assert(sizeof(struct vt_sample_record) == 32, "vt_sample_record layout");
 static_assert(sizeof(struct vt_damon_record) == 48, "vt_damon_record layout");
-static_assert(offsetof(struct vt_page_value, last_ns) == 8, "vt_page_value.last_ns");
+static_assert(offsetof(struct vt_page_value, writes) == 4, "vt_page_value.writes");
 static_assert(offsetof(struct vt_sample_record, flags) == 28, "vt_sample_record.flags");
 static_assert(offsetof(struct vt_damon_record, kdamond_pid) == 40, "vt_damon_record.kdamond_pid");
 
@@ -1077,6 +1077,18 @@ Napi::Value ProbeMapCreate(const Napi::CallbackInfo &info) {
   return info.Env().Undefined();
 }
 
+// enableRunTimeStats(): fd of BPF_ENABLE_STATS(BPF_STATS_RUN_TIME). Run time and count of
+// every program are collected while any such fd is open (refcounted in the kernel, unlike
+// the kernel.bpf_stats_enabled sysctl); closing the fd ends this holder's share.
+Napi::Value EnableRunTimeStats(const Napi::CallbackInfo &info) {
+  int fd = bpf_enable_stats(BPF_STATS_RUN_TIME);
+  if (fd < 0) {
+    ThrowErrno(info.Env(), errno, "bpf(BPF_ENABLE_STATS)");
+    return info.Env().Undefined();
+  }
+  return Napi::Number::New(info.Env(), fd);
+}
+
 // Shared layouts, for the layout test and the TypeScript decoders' self-check.
 Napi::Value Layouts(const Napi::CallbackInfo &info) {
   Napi::Env env = info.Env();
@@ -1098,6 +1110,7 @@ void InitBpf(Napi::Env env, Napi::Object exports) {
   bpf.Set("numPossibleCpus", Napi::Function::New(env, NumPossibleCpus, "numPossibleCpus"));
   bpf.Set("layouts", Napi::Function::New(env, Layouts, "layouts"));
   bpf.Set("probeMapCreate", Napi::Function::New(env, ProbeMapCreate, "probeMapCreate"));
+  bpf.Set("enableRunTimeStats", Napi::Function::New(env, EnableRunTimeStats, "enableRunTimeStats"));
   exports.Set("bpf", bpf);
 }
 
