@@ -106,7 +106,9 @@ export interface EpochStats {
   budgetPages: number;
   promotedPages: number;
   demotedPages: number;
-  /** Hot pages in CXL left there (no room that may be taken, or migration budget spent). */
+  /** Hot pages in CXL left there (no room that may be taken, or migration budget spent); under
+   *  the evidence rule only pages that could have moved (free DRAM, or a colder DRAM page to
+   *  swap with) count. */
   deferredPages: number;
   /** Sample/placement runs rejected since the start. */
   rejectedRuns: number;
@@ -701,6 +703,7 @@ export class Classifier {
     const shrinkOf = this.scratch.float64(5, chunks);
     const keyHist = new Uint32Array(EVIDENCE_KEYS);
     const cxlHist = new Uint32Array(EVIDENCE_KEYS);
+    const dramHist = new Uint32Array(EVIDENCE_KEYS);
     const maxKeyOf = this.scratch.uint16(6, chunks);
     const promoteItems = this.scratch.int32(0, end - table.trackedDramPages);
     const promoteKeys = this.scratch.uint32(1, end - table.trackedDramPages);
@@ -769,6 +772,7 @@ export class Classifier {
           if (word & FLAG_DRAM) {
             demoteItems[demoteCount] = p;
             demoteKeys[demoteCount++] = regionKey;
+            dramHist[regionKey]++;
           }
           const next = nextWord(word, word & COUNT_MASK, (word & IDLE_FIELD) >>> IDLE_SHIFT, MAX_COUNT + 1, cool);
           if (next !== word) state[p] = next;
@@ -805,6 +809,7 @@ export class Classifier {
         if (word & FLAG_DRAM) {
           demoteItems[demoteCount] = p;
           demoteKeys[demoteCount++] = key;
+          dramHist[key]++;
         } else cxlHist[key]++;
         const next = nextWord(word, c, i, MAX_COUNT + 1, cool);
         if (next !== word) state[p] = next;
@@ -829,13 +834,20 @@ export class Classifier {
     // At most `budget` promotions: only CXL pages among the budget's worth of the highest
     // estimates can be candidates, so the gathering pass lists those alone (the work then
     // follows the hot set, not the tracked memory, for the sort and the selection).
-    // The bucket where the budget runs out is taken only as far as the budget (address order).
+    // Fewer still can move: free DRAM, plus DRAM pages estimated below the best CXL page
+    // (a swap needs a colder page to leave); in a settled epoch that is next to nothing.
+    let maxCxlKey = EVIDENCE_KEYS - 1;
+    while (maxCxlKey > 0 && cxlHist[maxCxlKey] === 0) maxCxlKey--;
+    let swappable = table.untouchedDram.size * PAGES_PER_CHUNK;
+    for (let k = 0; k < maxCxlKey; k++) swappable += dramHist[k];
+    const movable = Math.min(this.budget, Math.max(0, this.budget - table.dramPages) + swappable);
+    // The bucket where that runs out is taken only as far as it (address order).
     let cut = 1;
     let tiesLeft = Infinity;
     for (let k = EVIDENCE_KEYS - 1, above = 0; k >= 1; k--) {
-      if (above + cxlHist[k] >= this.budget) {
+      if (above + cxlHist[k] >= movable) {
         cut = k;
-        tiesLeft = this.budget - above;
+        tiesLeft = movable - above;
         break;
       }
       above += cxlHist[k];
