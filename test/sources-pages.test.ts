@@ -5,6 +5,7 @@ import fc from 'fast-check';
 import { sortIndicesByPage, translatePages } from '../guest-agent/sources/pages.js';
 import { sortedOrder } from '../guest-agent/sources/common.js';
 import { TargetGoneError } from '../guest-agent/pagemap.js';
+import { folioRun, KPF_COMPOUND_HEAD, KPF_COMPOUND_TAIL, KPF_THP, MAX_FOLIO_PAGES } from '../guest-agent/kpageflags.js';
 import { KIND_PHYS, KIND_VIRT, type DecodedPages } from '../guest-agent/record-layout.js';
 
 function drained(rows: Array<[page: number, tgid: number, kind: number, reads: number, writes: number]>): DecodedPages {
@@ -73,6 +74,43 @@ describe('page source translation', () => {
         const sorted = Array.from(sortIndicesByPage(page, indices), (i) => page[i]);
         expect(sorted).toEqual([...values].sort((a, b) => a - b));
         expect(Array.from(sortedOrder(page, page.length), (i) => page[i])).toEqual(sorted);
+      }),
+    );
+  });
+});
+
+describe('folioRun (kpageflags decoder)', () => {
+  const HEAD = 1n << BigInt(KPF_COMPOUND_HEAD);
+  const TAIL = 1n << BigInt(KPF_COMPOUND_TAIL);
+  const THP = 1n << BigInt(KPF_THP);
+
+  it('any flags: the run holds the frame and stays inside the window', () => {
+    fc.assert(
+      fc.property(fc.array(fc.oneof(fc.bigInt({ min: 0n, max: 2n ** 64n - 1n }), fc.constantFrom(THP | HEAD, THP | TAIL, TAIL, HEAD, THP, 0n)), { minLength: 1, maxLength: 600 }), fc.nat(1 << 20), fc.integer({ min: -5, max: 700 }), (words, base, at) => {
+        const r = folioRun(BigUint64Array.from(words), base, base + at);
+        expect(r.first).toBeLessThanOrEqual(base + at);
+        expect(r.first + r.pages).toBeGreaterThan(base + at);
+        if (r.pages > 1) {
+          expect(r.first).toBeGreaterThanOrEqual(base);
+          expect(r.first + r.pages).toBeLessThanOrEqual(base + words.length);
+        }
+      }),
+    );
+  });
+
+  it('a THP of 2^k pages is found from any of its frames; plain pages stay single', () => {
+    fc.assert(
+      fc.property(fc.integer({ min: 1, max: 9 }), fc.nat(), (order, pick) => {
+        const size = 1 << order;
+        const flags = new BigUint64Array(MAX_FOLIO_PAGES);
+        const head = size * (pick % (MAX_FOLIO_PAGES / size));
+        flags[head] = THP | HEAD;
+        for (let i = 1; i < size; i++) flags[head + i] = THP | TAIL;
+        const base = 512 * 1000;
+        const inside = head + (pick % size);
+        expect(folioRun(flags, base, base + inside)).toEqual({ first: base + head, pages: size });
+        const outside = (head + size) % MAX_FOLIO_PAGES;
+        if (outside !== head) expect(folioRun(flags, base, base + outside)).toEqual({ first: base + outside, pages: 1 });
       }),
     );
   });

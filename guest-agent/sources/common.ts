@@ -128,20 +128,20 @@ export function sortedOrder(values: Float64Array, count: number): Uint32Array {
  * Sorts frame/read/write triples by frame and sums duplicates (two virtual pages of
  * different processes can share one frame) into one-page runs.
  */
-export function pageSamplesFrom(pfn: Float64Array, reads: Uint32Array, writes: Uint32Array, count: number): PageSamples {
+export function pageSamplesFrom(pfn: Float64Array, reads: Uint32Array, writes: Uint32Array, count: number, runPages?: Uint32Array): PageSamples {
   const order = sortedOrder(pfn, count);
   const out = emptySamples(count);
   for (let k = 0; k < count; k++) {
     const i = order[k];
     const last = out.count - 1;
-    if (last >= 0 && out.gpaPfn[last] === pfn[i]) {
+    if (last >= 0 && out.gpaPfn[last] === pfn[i] && out.pages[last] === (runPages ? runPages[i] : 1)) {
       out.reads[last] = Math.min(0xffff_ffff, out.reads[last] + reads[i]);
       out.writes[last] = Math.min(0xffff_ffff, out.writes[last] + writes[i]);
       continue;
     }
     const j = out.count++;
     out.gpaPfn[j] = pfn[i];
-    out.pages[j] = 1;
+    out.pages[j] = runPages ? runPages[i] : 1;
     out.reads[j] = reads[i];
     out.writes[j] = writes[i];
   }

@@ -4,6 +4,7 @@
 // one-page runs. Physical samples (PEBS/IBS with PERF_SAMPLE_PHYS_ADDR) need no translation.
 import type { PerfEventAttr as AddonPerfAttr } from '../../native/addon.js';
 import { emptySamples, type PageSamples } from '../../src/samples.js';
+import { KpageflagsReader } from '../kpageflags.js';
 import { Pagemap, processAlive, TargetGoneError } from '../pagemap.js';
 import { perfAttrFor } from '../perf-attr.js';
 import type { DecodedPages, DecodedSamples } from '../record-layout.js';
@@ -59,15 +60,18 @@ export function sortIndicesByPage(page: Float64Array, indices: Uint32Array): Uin
   return out;
 }
 
-/** Translates drained map entries into one-page runs of frames. */
+/** Translates drained map entries into runs of frames: one page each, or with `folioOf`
+ *  (faults: one fault maps a whole folio) the folio a translated frame belongs to. */
 export function translatePages(
   drained: DecodedPages,
   translate: (tgid: number, vpages: Float64Array) => Float64Array,
+  folioOf?: (pfn: number) => { first: number; pages: number },
 ): { samples: PageSamples; untranslated: number } {
   const n = drained.count;
   const pfn = new Float64Array(n);
   const reads = new Uint32Array(n);
   const writes = new Uint32Array(n);
+  const runPages = new Uint32Array(n).fill(1);
   let out = 0;
   let untranslated = 0;
   // Virtual pages grouped by process (counting pass, then fill), each group in
@@ -119,12 +123,18 @@ export function translatePages(
         untranslated++;
         continue;
       }
-      pfn[out] = frames[k];
+      if (folioOf) {
+        const f = folioOf(frames[k]);
+        pfn[out] = f.first;
+        runPages[out] = f.pages;
+      } else {
+        pfn[out] = frames[k];
+      }
       reads[out] = drained.reads[order[k]];
       writes[out++] = drained.writes[order[k]];
     }
   }
-  return { samples: pageSamplesFrom(pfn, reads, writes, out), untranslated };
+  return { samples: pageSamplesFrom(pfn, reads, writes, out, runPages), untranslated };
 }
 
 export function pagemapTranslate(tgid: number, vpages: Float64Array): Float64Array {
@@ -267,7 +277,15 @@ export class PageSource implements SampleSource {
   }
 
   private deliverDrained(drained: DecodedPages): void {
-    const { samples, untranslated } = translatePages(drained, pagemapTranslate);
+    // faults: a fault on a THP maps the whole folio, so the sample covers its run
+    const flags = this.opts.source === 'faults' ? KpageflagsReader.open() : null;
+    let result: ReturnType<typeof translatePages>;
+    try {
+      result = translatePages(drained, pagemapTranslate, flags ? (pfn) => flags.folio(pfn) : undefined);
+    } finally {
+      flags?.close();
+    }
+    const { samples, untranslated } = result;
     this.untranslated += untranslated;
     this.deliver(samples.count ? samples : emptySamples(0));
   }
