@@ -60,14 +60,24 @@ describe('DAMON aggregation assembly', () => {
         asm.push(decoded);
         asm.flush();
         let runs = 0;
+        let weight = 0n;
         for (const s of out) {
           for (let i = 0; i < s.count; i++) {
             expect(s.pages[i]).toBeGreaterThan(0);
             expect(Number.isSafeInteger(s.gpaPfn[i])).toBe(true);
+            weight += BigInt(s.reads[i] + s.writes[i]) * BigInt(s.pages[i]);
             runs++;
           }
         }
         expect(runs).toBeLessThanOrEqual(decoded.count);
+        // reference: every region with a whole page in it, weight = accesses x whole pages
+        let expected = 0n;
+        for (let i = 0; i < decoded.count; i++) {
+          if (!(decoded.end[i] > decoded.start[i])) continue;
+          const pages = Math.floor(decoded.end[i] / 4096) - Math.ceil(decoded.start[i] / 4096);
+          if (pages > 0) expected += BigInt(decoded.nrAccesses[i]) * BigInt(Math.min(0xffff_ffff, pages));
+        }
+        expect(weight).toBe(expected);
       }),
       { numRuns: 300 },
     );
