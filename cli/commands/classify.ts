@@ -237,9 +237,9 @@ export function registerClassify(program: Command): void {
     .addOption(epochOption('decision epoch (default: the epoch the trace was recorded with)', false))
     .option('--huge', 'decide at 2 MiB granularity (THP-backed guests)')
     .option('--runs', 'print the promoted/demoted GPA ranges of every epoch (always in --json)')
-    .option('--cool-epochs <n>', 'halve all counts every n epochs (default: off)')
-    .option('--cool-samples <n>', 'halve all counts every n page samples (default: 2000000)')
-    .option('--idle-epochs <k>', 'a DRAM page idle for k epochs may be demoted (default: 8)')
+    .option('--cool-epochs <n>', 'halve all counts every n epochs (default: 32; the threshold rule: off)')
+    .option('--cool-samples <n>', 'halve all counts every n page samples (default: off; the threshold rule: 2000000)')
+    .option('--idle-epochs <k>', 'threshold rule: a DRAM page idle for k epochs may be demoted (default: 8)')
     .option('--migrate-limit <size>', 'bytes moved per epoch, promotions plus demotions (default: unlimited)')
     .option('--unknown <tier>', 'where pages with no placement report are assumed to be: cxl or dram (default: cxl)');
   examples(cmd, [

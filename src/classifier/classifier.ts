@@ -74,7 +74,7 @@ export interface ClassifierOptions {
    *  count-threshold rule with twice-as-hot hysteresis, kept for comparison). */
   rule?: ClassifierRule;
   /** evidence: how many standard deviations of the estimates' noise a swap's rate
-   *  difference must exceed (default 1; 0 = trust point estimates). */
+   *  difference must exceed (default 0: the posterior means already carry the noise). */
   confidence?: number;
   /** evidence: relative margin a swap needs on top (the incoming page's estimate must exceed
    *  the outgoing one's by this fraction; default 0.25): estimates of equal true heat never
