@@ -140,7 +140,7 @@ function runObservations(run: Json, fallbackWorkload: string, param?: { name: st
   return out;
 }
 
-const SWEEP_PARAMS: Record<string, string> = { dram: 'dram_bytes', dramBytes: 'dram_bytes', dram_bytes: 'dram_bytes', period: 'period', samplePeriod: 'period' };
+const SWEEP_PARAMS: Record<string, string> = { dram: 'dram_bytes', dramBytes: 'dram_bytes', dram_bytes: 'dram_bytes', period: 'period', samplePeriod: 'period', budget: 'tracking_budget', trackingBudget: 'tracking_budget' };
 
 /** Converts saved sim / sim sweep JSON; null when the data is not sim output. */
 export function simObservations(data: unknown, fileName = 'sim.json'): Observation[] | null {
@@ -155,7 +155,7 @@ export function simObservations(data: unknown, fileName = 'sim.json'): Observati
   // Each point is a full sim run, so it carries both dramBytes and samplePeriod: the
   // sweep's own `parameter` says which of them varies.
   const swept = typeof data.parameter === 'string' ? data.parameter : null;
-  const keyFor: Record<string, string[]> = { dram: ['dramBytes', 'dram_bytes'], period: ['samplePeriod', 'period'] };
+  const keyFor: Record<string, string[]> = { dram: ['dramBytes', 'dram_bytes'], period: ['samplePeriod', 'period'], budget: ['trackingBudget'] };
   for (const point of points as Json[]) {
     let param: { name: string; value: number } | undefined;
     const candidates = swept ? keyFor[swept] ?? [swept] : Object.keys(SWEEP_PARAMS);
