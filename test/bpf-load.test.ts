@@ -167,6 +167,13 @@ afterEach(() => {
 });
 afterAll(() => rmSync(dir, { recursive: true, force: true }));
 
+/** Samples counted in drained entries (reads + writes). */
+function sampleWeight(d: { count: number; reads: Uint32Array; writes: Uint32Array }): number {
+  let w = 0;
+  for (let i = 0; i < d.count; i++) w += d.reads[i] + d.writes[i];
+  return w;
+}
+
 const settle = (ms: number) => new Promise((r) => setTimeout(r, ms));
 
 describe.skipIf(skip)('sampler.bpf.o in the running kernel', () => {
@@ -365,8 +372,7 @@ describe.skipIf(skip)('sampler.bpf.o in the running kernel', () => {
       expect(s.mapFill()).toBe(capacity);
       const drained = s.drainPages();
       const c = s.counters();
-      let weight = 0;
-      for (let i = 0; i < drained.count; i++) weight += drained.reads[i] + drained.writes[i];
+      const weight = sampleWeight(drained);
       // an LRU map would hold `capacity` entries too, but with mapFull 0 and the rest lost
       expect(drained.count).toBe(capacity);
       expect(c.inserts).toBe(BigInt(capacity));
@@ -393,8 +399,7 @@ describe.skipIf(skip)('sampler.bpf.o in the running kernel', () => {
       const before = s.counters();
       expect(before.samples).toBe(before.mapFull); // nothing drained yet
       const drained = await s.drainPagesAsync();
-      let weight = 0;
-      for (let i = 0; i < drained.count; i++) weight += drained.reads[i] + drained.writes[i];
+      const weight = sampleWeight(drained);
       const after = s.counters();
       expect(after.samples).toBe(BigInt(weight) + after.mapFull);
       expect(after.samples).toBeGreaterThanOrEqual(BigInt(pages));
