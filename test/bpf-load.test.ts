@@ -429,22 +429,35 @@ describe.skipIf(skip)('sampler.bpf.o in the running kernel', () => {
     }
   });
 
-  it('a process killed by SIGINT leaves no program behind', async () => {
+  it('SIGINT handled by close() detaches while the process lives on (checked from outside with bpftool)', async () => {
+    // The kernel frees everything when a process dies anyway; what can fail is close()
+    // leaving a link or program behind in a process that keeps running (the agents do).
     const moduleUrl = pathToFileURL(join(packageRoot(), 'dist', 'guest-agent', 'sampler-object.js')).href;
     const code = `import(${JSON.stringify(moduleUrl)}).then(async ({ openSampler }) => {
         const s = await openSampler({ kind: 'fault-tracepoint', mode: 'both' });
         s.attachTracepoints();
         s.onRecords(() => {});
+        process.on('SIGINT', () => { s.close(); console.log('closed'); });
+        setInterval(() => {}, 1000);
         console.log(s.bpfStats().progId);
       });`;
     const child = spawn(process.execPath, ['-e', code], { stdio: ['ignore', 'pipe', 'inherit'] });
-    const line = await createInterface({ input: child.stdout })[Symbol.asyncIterator]().next();
-    const progId = Number(line.value);
-    expect(progExists(progId)).toBe(true);
-    const exited = new Promise((r) => child.once('exit', r));
-    child.kill('SIGINT');
-    await exited;
-    expect(await progGone(progId)).toBe(true);
+    try {
+      const lines = createInterface({ input: child.stdout })[Symbol.asyncIterator]();
+      const progId = Number((await lines.next()).value);
+      expect(progExists(progId)).toBe(true);
+      const links = () => execFileSync('bpftool', ['link', 'show', '--json'], { encoding: 'utf8' });
+      expect((JSON.parse(links()) as Array<{ prog_id: number }>).some((l) => l.prog_id === progId)).toBe(true);
+      child.kill('SIGINT');
+      expect((await lines.next()).value).toBe('closed');
+      expect(child.exitCode).toBe(null); // still running
+      expect(await progGone(progId)).toBe(true);
+      expect((JSON.parse(links()) as Array<{ prog_id: number }>).some((l) => l.prog_id === progId)).toBe(false);
+    } finally {
+      const exited = new Promise((r) => child.once('exit', r));
+      child.kill('SIGKILL');
+      await exited;
+    }
   });
 
   it('the fallback drain (get_next_key + lookup + delete) returns the same entries', async () => {
