@@ -140,6 +140,30 @@ describe.skipIf(!run)('faults source (real kernel)', () => {
     expect(stats.pagesSeen).toBeGreaterThanOrEqual(thpFrames);
   });
 
+  it('the drain of a large map runs off the JS thread: the event loop turns before its batch arrives', async () => {
+    const pages = 50_000;
+    const toucher = await startToucher(pages);
+    children.push(toucher.child);
+    // a long epoch: every page waits in the map until stop() drains it
+    const sampler = await Sampler.start({ source: 'faults', pid: toucher.child.pid, epochMs: 60_000 });
+    let delivered = 0;
+    sampler.onBatch((_t, batch) => (delivered += batch.count));
+    try {
+      toucher.child.stdin.write('go\n');
+      expect(await toucher.next()).toBe('done');
+      // A synchronous drain would deliver inside stop() before it returns its promise;
+      // draining on the thread pool lets this setImmediate run first.
+      const stopped = sampler.stop();
+      const deliveredAtFirstTurn = await new Promise<number>((r) => setImmediate(() => r(delivered)));
+      await stopped;
+      expect(deliveredAtFirstTurn).toBe(0);
+      expect(delivered).toBeGreaterThanOrEqual(pages * 0.95);
+    } finally {
+      await sampler.stop();
+      toucher.child.stdin.end();
+    }
+  });
+
   it('perf software page-faults event: >= 95% as well', async () => {
     const { recall } = await recallOfTouchedPages('perf', 4000);
     console.log(`[sources-faults] perf page-faults recall ${(recall * 100).toFixed(2)}% (4000 pages)`);
