@@ -421,6 +421,29 @@ describe('vtier guest run (CLI, replay mode)', () => {
     expect(summary.samples).toBeGreaterThan(0);
   });
 
+  it.skipIf(process.getuid?.() !== 0 && process.env.CI !== 'true')('a small aggregation map: refused samples are counted and reported', async () => {
+    // system-wide faults into a 16-page map; this process keeps faulting fresh pages
+    const faulting = setInterval(() => {
+      const b = Buffer.allocUnsafeSlow(1 << 20);
+      for (let i = 0; i < b.length; i += 4096) b[i] = 1;
+    }, 50);
+    try {
+      const args = [cli, 'guest', 'run', '--connect', `unix:${join(dir, 'nobody-small.sock')}`, '--source', 'faults', '--max-pages', '16', '--epoch', '10s', '--duration', '1500ms', '-q'];
+      const { stdout } = await run('node', [...args, '--json'], { timeout: 30_000 });
+      const summary = JSON.parse(stdout);
+      expect(summary.sourceStats.mapFull).toBeGreaterThan(0);
+      expect(summary.sourceStats.drops).toBeGreaterThanOrEqual(summary.sourceStats.mapFull);
+      expect(summary.source.tunables.maxPages).toBe(16);
+      const text = await run('node', args, { timeout: 30_000 });
+      expect(text.stdout).toMatch(/LOST \d+ samples .*aggregation map \(16 pages\) was full/);
+      const bad = await run('node', [...args.slice(0, 7), '--max-pages', '1'], { timeout: 20_000 }).catch((e) => e);
+      expect(bad.code).not.toBe(0);
+      expect(bad.stderr).toMatch(/--max-pages: must be between 16/);
+    } finally {
+      clearInterval(faulting);
+    }
+  });
+
   it('fails with one line and exit code 2 on bad input', async () => {
     const bad = await run('node', [cli, 'guest', 'run', '--connect', 'vsock:2:notaport', '--source', 'replay:/nonexistent'], { timeout: 20_000 }).catch((e) => e);
     expect(bad.code).toBe(2);

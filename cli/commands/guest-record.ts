@@ -45,6 +45,16 @@ export interface SamplerSetup {
 /** Bounds of --max-pages (the BPF map is allocated up front: 2^22 pages ~ 256 MiB kernel memory). */
 export const MAX_PAGES_RANGE = { min: 16, max: 1 << 22 } as const;
 
+/** --max-pages, bounded; undefined when not given. */
+export function parseMaxPages(value: string | undefined): number | undefined {
+  if (value === undefined) return undefined;
+  const maxPages = parsePositiveInt(value, '--max-pages');
+  if (maxPages < MAX_PAGES_RANGE.min || maxPages > MAX_PAGES_RANGE.max) {
+    throw new InputError(`--max-pages: must be between ${MAX_PAGES_RANGE.min} and ${MAX_PAGES_RANGE.max}`);
+  }
+  return maxPages;
+}
+
 /** Refuses what cannot work here before touching the kernel, each with one clear line. */
 export function precheckSource(source: SourceChoice): void {
   if (!btfFact().present) {
@@ -186,13 +196,7 @@ export function parseSetup(o: { source: string; damonMode: string; epoch: string
   }
   const epochMs = parseDurationMs(o.epoch, '--epoch');
   if (epochMs < 10 || epochMs > 60_000) throw new InputError('--epoch: must be between 10ms and 60s');
-  let maxPages: number | undefined;
-  if (o.maxPages !== undefined) {
-    maxPages = parsePositiveInt(o.maxPages, '--max-pages');
-    if (maxPages < MAX_PAGES_RANGE.min || maxPages > MAX_PAGES_RANGE.max) {
-      throw new InputError(`--max-pages: must be between ${MAX_PAGES_RANGE.min} and ${MAX_PAGES_RANGE.max}`);
-    }
-  }
+  const maxPages = parseMaxPages(o.maxPages);
   return {
     source: o.source as SourceChoice,
     damonMode: o.damonMode as SamplerSetup['damonMode'],

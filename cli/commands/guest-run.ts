@@ -10,6 +10,8 @@ import { parseTransportSpec } from '../../transport/spec.js';
 import { InputError, parseDurationMs, parseSizeBytes } from '../../src/util/units.js';
 import { TraceFormatError } from '../../src/trace/index.js';
 import type { PageRuns } from '../../src/samples.js';
+import type { SourceStats } from '../../guest-agent/sources/common.js';
+import { lossLines, MAX_PAGES_RANGE, parseMaxPages } from './guest-record.js';
 
 interface GuestRunOptions extends OutputOptions {
   connect: string;
@@ -21,6 +23,7 @@ interface GuestRunOptions extends OutputOptions {
   vmName?: string;
   quiet?: boolean;
   statusEvery: string;
+  maxPages?: string;
 }
 
 interface OpenedSource {
@@ -39,7 +42,7 @@ function parseSpeed(text: string): number {
   return speed;
 }
 
-async function openSource(spec: string, speed: number, epochMs: number | undefined): Promise<OpenedSource> {
+async function openSource(spec: string, speed: number, epochMs: number | undefined, maxPages?: number): Promise<OpenedSource> {
   if (spec.startsWith('replay:')) {
     const path = spec.slice('replay:'.length);
     if (!path) throw new InputError('source: replay needs a trace path (replay:PATH)');
@@ -59,7 +62,7 @@ async function openSource(spec: string, speed: number, epochMs: number | undefin
   // Page sources drain once per classifier epoch; DAMON batches follow its aggregation interval.
   let sampler: Sampler;
   try {
-    sampler = await Sampler.start({ source: spec as SourceName | 'auto', epochMs: Math.max(10, epochMs ?? 500) });
+    sampler = await Sampler.start({ source: spec as SourceName | 'auto', epochMs: Math.max(10, epochMs ?? 500), maxPages });
   } catch (err) {
     if (err instanceof SamplerError) throw new UserError(err.message, err.code, err.code === 'bad-input' ? 2 : 1);
     throw err;
@@ -80,6 +83,7 @@ export function registerGuestRun(guest: Command): void {
     .option('--speed <factor>', 'replay pace: 1 = as recorded, 10 = ten times faster, max = no waiting (playback starts once a budget is known)', '1')
     .option('--vm-name <name>', 'name this guest claims (the host checks it against the transport identity)')
     .option('--status-every <duration>', 'status line period when stderr is not a terminal', '5s')
+    .option('--max-pages <n>', `page sources: aggregation map capacity in pages (${MAX_PAGES_RANGE.min}-${MAX_PAGES_RANGE.max}, default 262144); refused samples are counted and reported`)
     .option('-q, --quiet', 'no live status line');
   examples(cmd, [
     'vtier guest run --connect vsock:2:7070 --source damon',
@@ -95,8 +99,9 @@ export function registerGuestRun(guest: Command): void {
     if (dramBudgetPages === 0) throw new InputError('dram budget: must be at least one page (4K)');
     const durationMs = options.duration ? parseDurationMs(options.duration, 'duration') : undefined;
     const statusEveryMs = parseDurationMs(options.statusEvery, 'status period');
+    const maxPages = parseMaxPages(options.maxPages);
     // Last: a live source changes kernel state, so every argument is checked before it starts.
-    const opened = await openSource(options.source, speed, requestedEpochMs);
+    const opened = await openSource(options.source, speed, requestedEpochMs, maxPages);
     const epochMs = requestedEpochMs ?? opened.epochMs ?? 500;
 
     let agent: GuestAgent;
@@ -174,6 +179,7 @@ export function registerGuestRun(guest: Command): void {
         `  reports ${s.reports}: moved promote ${s.moved.promote}, demote ${s.moved.demote}; failed ${JSON.stringify(s.failed)}`,
         `  budget ${s.budgetPages ?? 'none'} pages (${s.budgetFrom}); host connects ${s.connects}`,
       ];
+      lines.push(...lossLines(opened.source.stats() as SourceStats, opened.sampler?.describe().tunables ?? {}));
       for (const note of s.hostNotes) lines.push(`  host: ${note}`);
       return lines.join('\n');
     });
