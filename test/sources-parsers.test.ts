@@ -158,13 +158,28 @@ describe('perf attrs', () => {
     return root;
   }
 
-  it('this machine has no hardware PMU: pebs and ibs refuse with a clear message', () => {
-    expect(detectPmu().kind).toBe('none');
-    expect(() => perfAttrFor('pebs')).toThrow(
+  it('a machine without a hardware PMU (a VM without vPMU): pebs and ibs refuse with a clear message', () => {
+    const sysRoot = fakePmu({ software: { type: '1' }, tracepoint: { type: '2' } });
+    expect(detectPmu(sysRoot).kind).toBe('none');
+    expect(() => perfAttrFor('pebs', { sysRoot })).toThrow(
       "no hardware PMU: the 'cpu' perf PMU is absent (VMs need PEBS virtualization); use --source damon or faults",
     );
-    expect(() => perfAttrFor('ibs')).toThrow(SourceUnavailableError);
-    expect(() => perfAttrFor('ibs')).toThrow(/ibs_op.*absent.*use --source damon or faults/);
+    expect(() => perfAttrFor('ibs', { sysRoot })).toThrow(SourceUnavailableError);
+    expect(() => perfAttrFor('ibs', { sysRoot })).toThrow(/ibs_op.*absent.*use --source damon or faults/);
+  });
+
+  it('this machine: the attr builders agree with the PMU detected, whatever it is', () => {
+    const kind = detectPmu().kind;
+    if (kind === 'amd-ibs') expect(perfAttrFor('ibs').type).toBe(Number(readFileSync('/sys/bus/event_source/devices/ibs_op/type', 'utf8')));
+    else expect(() => perfAttrFor('ibs')).toThrow(SourceUnavailableError);
+    if (kind !== 'intel') expect(() => perfAttrFor('pebs')).toThrow(SourceUnavailableError);
+    else {
+      try {
+        expect(perfAttrFor('pebs').preciseIp).toBeGreaterThan(0);
+      } catch (err) {
+        expect((err as Error).message).toMatch(/mem-loads-aux/); // Sapphire Rapids and later, for now
+      }
+    }
   });
 
   it('faults uses the software page-faults event with the data address', () => {
