@@ -172,7 +172,8 @@ static __always_inline void damon_region(__u32 target_id, struct damon_region *r
 	rec->start = BPF_CORE_READ(r, ar.start);
 	rec->end = BPF_CORE_READ(r, ar.end);
 	rec->nr_accesses = BPF_CORE_READ(r, nr_accesses);
-	rec->age = BPF_CORE_READ(r, age);
+	/* damon_region.age came with DAMOS: a kernel without it reports 0 */
+	rec->age = bpf_core_field_exists(r->age) ? BPF_CORE_READ(r, age) : 0;
 	rec->target_id = target_id;
 	rec->nr_regions = nr_regions;
 	rec->kdamond_pid = (__u32)bpf_get_current_pid_tgid();
