@@ -25,7 +25,11 @@ import { TruthScorer } from '../eval/truth-scorer.js';
 export interface MissionGuestResult {
   status: GuestStatus;
   source: object;
+  /** Score of the hot set at the end. */
   score: HotSetScore;
+  /** Mean recall and precision over the second half of the epochs that saw samples (the
+   *  hot set flickers between epochs; the end alone can land on a flicker). */
+  steady: { recall: number; precision: number; epochs: number };
   truthHotPages: number;
   residentPages: number;
   /** The whole classified hot set (the rest of the guest included). */
@@ -81,6 +85,15 @@ async function main(): Promise<void> {
     vmName: 'lab',
   });
   const started = performance.now();
+  const series: HotSetScore[] = [];
+  let seenRuns = 0;
+  agent.on('epoch', () => {
+    const runs = agent.status().sampleRuns;
+    if (runs === seenRuns) return;
+    seenRuns = runs;
+    scorer.refresh();
+    series.push(scoreHotSet(runsInside(agent.classifier.hotRuns(), scorer.frames), scorer.current.hotPfns));
+  });
   agent.start();
   try {
     await new Promise((r) => setTimeout(r, durationMs));
@@ -94,10 +107,13 @@ async function main(): Promise<void> {
     await workload.stop();
     const rows: Array<[number, number]> = [];
     for (let i = 0; i < Math.min(64, hot.count); i++) rows.push([hot.gpaPfn[i], hot.pages[i]]);
+    const tail = series.slice(Math.floor(series.length / 2));
+    const meanOf = (f: (x: HotSetScore) => number) => (tail.length === 0 ? 0 : tail.reduce((a, x) => a + f(x), 0) / tail.length);
     const result: MissionGuestResult = {
       status,
       source: sampler!.describe(),
       score,
+      steady: { recall: meanOf((x) => x.recall), precision: meanOf((x) => x.precision), epochs: tail.length },
       truthHotPages: scorer.truthHotPages,
       residentPages: scorer.residentPages,
       hotPagesInGuest: Array.from(allHot.pages.subarray(0, allHot.count)).reduce((a, b) => a + b, 0),
@@ -107,7 +123,7 @@ async function main(): Promise<void> {
     writeFileSync(values.out!, `${JSON.stringify(result, null, 2)}\n`);
     process.stdout.write(
       `mission-guest: ${status.decisionsSent} decisions, ${status.reports} reports, host errors ${status.hostErrors}; ` +
-        `hot set in the workload: precision ${score.precision.toFixed(3)}, recall ${score.recall.toFixed(3)} (true hot ${scorer.truthHotPages} pages)\n`,
+        `hot set in the workload: precision ${score.precision.toFixed(3)}, recall ${score.recall.toFixed(3)} at the end, steady ${result.steady.precision.toFixed(3)} / ${result.steady.recall.toFixed(3)} over ${result.steady.epochs} epochs (true hot ${scorer.truthHotPages} pages)\n`,
     );
   }
 }
