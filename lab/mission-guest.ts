@@ -29,7 +29,7 @@ export interface MissionGuestResult {
   score: HotSetScore;
   /** Mean recall and precision over the second half of the epochs that saw samples (the
    *  hot set flickers between epochs; the end alone can land on a flicker). */
-  steady: { recall: number; precision: number; epochs: number };
+  steady: { recall: number; precision: number; epochs: number; bestRecall: number };
   truthHotPages: number;
   residentPages: number;
   /** The whole classified hot set (the rest of the guest included). */
@@ -113,7 +113,7 @@ async function main(): Promise<void> {
       status,
       source: sampler!.describe(),
       score,
-      steady: { recall: meanOf((x) => x.recall), precision: meanOf((x) => x.precision), epochs: tail.length },
+      steady: { recall: meanOf((x) => x.recall), precision: meanOf((x) => x.precision), epochs: tail.length, bestRecall: Math.max(0, ...series.map((x) => x.recall)) },
       truthHotPages: scorer.truthHotPages,
       residentPages: scorer.residentPages,
       hotPagesInGuest: Array.from(allHot.pages.subarray(0, allHot.count)).reduce((a, b) => a + b, 0),
