@@ -31,9 +31,7 @@ export const AGENT_VERSION = '0.1.0';
  *  guest and only every ~8 aggregations on a 1 GiB one: a moved hot set then took over 40 s
  *  to win back DRAM). */
 export function classifierDefaultsFor(source: string): Omit<ClassifierOptions, 'dramBudgetPages' | 'ramRanges'> {
-  // DAMON keeps the count-threshold rule: with region batches once per aggregation the evidence
-  // rule's hot set emptied in many epochs inside the lab VM (mission recall 0.08-0.49 vs 1.0).
-  return source === 'damon' ? { coolEachIngest: true, coolEverySamples: 0, rule: 'threshold' } : {};
+  return source === 'damon' ? { coolEachIngest: true, coolEverySamples: 0 } : {};
 }
 
 export interface GuestAgentOptions {

@@ -30,6 +30,9 @@ export interface MissionGuestResult {
   /** Mean recall and precision over the second half of the epochs that saw samples (the
    *  hot set flickers between epochs; the end alone can land on a flicker). */
   steady: { recall: number; precision: number; epochs: number; bestRecall: number };
+  /** Every scored epoch, in order: [ms since start, hot pages in the workload, recall, precision,
+   *  hot pages in the whole guest]. What a flickering hot set looks like, for whoever debugs it. */
+  series: Array<[number, number, number, number, number]>;
   truthHotPages: number;
   residentPages: number;
   /** The whole classified hot set (the rest of the guest included). */
@@ -44,6 +47,12 @@ function runsInside(hot: PageRuns, frames: PageRuns): PageRuns {
   const asSamples = { gpaPfn: hot.gpaPfn, pages: hot.pages, reads: new Float64Array(hot.count).fill(1), writes: new Float64Array(hot.count), count: hot.count };
   const clipped = clipSamples(asSamples as never, frames);
   return { gpaPfn: clipped.gpaPfn, pages: clipped.pages, count: clipped.count };
+}
+
+function pagesOf(runs: PageRuns): number {
+  let n = 0;
+  for (let i = 0; i < runs.count; i++) n += runs.pages[i];
+  return n;
 }
 
 async function main(): Promise<void> {
@@ -86,13 +95,18 @@ async function main(): Promise<void> {
   });
   const started = performance.now();
   const series: HotSetScore[] = [];
+  const trace: MissionGuestResult['series'] = [];
   let seenRuns = 0;
   agent.on('epoch', () => {
     const runs = agent.status().sampleRuns;
     if (runs === seenRuns) return;
     seenRuns = runs;
     scorer.refresh();
-    series.push(scoreHotSet(runsInside(agent.classifier.hotRuns(), scorer.frames), scorer.current.hotPfns));
+    const allHot = agent.classifier.hotRuns();
+    const inside = runsInside(allHot, scorer.frames);
+    const s = scoreHotSet(inside, scorer.current.hotPfns);
+    series.push(s);
+    trace.push([Math.round(performance.now() - started), pagesOf(inside), +s.recall.toFixed(3), +s.precision.toFixed(3), pagesOf(allHot)]);
   });
   agent.start();
   try {
@@ -116,7 +130,8 @@ async function main(): Promise<void> {
       steady: { recall: meanOf((x) => x.recall), precision: meanOf((x) => x.precision), epochs: tail.length, bestRecall: Math.max(0, ...series.map((x) => x.recall)) },
       truthHotPages: scorer.truthHotPages,
       residentPages: scorer.residentPages,
-      hotPagesInGuest: Array.from(allHot.pages.subarray(0, allHot.count)).reduce((a, b) => a + b, 0),
+      series: trace,
+      hotPagesInGuest: pagesOf(allHot),
       hotRunsInWorkload: rows,
       durationS: (performance.now() - started) / 1000,
     };

@@ -94,6 +94,13 @@ export function kernelCommandLine(spec: LabSpec): string {
     // NUMA balancing is off unless an experiment turns it on (the autonuma arm): it would
     // otherwise move pages behind the experiment's back (the kernel's default is on).
     'numa_balancing=disable',
+    // Under TCG the guest's accessed bits need PTI. QEMU's software TLB keeps a translation
+    // until the guest flushes it, and x86 clears accessed bits without a flush, so a process
+    // that runs alone on its vCPU keeps hitting cached translations and DAMON sees its hot pages
+    // as idle for seconds (mission recall 0.1-0.5, flickering). PTI writes CR3 on every kernel
+    // entry, and TCG flushes its TLB on each write, so translations live no longer than a tick,
+    // as a hardware TLB's do. KVM walks the guest's page tables in hardware: no PTI there.
+    ...(spec.accel === 'kvm' ? [] : ['pti=on']),
     `vtier.mode=${spec.mode}`,
     `vtier.checkout=${spec.checkout}`,
     `vtier.results=${spec.results}`,

@@ -16,11 +16,13 @@ if (skip && process.env.CI === 'true') throw new Error(`CI must run the lab test
 if (skip) console.warn(`lab-mission: skipped: ${skip}`);
 
 const VM_RAM_BYTES = 1 << 30;
-// Measured at the end of this stop with the evidence rule: best 1.0, steady 0.49 (the set is
-// empty in some epochs: a known regression, open in the classifier issue).
+// Measured in four runs with PTI on under TCG (lab/qemu-args.ts says why): steady recall 1.00
+// in every scored epoch, steady precision 0.82-0.91. Without PTI the set emptied for seconds
+// (steady recall 0.11-0.49): the worst-epoch floor is what catches that.
 const MISSION_BEST_RECALL_FLOOR = 0.9;
-const MISSION_RECALL_FLOOR = 0.3;
-const MISSION_PRECISION_FLOOR = 0.3;
+const MISSION_RECALL_FLOOR = 0.9;
+const MISSION_WORST_RECALL_FLOOR = 0.5;
+const MISSION_PRECISION_FLOOR = 0.7;
 
 let out = '';
 afterAll(() => {
@@ -76,6 +78,9 @@ describe.skipIf(skip)('mission in a lab VM: guest agent inside -> virtio-serial 
     expect(mission.steady.bestRecall).toBeGreaterThanOrEqual(MISSION_BEST_RECALL_FLOOR);
     expect(mission.steady.recall).toBeGreaterThanOrEqual(MISSION_RECALL_FLOOR);
     expect(mission.steady.precision).toBeGreaterThanOrEqual(MISSION_PRECISION_FLOOR);
+    // No epoch of the second half loses the hot set (series rows: [ms, pages, recall, precision, all]).
+    const tail = (mission.series as number[][]).slice(Math.floor(mission.series.length / 2));
+    expect(Math.min(...tail.map((row) => row[2]))).toBeGreaterThanOrEqual(MISSION_WORST_RECALL_FLOOR);
     console.log(
       `lab-mission: ${g.decisionsSent} decisions, ${g.reports} reports; steady precision ${mission.steady.precision.toFixed(3)}, recall ${mission.steady.recall.toFixed(3)} over ${mission.steady.epochs} epochs; ` +
         `at the end ${mission.score.precision.toFixed(3)} / ${mission.score.recall.toFixed(3)}; boot ${lab.bootMs} ms, wall ${lab.wallMs} ms`,

@@ -87,6 +87,9 @@ describe('lab QEMU command line', () => {
     expect(line).toContain('vtier.results=/work/main/results/lab-1');
     expect(line).toContain('panic=-1');
     expect(line).toContain('numa_balancing=disable');
+    // TCG's software TLB hides accessed bits from DAMON unless PTI flushes it on kernel entry.
+    expect(line.split(' ')).toContain('pti=on');
+    expect(kernelCommandLine({ ...base, accel: 'kvm' }).split(' ')).not.toContain('pti=on');
   });
 
   it('refuses sizes, CPU counts and paths QEMU or the command line cannot carry', () => {
