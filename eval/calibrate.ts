@@ -4,7 +4,7 @@
 // by more than 20% (relative), the row says so and gives the known reason; docs/policies.md
 // keeps the table.
 import { DEFAULT_POLICY_SETTINGS, DEFAULT_SIM, makePolicy, makeWorkload, runSimulation, type PolicyName } from '../src/sim/index.js';
-import type { LabSystem, LabWorkload } from './lab-arm.js';
+import type { LabSystem, LabWorkloadSpec } from './lab-arm.js';
 
 export interface CalibrationRow {
   system: LabSystem;
@@ -22,13 +22,7 @@ export interface CalibrationRow {
 
 export const SIM_POLICY_FOR: Record<LabSystem, PolicyName> = { vtier: 'vtier', autonuma: 'autonuma', damos: 'damon', static: 'static' };
 
-export interface CalibrateInput {
-  workload: LabWorkload;
-  sizeBytes: number;
-  hotFrac: number;
-  durationMs: number;
-  shiftEveryMs: number;
-  seed: number;
+export interface CalibrateInput extends LabWorkloadSpec {
   measured: Array<{ system: LabSystem; hotDramShareMean: number | null; migratedBytes: number; runs: number }>;
 }
 

@@ -8,18 +8,12 @@ import { existsSync, readFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { runLab } from '../lab/vm.js';
 import { readObservations, type Observation, type ResultsWriter } from './results.js';
-import type { ArmSummary, LabSystem, LabWorkload } from './lab-arm.js';
+import type { ArmSummary, LabSystem, LabWorkload, LabWorkloadSpec } from './lab-arm.js';
 import { calibrate, type CalibrationRow } from './calibrate.js';
 
-export interface LabCompareOptions {
+export interface LabCompareOptions extends LabWorkloadSpec {
   systems: LabSystem[];
-  workload: LabWorkload;
   runs: number;
-  sizeBytes: number;
-  hotFrac: number;
-  durationMs: number;
-  shiftEveryMs: number;
-  seed: number;
   promoteRateMBps?: number;
   /** The lab VM: node 0 (DRAM) and node 1 (CXL stand-in) sizes. */
   memBytes: number;
@@ -134,7 +128,7 @@ export async function runLabCompare(o: LabCompareOptions): Promise<LabCompareSum
       notes: [...new Set(mine.flatMap((a) => a.notes.filter((n) => !/^vtier: DAMON own|^DAMOS applied/.test(n))))],
     };
   });
-  const calibration = calibrate({ workload: o.workload, sizeBytes: o.sizeBytes, hotFrac: o.hotFrac, durationMs: o.durationMs, shiftEveryMs: o.shiftEveryMs, seed: o.seed, measured: systems });
+  const calibration = calibrate({ ...o, measured: systems });
   for (const row of calibration) {
     o.results.observe([
       { system: row.system, workload: o.workload, run: 0, metric: 'sim_dram_served_share', value: row.simDramServedShare ?? NaN, unit: 'fraction' },

@@ -28,14 +28,20 @@ export type LabSystem = (typeof LAB_SYSTEMS)[number];
 export const LAB_WORKLOADS = ['hotspot', 'shift'] as const;
 export type LabWorkload = (typeof LAB_WORKLOADS)[number];
 
-export interface ArmOptions {
-  system: LabSystem;
+/** The workload every lab arm runs, as the comparison, each arm and the calibration see it. */
+export interface LabWorkloadSpec {
   workload: LabWorkload;
   sizeBytes: number;
   hotFrac: number;
+  /** How long each system runs after the first touch. */
   durationMs: number;
+  /** shift: how often the hot set moves. */
   shiftEveryMs: number;
   seed: number;
+}
+
+export interface ArmOptions extends LabWorkloadSpec {
+  system: LabSystem;
   /** autonuma: numa_balancing_promote_rate_limit_MBps; undefined = the kernel's default. */
   promoteRateMBps?: number;
   results: ResultsWriter;

@@ -9,15 +9,13 @@ import { createProgress } from '../progress.js';
 import { parseDurationMs, parseFraction, parsePositiveInt, parseSizeBytes } from '../../src/util/units.js';
 import { ResultsWriter } from '../../eval/results.js';
 import { writeReportFile } from '../../eval/report.js';
-import { LAB_SYSTEMS, LAB_WORKLOADS, runArm, type LabSystem, type LabWorkload } from '../../eval/lab-arm.js';
+import { LAB_SYSTEMS, LAB_WORKLOADS, runArm, type LabSystem, type LabWorkload, type LabWorkloadSpec } from '../../eval/lab-arm.js';
 import { pct, runLabCompare, TCG_LABEL, type LabCompareSummary } from '../../eval/compare-lab.js';
 import { labMissing } from '../../lab/cache.js';
 import { checkTieredMachine, REAL_ROOTS } from '../../eval/compare.js';
 
-export interface LabCompareCliOptions extends OutputOptions {
-  systems?: string;
-  runs?: string;
-  lab?: boolean;
+/** The workload options `eval compare --lab` and `eval arm` share, as commander hands them over. */
+interface LabWorkloadCliOptions {
   workload?: string;
   size?: string;
   hotFrac?: string;
@@ -25,23 +23,49 @@ export interface LabCompareCliOptions extends OutputOptions {
   shiftEvery?: string;
   seed?: string;
   promoteRate?: string;
+}
+
+export interface LabCompareCliOptions extends OutputOptions, LabWorkloadCliOptions {
+  systems?: string;
+  runs?: string;
+  lab?: boolean;
   mem?: string;
   cxl?: string;
   out?: string;
   resultsDir?: string;
 }
 
+/** Declares the workload options; `scope` prefixes their help ("with --lab: ") on the command
+ *  where they only apply to one mode. */
+function addLabWorkloadOptions(cmd: Command, scope: string): Command {
+  return cmd
+    .option('--workload <name>', `${scope}the built-in workload with truth: ${LAB_WORKLOADS.join(', ')}`, 'hotspot')
+    .option('--size <size>', `${scope}workload memory`, '512M')
+    .option('--hot-frac <f>', `${scope}fraction of the workload that is hot`, '0.1')
+    .option('--duration <duration>', `${scope}how long each system runs after the first touch`, '60s')
+    .option('--shift-every <duration>', `${scope}with --workload shift: how often the hot set moves`, '20s')
+    .option('--seed <n>', `${scope}workload seed (compare: run r uses seed + r - 1)`, '1')
+    .option('--promote-rate <MBps>', `${scope}autonuma's numa_balancing_promote_rate_limit_MBps (default: the kernel's)`);
+}
+
+/** The workload spec from those options (usage errors name the option). */
+function parseLabWorkload(options: LabWorkloadCliOptions): LabWorkloadSpec & { promoteRateMBps?: number } {
+  const workload = options.workload ?? 'hotspot';
+  if (!(LAB_WORKLOADS as readonly string[]).includes(workload)) throw new UserError(`--workload: "${workload}" is not one of ${LAB_WORKLOADS.join(', ')}`, 'usage', 2);
+  return {
+    workload: workload as LabWorkload,
+    sizeBytes: parseSizeBytes(options.size ?? '512M', '--size'),
+    hotFrac: parseFraction(options.hotFrac ?? '0.1', '--hot-frac'),
+    durationMs: parseDurationMs(options.duration ?? '60s', '--duration'),
+    shiftEveryMs: parseDurationMs(options.shiftEvery ?? '20s', '--shift-every'),
+    seed: parsePositiveInt(options.seed ?? '1', '--seed'),
+    promoteRateMBps: options.promoteRate === undefined ? undefined : parsePositiveInt(options.promoteRate, '--promote-rate'),
+  };
+}
+
 /** The options `eval compare` takes for the lab (added to the host comparison's). */
 export function addLabCompareOptions(cmd: Command): Command {
-  return cmd
-    .option('--lab', 'run each system in a fresh two-node lab VM (default when this host has no CPU-less node and the lab is ready)')
-    .option('--workload <name>', `with --lab: the built-in workload with truth: ${LAB_WORKLOADS.join(', ')}`, 'hotspot')
-    .option('--size <size>', 'with --lab: workload memory', '512M')
-    .option('--hot-frac <f>', 'with --lab: fraction of the workload that is hot', '0.1')
-    .option('--duration <duration>', 'with --lab: how long each system runs after the first touch', '60s')
-    .option('--shift-every <duration>', 'with --lab and --workload shift: how often the hot set moves', '20s')
-    .option('--seed <n>', 'with --lab: workload seed (run r uses seed + r - 1)', '1')
-    .option('--promote-rate <MBps>', "with --lab: autonuma's numa_balancing_promote_rate_limit_MBps (default: the kernel's)")
+  return addLabWorkloadOptions(cmd.option('--lab', 'run each system in a fresh two-node lab VM (default when this host has no CPU-less node and the lab is ready)'), 'with --lab: ')
     .option('--mem <size>', 'with --lab: node 0 (DRAM) of each VM', '2G')
     .option('--cxl <size>', 'with --lab: node 1 (CXL stand-in) of each VM', '2G');
 }
@@ -84,18 +108,11 @@ export async function runLabCompareCommand(options: LabCompareCliOptions): Promi
   const systems = (options.systems ?? LAB_SYSTEMS.join(',')).split(',').map((x) => x.trim()).filter(Boolean);
   for (const x of systems) if (!(LAB_SYSTEMS as readonly string[]).includes(x)) throw new UserError(`--systems: unknown system "${x}" with --lab (known: ${LAB_SYSTEMS.join(', ')})`, 'usage', 2);
   if (systems.length === 0) throw new UserError('--systems: empty list', 'usage', 2);
-  const workload = options.workload ?? 'hotspot';
-  if (!(LAB_WORKLOADS as readonly string[]).includes(workload)) throw new UserError(`--workload: "${workload}" is not one of ${LAB_WORKLOADS.join(', ')}`, 'usage', 2);
+  const spec = parseLabWorkload(options);
   const runs = parsePositiveInt(options.runs ?? '1', '--runs');
-  const sizeBytes = parseSizeBytes(options.size ?? '512M', '--size');
-  const hotFrac = parseFraction(options.hotFrac ?? '0.1', '--hot-frac');
-  const durationMs = parseDurationMs(options.duration ?? '60s', '--duration');
-  const shiftEveryMs = parseDurationMs(options.shiftEvery ?? '20s', '--shift-every');
-  const seed = parsePositiveInt(options.seed ?? '1', '--seed');
-  const promoteRateMBps = options.promoteRate === undefined ? undefined : parsePositiveInt(options.promoteRate!, '--promote-rate');
   const memBytes = parseSizeBytes(options.mem ?? '2G', '--mem');
   const cxlBytes = parseSizeBytes(options.cxl ?? '2G', '--cxl');
-  if (sizeBytes * 1.2 > cxlBytes) throw new UserError(`--size ${options.size}: the first touch goes to node 1, which has ${options.cxl}; give --cxl at least 1.2x the workload`, 'usage', 2);
+  if (spec.sizeBytes * 1.2 > cxlBytes) throw new UserError(`--size ${options.size}: the first touch goes to node 1, which has ${options.cxl}; give --cxl at least 1.2x the workload`, 'usage', 2);
   const missing = labMissing();
   if (missing.length > 0) throw new UserError(`--lab: lab not ready: ${missing.join('; ')}`, 'lab-not-ready');
   let results: ResultsWriter;
@@ -104,7 +121,7 @@ export async function runLabCompareCommand(options: LabCompareCliOptions): Promi
       campaign: 'compare-lab',
       dir: options.out,
       baseDir: options.resultsDir ?? 'results',
-      settings: { systems, workload, runs, sizeBytes, hotFrac, durationMs, shiftEveryMs, seed, promoteRateMBps: promoteRateMBps ?? 'kernel default', memBytes, cxlBytes, label: TCG_LABEL },
+      settings: { systems, runs, ...spec, promoteRateMBps: spec.promoteRateMBps ?? 'kernel default', memBytes, cxlBytes, label: TCG_LABEL },
     });
   } catch (err) {
     throw new UserError(`cannot create the results directory: ${(err as Error).message}`, 'io');
@@ -114,15 +131,9 @@ export async function runLabCompareCommand(options: LabCompareCliOptions): Promi
   try {
     summary = await withInterrupt((signal) =>
       runLabCompare({
+        ...spec,
         systems: systems as LabSystem[],
-        workload: workload as LabWorkload,
         runs,
-        sizeBytes,
-        hotFrac,
-        durationMs,
-        shiftEveryMs,
-        seed,
-        promoteRateMBps,
         memBytes,
         cxlBytes,
         results,
@@ -145,48 +156,30 @@ export async function runLabCompareCommand(options: LabCompareCliOptions): Promi
   printResult(options, { dir: results.dir, report, ...summary }, () => formatLabCompare(summary, results.dir, report));
 }
 
-interface ArmCliOptions extends OutputOptions {
+interface ArmCliOptions extends OutputOptions, LabWorkloadCliOptions {
   system: string;
-  workload: string;
-  size: string;
-  hotFrac: string;
-  duration: string;
-  shiftEvery: string;
-  seed: string;
-  promoteRate?: string;
   out?: string;
 }
 
 export function registerEvalArm(evalCmd: Command): void {
-  const cmd = evalCmd
-    .command('arm')
-    .description('one system of `eval compare --lab`, inside a two-node lab VM: workload with truth (first touch on the CXL node), the system, placement of the hot set each second, vmstat, tracking CPU')
-    .requiredOption('--system <name>', LAB_SYSTEMS.join(', '))
-    .option('--workload <name>', LAB_WORKLOADS.join(', '), 'hotspot')
-    .option('--size <size>', 'workload memory', '512M')
-    .option('--hot-frac <f>', 'fraction of the workload that is hot', '0.1')
-    .option('--duration <duration>', 'how long after the first touch', '60s')
-    .option('--shift-every <duration>', 'shift: how often the hot set moves', '20s')
-    .option('--seed <n>', 'workload seed', '1')
-    .option('--promote-rate <MBps>', "autonuma: numa_balancing_promote_rate_limit_MBps (default: the kernel's)")
-    .option('-o, --out <dir>', 'results directory');
+  const cmd = addLabWorkloadOptions(
+    evalCmd
+      .command('arm')
+      .description('one system of `eval compare --lab`, inside a two-node lab VM: workload with truth (first touch on the CXL node), the system, placement of the hot set each second, vmstat, tracking CPU')
+      .requiredOption('--system <name>', LAB_SYSTEMS.join(', ')),
+    '',
+  ).option('-o, --out <dir>', 'results directory');
   examples(cmd, ['vtier lab run --nodes 2 -- vtier eval arm --system autonuma --out $VTIER_RESULTS/arm', 'vtier eval compare --lab --systems vtier,autonuma --duration 30s']);
   action<ArmCliOptions>(cmd, async (_args, options) => {
     if (!(LAB_SYSTEMS as readonly string[]).includes(options.system)) throw new UserError(`--system: "${options.system}" is not one of ${LAB_SYSTEMS.join(', ')}`, 'usage', 2);
-    if (!(LAB_WORKLOADS as readonly string[]).includes(options.workload)) throw new UserError(`--workload: "${options.workload}" is not one of ${LAB_WORKLOADS.join(', ')}`, 'usage', 2);
-    const sizeBytes = parseSizeBytes(options.size, '--size');
-    const hotFrac = parseFraction(options.hotFrac, '--hot-frac');
-    const durationMs = parseDurationMs(options.duration, '--duration');
-    const shiftEveryMs = parseDurationMs(options.shiftEvery, '--shift-every');
-    const seed = parsePositiveInt(options.seed, '--seed');
-    const promoteRateMBps = options.promoteRate === undefined ? undefined : parsePositiveInt(options.promoteRate!, '--promote-rate');
+    const spec = parseLabWorkload(options);
     if (process.getuid?.() !== 0) throw new UserError('eval arm needs root (sysctls, DAMON, move_pages)', 'permission');
     const results = ResultsWriter.create({ campaign: `arm-${options.system}`, dir: options.out, baseDir: 'results', settings: { ...options } });
     const say = (line: string) => {
       if (!options.json) process.stderr.write(`${line}\n`);
     };
     const summary = await withInterrupt((signal) =>
-      runArm({ system: options.system as LabSystem, workload: options.workload as LabWorkload, sizeBytes, hotFrac, durationMs, shiftEveryMs, seed, promoteRateMBps, results, signal, onStep: say }),
+      runArm({ ...spec, system: options.system as LabSystem, results, signal, onStep: say }),
     );
     results.finish(summary);
     printResult(options, summary, () =>
