@@ -2,23 +2,17 @@
 // a fresh two-node lab VM. AutoNUMA must really promote (pgpromote_success > 0), or the run must
 // say why it cannot; every arm restores its settings; the campaign writes its results directory,
 // the calibration rows and a report.
-import { existsSync, mkdtempSync, readdirSync, readFileSync, rmSync } from 'node:fs';
+import { existsSync, readdirSync, readFileSync } from 'node:fs';
 import { join } from 'node:path';
-import { afterAll, describe, expect, it } from 'vitest';
-import { CHECKOUT, labSkipReason, processesMentioning, runCli } from './helpers/lab.js';
+import { describe, expect, it } from 'vitest';
+import { labTestFile, processesMentioning, runCli } from './helpers/lab.js';
 
-const skip = labSkipReason();
-if (skip && process.env.CI === 'true') throw new Error(`CI must run the lab tests: ${skip}`);
-if (skip) console.warn(`lab-compare: skipped: ${skip}`);
+const { skip, resultsDir } = labTestFile('lab-compare');
 
-let out = '';
-afterAll(() => {
-  if (out) rmSync(out, { recursive: true, force: true });
-});
 
 describe.skipIf(skip)('vtier eval compare --lab (vtier vs AutoNUMA, real kernels)', () => {
   it('runs each system in its own VM; AutoNUMA promotes (or says why not); settings restored; results and calibration written', async () => {
-    out = mkdtempSync(join(CHECKOUT, 'results-test-compare-lab-'));
+    const out = resultsDir('compare-lab');
     const r = await runCli(['eval', 'compare', '--lab', '--systems', 'vtier,autonuma', '--runs', '1', '--duration', '20s', '--size', '256M', '--out', out, '--json'], 900_000);
     expect(r.status, r.stderr.slice(-3000)).toBe(0);
     const s = JSON.parse(r.stdout);

@@ -1,23 +1,17 @@
 // DAMON own mode cannot run on this host (someone else's kdamond owns DAMON), so its tests
 // skip here; inside a lab VM DAMON is ours. This runs test/damon-own.test.ts there, under
 // CI=true, and requires all of it to pass (none skipped).
-import { mkdtempSync, readFileSync, rmSync } from 'node:fs';
+import { readFileSync } from 'node:fs';
 import { join } from 'node:path';
-import { afterAll, describe, expect, it } from 'vitest';
-import { CHECKOUT, labSkipReason, runCli } from './helpers/lab.js';
+import { describe, expect, it } from 'vitest';
+import { CHECKOUT, labTestFile, runCli } from './helpers/lab.js';
 
-const skip = labSkipReason();
-if (skip && process.env.CI === 'true') throw new Error(`CI must run the lab tests: ${skip}`);
-if (skip) console.warn(`lab-damon-own: skipped: ${skip}`);
+const { skip, resultsDir } = labTestFile('lab-damon-own');
 
-let out = '';
-afterAll(() => {
-  if (out) rmSync(out, { recursive: true, force: true });
-});
 
 describe.skipIf(skip)('DAMON own-mode tests, inside a lab VM where DAMON is free', () => {
   it('test/damon-own.test.ts passes inside the guest, nothing skipped', async () => {
-    out = mkdtempSync(join(CHECKOUT, 'results-test-damon-own-'));
+    const out = resultsDir('damon-own');
     // --configLoader runner: vite would otherwise write its bundled config into node_modules
     // (read-only inside).
     const inner = `cd ${CHECKOUT} && CI=true NO_COLOR=1 npx vitest run test/damon-own.test.ts --configLoader runner`;

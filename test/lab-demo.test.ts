@@ -5,26 +5,20 @@
 //
 // Floors below come from measured runs (docs/RESULTS.md): hot set on DRAM 0% -> 100%,
 // ~26 k pages promoted, best recall 0.99.
-import { existsSync, mkdtempSync, readFileSync, rmSync } from 'node:fs';
+import { existsSync, readFileSync } from 'node:fs';
 import { join } from 'node:path';
-import { afterAll, describe, expect, it } from 'vitest';
-import { CHECKOUT, labSkipReason, processesMentioning, runCli } from './helpers/lab.js';
+import { describe, expect, it } from 'vitest';
+import { labTestFile, processesMentioning, runCli } from './helpers/lab.js';
 
-const skip = labSkipReason();
-if (skip && process.env.CI === 'true') throw new Error(`CI must run the lab tests: ${skip}`);
-if (skip) console.warn(`lab-demo: skipped: ${skip}`);
+const { skip, resultsDir } = labTestFile('lab-demo');
 
 const HOT_ON_DRAM_FLOOR = 0.8;
 const BEST_RECALL_FLOOR = 0.8;
 
-let out = '';
-afterAll(() => {
-  if (out) rmSync(out, { recursive: true, force: true });
-});
 
 describe.skipIf(skip)('vtier demo in the two-node lab VM', () => {
   it('moves the hot set from the CXL node to DRAM for real, as the kernel reports it', async () => {
-    out = mkdtempSync(join(CHECKOUT, 'results-test-demo-lab-'));
+    const out = resultsDir('demo-lab');
     const r = await runCli(['demo', '--on', 'lab', '--duration', '40s', '--size', '512M', '--out', out, '--json'], 420_000);
     expect(r.status, `${r.stderr}\n${existsSync(join(out, 'output.log')) ? readFileSync(join(out, 'output.log'), 'utf8').slice(-3000) : ''}`).toBe(0);
     const s = JSON.parse(r.stdout);

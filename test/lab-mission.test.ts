@@ -6,14 +6,12 @@
 //
 // Floors below come from measured runs (docs/RESULTS.md): recall 1.00, precision 0.85 of the
 // classified hot set inside the workload's frames, 60-65 decisions in 40 s, all answered.
-import { mkdtempSync, readFileSync, rmSync } from 'node:fs';
+import { readFileSync } from 'node:fs';
 import { join } from 'node:path';
-import { afterAll, describe, expect, it } from 'vitest';
-import { CHECKOUT, labMemFiles, labSkipReason, processesMentioning, runCli } from './helpers/lab.js';
+import { describe, expect, it } from 'vitest';
+import { CHECKOUT, labMemFiles, labTestFile, processesMentioning, runCli } from './helpers/lab.js';
 
-const skip = labSkipReason();
-if (skip && process.env.CI === 'true') throw new Error(`CI must run the lab tests: ${skip}`);
-if (skip) console.warn(`lab-mission: skipped: ${skip}`);
+const { skip, resultsDir } = labTestFile('lab-mission');
 
 const VM_RAM_BYTES = 1 << 30;
 // Measured in four runs with PTI on under TCG (lab/qemu-args.ts says why): steady recall 1.00
@@ -24,14 +22,10 @@ const MISSION_RECALL_FLOOR = 0.9;
 const MISSION_WORST_RECALL_FLOOR = 0.5;
 const MISSION_PRECISION_FLOOR = 0.7;
 
-let out = '';
-afterAll(() => {
-  if (out) rmSync(out, { recursive: true, force: true });
-});
 
 describe.skipIf(skip)('mission in a lab VM: guest agent inside -> virtio-serial -> vtier host run (QEMU target)', () => {
   it('connects, every decision gets a report, every page is inside the VM RAM mapping, the hot set matches the truth in GPA space', async () => {
-    out = mkdtempSync(join(CHECKOUT, 'results-test-mission-'));
+    const out = resultsDir('mission');
     const guest = `node ${CHECKOUT}/dist/lab/mission-guest.js --connect serial:/dev/virtio-ports/vtier --size 256M --duration 40s --out $VTIER_RESULTS/mission.json`;
     const r = await runCli(['lab', 'run', '--nodes', '1', '--mem', '1G', '--host-agent', '--host-dram-budget', '128M', '--timeout', '4m', '--out', out, '--json', '--', 'sh', '-c', guest], 300_000);
     const output = readFileSync(join(out, 'output.log'), 'utf8');

@@ -5,24 +5,15 @@
 // nothing left behind (no QEMU process, no memory file). Boots take ~10 s each; the file runs
 // alone (vitest runs files one at a time).
 import { spawn, spawnSync } from 'node:child_process';
-import { existsSync, mkdtempSync, readFileSync, rmSync } from 'node:fs';
+import { existsSync, readFileSync } from 'node:fs';
 import { join } from 'node:path';
-import { afterAll, describe, expect, it } from 'vitest';
-import { CHECKOUT, VTIER, labMemFiles, labSkipReason, processesMentioning } from './helpers/lab.js';
+import { describe, expect, it } from 'vitest';
+import { VTIER, labMemFiles, labTestFile, processesMentioning } from './helpers/lab.js';
 
-const skip = labSkipReason();
-if (skip && process.env.CI === 'true') throw new Error(`CI must run the lab tests: ${skip}`);
-if (skip) console.warn(`lab-vm: skipped: ${skip}`);
+const lab = labTestFile('lab-vm');
+const skip = lab.skip;
+const resultsDir = () => lab.resultsDir('lab');
 
-const dirs: string[] = [];
-function resultsDir(): string {
-  const d = mkdtempSync(join(CHECKOUT, 'results-test-lab-'));
-  dirs.push(d);
-  return d;
-}
-afterAll(() => {
-  for (const d of dirs) rmSync(d, { recursive: true, force: true });
-});
 
 function expectNothingLeft(dir: string): void {
   // The QEMU of this run names the results dir as its 9p export.

@@ -1,8 +1,9 @@
 // Shared by the lab tests: is the lab ready (in CI it must be: setup.sh prepares it), the
 // compiled CLI, and the checks that a run left nothing behind.
 import { spawn } from 'node:child_process';
-import { readdirSync, readFileSync } from 'node:fs';
+import { mkdtempSync, readdirSync, readFileSync, rmSync } from 'node:fs';
 import { join } from 'node:path';
+import { afterAll } from 'vitest';
 import { labMissing } from '../../lab/cache.js';
 
 export const CHECKOUT = join(import.meta.dirname, '..', '..');
@@ -13,6 +14,29 @@ export function labSkipReason(): string | undefined {
   if (process.getuid?.() !== 0) return 'the lab tests need root (QEMU memory files, BPF and DAMON inside)';
   const missing = labMissing();
   return missing.length > 0 ? `lab not ready: ${missing.join('; ')}` : undefined;
+}
+
+/**
+ * What every lab test file starts with: the skip reason (a failure in CI, where setup.sh must
+ * have prepared the lab), and results directories in the checkout (the guest mounts the
+ * checkout, not /tmp) that are removed after the file.
+ */
+export function labTestFile(name: string): { skip: string | undefined; resultsDir: (tag: string) => string } {
+  const skip = labSkipReason();
+  if (skip && process.env.CI === 'true') throw new Error(`CI must run the lab tests: ${skip}`);
+  if (skip) console.warn(`${name}: skipped: ${skip}`);
+  const dirs: string[] = [];
+  afterAll(() => {
+    for (const d of dirs) rmSync(d, { recursive: true, force: true });
+  });
+  return {
+    skip,
+    resultsDir: (tag) => {
+      const dir = mkdtempSync(join(CHECKOUT, `results-test-${tag}-`));
+      dirs.push(dir);
+      return dir;
+    },
+  };
 }
 
 /** Pids of processes whose command line mentions `needle` (our QEMU names the results dir). */
