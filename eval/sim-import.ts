@@ -61,6 +61,13 @@ function workloadName(run: Json, fallback: string): string {
   return fallback;
 }
 
+/** A replayed trace (`sim --trace`): its workload is named `trace` or carries the trace summary. */
+function isTrace(run: Json): boolean {
+  const w = isObject(run.workload) ? (run.workload as Json) : isObject(run.config) && isObject((run.config as Json).workload) ? ((run.config as Json).workload as Json) : null;
+  if (w) return w.name === 'trace' || w.trace !== undefined;
+  return run.workload === 'trace';
+}
+
 function flattenMetrics(entry: Json): Array<[string, number]> {
   const out: Array<[string, number]> = [];
   const source = isObject(entry.metrics) ? { ...entry, ...(entry.metrics as Json) } : entry;
@@ -104,8 +111,11 @@ function runObservations(run: Json, fallbackWorkload: string, param?: { name: st
   const epochMs = typeof run.epochMs === 'number' && run.epochMs > 0 ? run.epochMs : 1000;
   const out: Observation[] = [];
   // Hot-set moves, once per workload (the report draws them as markers on the time plots).
-  if (!param && Array.isArray(run.shiftEpochs)) {
-    for (const e of run.shiftEpochs) if (typeof e === 'number') out.push({ system: 'workload', workload, run: 0, metric: 'shift_time', value: (e * epochMs) / 1000, unit: 's' });
+  // Only a synthetic workload's moves are known: a replayed trace has one phase per epoch
+  // (sim lists each as a shift), and nobody knows when, or whether, its hot set moved.
+  const shifts = !param && !isTrace(run) && Array.isArray(run.shiftEpochs) ? (run.shiftEpochs as unknown[]) : [];
+  if (shifts.length > 0) {
+    for (const e of shifts) if (typeof e === 'number') out.push({ system: 'workload', workload, run: 0, metric: 'shift_time', value: (e * epochMs) / 1000, unit: 's' });
   }
   for (const entry of entries) {
     const system = policyName(entry) ?? '?';
@@ -119,7 +129,7 @@ function runObservations(run: Json, fallbackWorkload: string, param?: { name: st
     if (typeof converge === 'number') out.push({ system, workload, run: 0, metric: 'converge_time', value: (converge * epochMs) / 1000, unit: 's' });
     else if (converge === null) out.push({ system, workload, run: 0, metric: 'never_converged', value: 1, unit: 'count' });
     // Re-convergence after shift k (run = k, 1-based), in seconds after that shift.
-    if (Array.isArray(entry.reconvergeEpochs)) {
+    if (shifts.length > 0 && Array.isArray(entry.reconvergeEpochs)) {
       entry.reconvergeEpochs.forEach((e, k) => {
         if (typeof e === 'number') out.push({ system, workload, run: k + 1, metric: 'reconverge_after', value: (e * epochMs) / 1000, unit: 's' });
       });

@@ -6,6 +6,9 @@ import { join } from 'node:path';
 import { encodeTraceBatch, encodeTraceEnd, encodeTraceHeader, type TraceHeader } from '../src/trace/index.js';
 import { runsFrom, samplesFrom } from '../src/samples.js';
 import { replayFromTrace } from '../src/sim/index.js';
+import { simObservations } from '../eval/sim-import.js';
+import { buildReport } from '../eval/report.js';
+import type { LoadedResults } from '../eval/results.js';
 
 function vtier(args: string[]) {
   const r = spawnSync('node', ['bin/vtier.js', ...args], { encoding: 'utf8', timeout: 120_000 });
@@ -117,6 +120,34 @@ describe('vtier sim CLI', () => {
     expect(d.shiftEpochs).toEqual([1, 2, 3]);
     const oracle = d.policies.find((p: { policy: string }) => p.policy === 'oracle');
     expect(oracle.dramShare).toBeGreaterThan(0.99);
+  });
+
+  it('draws hot-set moves only where a synthetic workload really moved its hot set', async () => {
+    // A trace: every epoch is a phase in sim's output, but no move is known; the imported
+    // results (eval sim, vtier report) must not mark any.
+    const trace = JSON.parse(vtier(['sim', '--trace', traceFile(), '--dram', '400K', '--epoch', '500ms', '--policy', 'vtier,oracle', '--json', '--accesses-per-epoch', '10K']).stdout);
+    expect(trace.shiftEpochs.length).toBeGreaterThan(0);
+    const fromTrace = simObservations(trace) ?? [];
+    expect(fromTrace.some((o) => o.metric === 'recall')).toBe(true);
+    expect(fromTrace.filter((o) => o.metric === 'shift_time' || o.metric === 'reconverge_after')).toEqual([]);
+    // A shifting workload: its one move (epoch 2 of 1 s epochs) becomes one marker at 2 s.
+    const shifting = JSON.parse(vtier(['sim', ...SMALL, '--workload', 'shift', '--shift-every', '2s', '--policy', 'vtier,oracle', '--json', '--timeline']).stdout);
+    const fromShift = simObservations(shifting) ?? [];
+    expect(fromShift.filter((o) => o.metric === 'shift_time').map((o) => o.value)).toEqual([2]);
+    expect(fromShift.filter((o) => o.metric === 'reconverge_after').length).toBe(2);
+    // A hotspot never moves: no marker.
+    const hotspot = JSON.parse(vtier(['sim', ...SMALL, '--policy', 'oracle', '--json']).stdout);
+    expect((simObservations(hotspot) ?? []).filter((o) => o.metric === 'shift_time')).toEqual([]);
+    // And the report draws what was imported: no "hot set moves" rule on the trace's plot.
+    const loaded = (observations: ReturnType<typeof simObservations>): LoadedResults =>
+      ({ dir: '', observations: observations ?? [], complete: true, command: null, machine: null, summary: null, warnings: [] });
+    const shiftRules = async (observations: ReturnType<typeof simObservations>): Promise<number> => {
+      const model = await buildReport(loaded(observations), { plots: false });
+      const spec = JSON.stringify(model.sections.find((s) => s.id.startsWith('accuracy-'))?.spec ?? {});
+      return (spec.match(/hot set moves/g) ?? []).length;
+    };
+    expect(await shiftRules(fromTrace)).toBe(0);
+    expect(await shiftRules(fromShift)).toBeGreaterThan(0);
   });
 
   it('refuses to replay a trace without samples', () => {
