@@ -302,13 +302,28 @@ class SocketHandle : public Napi::ObjectWrap<SocketHandle> {
     }
   }
 
+  // Nothing is delivered once the owner closed the handle (the callback is released then).
   void Emit(std::initializer_list<napi_value> args) {
+    if (callback_.IsEmpty() || !context_) return;
     Napi::Env env = Env();
+    emitting_++;
     callback_.MakeCallback(Value(), args, *context_);
+    emitting_--;
+    // close() from inside the callback: release now that MakeCallback has returned.
+    if (emitting_ == 0 && releasePending_) ReleaseCallback();
     if (env.IsExceptionPending()) {
       Napi::Error e = env.GetAndClearPendingException();
       napi_fatal_exception(env, e.Value());
     }
+  }
+
+  // The callback is a strong reference to a closure over the owner (NativeStream), which
+  // holds this handle's JS object: kept after close, it made every closed stream reachable
+  // for ever (one stream, its buffers and this object leaked per connection).
+  void ReleaseCallback() {
+    releasePending_ = false;
+    callback_.Reset();
+    context_.reset();
   }
 
   void UpdatePoll() {
@@ -371,6 +386,8 @@ class SocketHandle : public Napi::ObjectWrap<SocketHandle> {
       CloseNow();
       Unref();
     }
+    if (emitting_ > 0) releasePending_ = true;
+    else ReleaseCallback();
     return info.Env().Undefined();
   }
 
@@ -398,6 +415,8 @@ class SocketHandle : public Napi::ObjectWrap<SocketHandle> {
   bool reading_ = false;
   bool wantWrite_ = false;
   bool connecting_ = false;
+  int emitting_ = 0;
+  bool releasePending_ = false;
   Napi::FunctionReference callback_;
   std::unique_ptr<Napi::AsyncContext> context_;
 };
