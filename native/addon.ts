@@ -63,6 +63,28 @@ export interface PerfEventAttr {
   excludeIdle?: boolean;
   inherit?: boolean;
   wakeupEvents?: number;
+  /** PERF_FORMAT_* bits for read(2) on the event's fd (e.g. PERF_FORMAT_GROUP on a leader). */
+  readFormat?: number | bigint;
+}
+
+/** One CPU whose perf event could not be opened or attached. */
+export interface PerfCpuFailure {
+  /** -1 when the event followed a pid on any CPU. */
+  cpu: number;
+  error: SyscallError;
+}
+
+/** What attachPerfEventPerCpu did on each CPU: a link per CPU that works, the error of each that does not. */
+export interface PerfAttachResult {
+  links: { cpu: number; link: number }[];
+  failed: PerfCpuFailure[];
+}
+
+export interface PerfAttachOptions {
+  /** A counting (non-sampling) event opened first on each CPU; the sampling event joins its
+   *  group, as perf does for mem-loads-aux on Intel Sapphire Rapids. Its fd is closed with
+   *  the link. It is opened enabled: a group runs only while its leader does. */
+  leader?: PerfEventAttr;
 }
 
 /** Where a perf event counts: one event per listed CPU (all tasks unless pid), or one for pid. */
@@ -132,10 +154,27 @@ export class BpfObject {
     return this.#native.attachTracepoint(prog, category, name);
   }
   /** perf_event_open for each CPU (or the pid) and attaches prog to each. Returns link ids;
-   *  on any failure, the events opened so far are closed again. */
-  attachPerfEvent(prog: string, attr: PerfEventAttr, target: PerfTarget): number[] {
+   *  all or nothing: on any failure the events opened are closed again and the first
+   *  failure is thrown. */
+  attachPerfEvent(prog: string, attr: PerfEventAttr, target: PerfTarget, options: PerfAttachOptions = {}): number[] {
+    const r = this.attachPerfEventPerCpu(prog, attr, target, options);
+    if (r.failed.length) {
+      for (const l of r.links) this.detach(l.link);
+      throw r.failed[0].error;
+    }
+    return r.links.map((l) => l.link);
+  }
+  /** perf_event_open and attach on each CPU independently (with options.leader, a group per
+   *  CPU): the CPUs that fail are reported with their error, the others keep their link.
+   *  Throws only for bad arguments. */
+  attachPerfEventPerCpu(prog: string, attr: PerfEventAttr, target: PerfTarget, options: PerfAttachOptions = {}): PerfAttachResult {
     if (typeof target !== 'object' || target === null) throw new TypeError('target: must be an object');
-    return this.#native.attachPerfEvent(prog, attr, target.cpus ?? null, target.pid ?? -1);
+    if (typeof options !== 'object' || options === null) throw new TypeError('options: must be an object');
+    const r = this.#native.attachPerfEvent(prog, attr, target.cpus ?? null, target.pid ?? -1, options.leader) as {
+      links: { cpu: number; link: number }[];
+      failed: (SyscallError & { cpu: number })[];
+    };
+    return { links: r.links, failed: r.failed.map((error) => ({ cpu: error.cpu, error })) };
   }
   detach(link: number): void {
     this.#native.detach(link);

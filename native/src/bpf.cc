@@ -189,6 +189,7 @@ class BpfObject : public Napi::ObjectWrap<BpfObject> {
   struct bpf_program *FindProgram(Napi::Env env, Napi::Value name, const char *field);
   struct bpf_map *FindMap(Napi::Env env, Napi::Value name, const char *field);
   int AddLink(struct bpf_link *link);
+  int DestroyLink(int id);
   void CloseRing(Ring *ring);
   void CloseAll();
 
@@ -206,6 +207,7 @@ class BpfObject : public Napi::ObjectWrap<BpfObject> {
   bool hookAdded_ = false;
   int nextId_ = 1;
   std::map<int, struct bpf_link *> links_;
+  std::map<int, int> groupLeaders_;  // link id -> fd of the perf group leader it belongs to
   std::map<int, Ring *> rings_;
 };
 
@@ -467,30 +469,41 @@ Napi::Value BpfObject::AttachTracepoint(const Napi::CallbackInfo &info) {
   return Napi::Number::New(env, AddLink(link));
 }
 
-bool ParsePerfAttr(Napi::Env env, Napi::Value v, struct perf_event_attr *attr) {
+// Parses a PerfEventAttr. `name` prefixes field names in errors ("attr", "leader"). A group
+// leader may count without sampling (no period/frequency) and is opened enabled: the kernel
+// schedules a group only while its leader is on, and libbpf enables only the member it attaches.
+bool ParsePerfAttr(Napi::Env env, Napi::Value v, struct perf_event_attr *attr, const std::string &name = "attr",
+                   bool leader = false) {
+  auto field = [&name](const char *f) { return name + "." + f; };
   if (!v.IsObject()) {
-    ThrowTypeError(env, "attr", "must be an object");
+    ThrowTypeError(env, name.c_str(), "must be an object");
     return false;
   }
   Napi::Object o = v.As<Napi::Object>();
   memset(attr, 0, sizeof(*attr));
   attr->size = sizeof(*attr);
   int64_t type;
-  if (!ToInt(env, o.Get("type"), "attr.type", 0, 0xffffffffLL, &type)) return false;
+  if (!ToInt(env, o.Get("type"), field("type").c_str(), 0, 0xffffffffLL, &type)) return false;
   attr->type = static_cast<uint32_t>(type);
-  uint64_t period = 0, freq = 0, sampleType = PERF_SAMPLE_ADDR, config = 0, config1 = 0, config2 = 0;
-  if (!OptU64(env, o, "config", "attr.config", &config) ||
-      !OptU64(env, o, "config1", "attr.config1", &config1) ||
-      !OptU64(env, o, "config2", "attr.config2", &config2) ||
-      !OptU64(env, o, "samplePeriod", "attr.samplePeriod", &period) ||
-      !OptU64(env, o, "sampleFreq", "attr.sampleFreq", &freq) ||
-      !OptU64(env, o, "sampleType", "attr.sampleType", &sampleType))
+  uint64_t period = 0, freq = 0, sampleType = leader ? 0 : PERF_SAMPLE_ADDR, config = 0, config1 = 0, config2 = 0, readFormat = 0;
+  if (!OptU64(env, o, "config", field("config").c_str(), &config) ||
+      !OptU64(env, o, "config1", field("config1").c_str(), &config1) ||
+      !OptU64(env, o, "config2", field("config2").c_str(), &config2) ||
+      !OptU64(env, o, "samplePeriod", field("samplePeriod").c_str(), &period) ||
+      !OptU64(env, o, "sampleFreq", field("sampleFreq").c_str(), &freq) ||
+      !OptU64(env, o, "sampleType", field("sampleType").c_str(), &sampleType) ||
+      !OptU64(env, o, "readFormat", field("readFormat").c_str(), &readFormat))
     return false;
   attr->config = config;
   attr->config1 = config1;
   attr->config2 = config2;
-  if ((period == 0) == (freq == 0)) {
-    ThrowTypeError(env, "attr.samplePeriod", "exactly one of samplePeriod and sampleFreq must be a positive integer");
+  attr->read_format = readFormat;
+  if (period && freq) {
+    ThrowTypeError(env, field("samplePeriod").c_str(), "give samplePeriod or sampleFreq, not both");
+    return false;
+  }
+  if (!leader && !period && !freq) {
+    ThrowTypeError(env, field("samplePeriod").c_str(), "exactly one of samplePeriod and sampleFreq must be a positive integer");
     return false;
   }
   if (freq) {
@@ -503,33 +516,37 @@ bool ParsePerfAttr(Napi::Env env, Napi::Value v, struct perf_event_attr *attr) {
   Napi::Value precise = o.Get("preciseIp");
   if (!precise.IsUndefined()) {
     int64_t p;
-    if (!ToInt(env, precise, "attr.preciseIp", 0, 3, &p)) return false;
+    if (!ToInt(env, precise, field("preciseIp").c_str(), 0, 3, &p)) return false;
     attr->precise_ip = static_cast<uint64_t>(p);
   }
   Napi::Value wakeup = o.Get("wakeupEvents");
   if (!wakeup.IsUndefined()) {
     int64_t w;
-    if (!ToInt(env, wakeup, "attr.wakeupEvents", 0, 0xffffffffLL, &w)) return false;
+    if (!ToInt(env, wakeup, field("wakeupEvents").c_str(), 0, 0xffffffffLL, &w)) return false;
     attr->wakeup_events = static_cast<uint32_t>(w);
   }
   bool excludeKernel = false, excludeHv = false, excludeUser = false, excludeIdle = false, inherit = false;
-  if (!OptBool(env, o, "excludeKernel", "attr.excludeKernel", &excludeKernel) ||
-      !OptBool(env, o, "excludeHv", "attr.excludeHv", &excludeHv) ||
-      !OptBool(env, o, "excludeUser", "attr.excludeUser", &excludeUser) ||
-      !OptBool(env, o, "excludeIdle", "attr.excludeIdle", &excludeIdle) ||
-      !OptBool(env, o, "inherit", "attr.inherit", &inherit))
+  if (!OptBool(env, o, "excludeKernel", field("excludeKernel").c_str(), &excludeKernel) ||
+      !OptBool(env, o, "excludeHv", field("excludeHv").c_str(), &excludeHv) ||
+      !OptBool(env, o, "excludeUser", field("excludeUser").c_str(), &excludeUser) ||
+      !OptBool(env, o, "excludeIdle", field("excludeIdle").c_str(), &excludeIdle) ||
+      !OptBool(env, o, "inherit", field("inherit").c_str(), &inherit))
     return false;
   attr->exclude_kernel = excludeKernel;
   attr->exclude_hv = excludeHv;
   attr->exclude_user = excludeUser;
   attr->exclude_idle = excludeIdle;
   attr->inherit = inherit;
-  attr->disabled = 1;  // libbpf enables it once the program is attached
+  attr->disabled = leader ? 0 : 1;  // libbpf enables the member once the program is attached
   return true;
 }
 
-// attachPerfEvent(prog, attr, cpus: number[] | null, pid: number): number[] link ids.
-// One perf event per listed CPU (pid -1 = every task), or one for pid on any CPU.
+// attachPerfEvent(prog, attr, cpus: number[] | null, pid: number, leader?: attr):
+//   {links: [{cpu, link}], failed: [Error with .cpu]}.
+// One perf event per listed CPU (pid -1 = every task), or one for pid on any CPU. With a
+// leader, each CPU first opens the leader (a counting event) and the sampling event joins its
+// group (group_fd), as perf does for Intel's mem-loads-aux; the leader's fd lives as long as
+// the link. A CPU that fails is reported and the others keep going; no exception for that.
 Napi::Value BpfObject::AttachPerfEvent(const Napi::CallbackInfo &info) {
   Napi::Env env = info.Env();
   struct bpf_program *prog = FindProgram(env, info[0], "prog");
@@ -554,6 +571,9 @@ Napi::Value BpfObject::AttachPerfEvent(const Napi::CallbackInfo &info) {
   }
   int64_t pid = -1;
   if (!info[3].IsUndefined() && !ToInt(env, info[3], "target.pid", -1, 0x7fffffff, &pid)) return env.Undefined();
+  struct perf_event_attr leader;
+  bool grouped = info.Length() > 4 && !info[4].IsUndefined() && !info[4].IsNull();
+  if (grouped && !ParsePerfAttr(env, info[4], &leader, "leader", true)) return env.Undefined();
   if (cpus.empty()) {
     if (pid < 0) {
       ThrowTypeError(env, "target", "needs cpus or pid");
@@ -562,9 +582,21 @@ Napi::Value BpfObject::AttachPerfEvent(const Napi::CallbackInfo &info) {
     cpus.push_back(-1);
   }
   VerboseScope scope(verbose_);
-  std::vector<int> ids;
+  Napi::Array links = Napi::Array::New(env);
+  Napi::Array failed = Napi::Array::New(env);
   for (int cpu : cpus) {
-    int fd = static_cast<int>(syscall(SYS_perf_event_open, &attr, static_cast<pid_t>(pid), cpu, -1, PERF_FLAG_FD_CLOEXEC));
+    std::string where = "cpu " + std::to_string(cpu) + ", pid " + std::to_string(pid);
+    int leaderFd = -1;
+    if (grouped) {
+      leaderFd = static_cast<int>(syscall(SYS_perf_event_open, &leader, static_cast<pid_t>(pid), cpu, -1, PERF_FLAG_FD_CLOEXEC));
+      if (leaderFd < 0) {
+        Napi::Error e = ErrnoError(env, errno, "perf_event_open", "group leader, " + where);
+        e.Set("cpu", Napi::Number::New(env, cpu));
+        failed.Set(failed.Length(), e.Value());
+        continue;
+      }
+    }
+    int fd = static_cast<int>(syscall(SYS_perf_event_open, &attr, static_cast<pid_t>(pid), cpu, leaderFd, PERF_FLAG_FD_CLOEXEC));
     int err = fd < 0 ? errno : 0;
     struct bpf_link *link = nullptr;
     if (fd >= 0) {
@@ -575,32 +607,48 @@ Napi::Value BpfObject::AttachPerfEvent(const Napi::CallbackInfo &info) {
       }
     }
     if (!link) {
-      for (int id : ids) {
-        bpf_link__destroy(links_[id]);
-        links_.erase(id);
-      }
-      ThrowErrno(env, err, fd < 0 ? "perf_event_open" : "bpf_program__attach_perf_event",
-                 "cpu " + std::to_string(cpu) + ", pid " + std::to_string(pid));
-      return env.Undefined();
+      if (leaderFd >= 0) close(leaderFd);
+      Napi::Error e = ErrnoError(env, err, fd < 0 ? "perf_event_open" : "bpf_program__attach_perf_event", where);
+      e.Set("cpu", Napi::Number::New(env, cpu));
+      failed.Set(failed.Length(), e.Value());
+      continue;
     }
-    ids.push_back(AddLink(link));  // the link owns the perf fd and closes it on destroy
+    int id = AddLink(link);  // the link owns the member's fd and closes it on destroy
+    if (leaderFd >= 0) groupLeaders_[id] = leaderFd;
+    Napi::Object entry = Napi::Object::New(env);
+    entry.Set("cpu", cpu);
+    entry.Set("link", id);
+    links.Set(links.Length(), entry);
   }
-  Napi::Array out = Napi::Array::New(env, ids.size());
-  for (size_t i = 0; i < ids.size(); i++) out.Set(static_cast<uint32_t>(i), ids[i]);
+  Napi::Object out = Napi::Object::New(env);
+  out.Set("links", links);
+  out.Set("failed", failed);
   return out;
+}
+
+// Destroys a link, then closes its group leader (after the member, which it leads).
+int BpfObject::DestroyLink(int id) {
+  auto it = links_.find(id);
+  if (it == links_.end()) return -ENOENT;
+  int err = bpf_link__destroy(it->second);
+  links_.erase(it);
+  auto leader = groupLeaders_.find(id);
+  if (leader != groupLeaders_.end()) {
+    close(leader->second);
+    groupLeaders_.erase(leader);
+  }
+  return err;
 }
 
 Napi::Value BpfObject::Detach(const Napi::CallbackInfo &info) {
   Napi::Env env = info.Env();
   int64_t id;
   if (!ToInt(env, info[0], "link", 1, 0x7fffffff, &id)) return env.Undefined();
-  auto it = links_.find(static_cast<int>(id));
-  if (it == links_.end()) {
+  if (!links_.count(static_cast<int>(id))) {
     ThrowErrno(env, ENOENT, "bpf_link__destroy", "no such link");
     return env.Undefined();
   }
-  int err = bpf_link__destroy(it->second);
-  links_.erase(it);
+  int err = DestroyLink(static_cast<int>(id));
   if (err) ThrowErrno(env, err, "bpf_link__destroy");
   return env.Undefined();
 }
@@ -1021,6 +1069,8 @@ void BpfObject::CloseAll() {
   rings_.clear();
   for (auto &entry : links_) bpf_link__destroy(entry.second);
   links_.clear();
+  for (auto &entry : groupLeaders_) close(entry.second);
+  groupLeaders_.clear();
   if (obj_) bpf_object__close(obj_);
   obj_ = nullptr;
 }
