@@ -12,6 +12,7 @@ import { formatBytes, InputError, parseDurationMs, parseFraction, parsePositiveI
 import {
   DEFAULT_POLICY_SETTINGS,
   DEFAULT_SIM,
+  FIRST_TOUCH_MODES,
   isPolicyName,
   makePolicy,
   meanOverSeeds,
@@ -21,6 +22,7 @@ import {
   replayFromTrace,
   runSimulation,
   WORKLOAD_KINDS,
+  type FirstTouchMode,
   type PolicyName,
   type PolicyResult,
   type SimConfig,
@@ -114,16 +116,16 @@ function parsePolicies(text: string): PolicyName[] {
 }
 
 /** Everything a run needs, from the command line (throws InputError/UserError on bad input). */
-function prepare(o: SimCliOptions, overrides: { dram?: string; samplePeriod?: number; trackingBudget?: number; seed?: number; firstTouch?: 'address' | 'random' } = {}): Prepared {
+function prepare(o: SimCliOptions, overrides: { dram?: string; samplePeriod?: number; trackingBudget?: number; seed?: number; firstTouch?: FirstTouchMode } = {}): Prepared {
   const policies = parsePolicies(o.policy);
   const epochMs = parseDurationMs(o.epoch, '--epoch');
   if (!(epochMs >= 10 && epochMs <= 600_000)) throw new InputError('--epoch: must be between 10ms and 10m');
   const samplePeriod = overrides.samplePeriod ?? (o.samplePeriod === undefined ? 0 : parsePositiveInt(o.samplePeriod, '--sample-period'));
   const trackingBudget = overrides.trackingBudget ?? parseBudget(o.trackingBudget);
-  if (o.firstTouch !== undefined && o.firstTouch !== 'address' && o.firstTouch !== 'random') {
-    throw new InputError(`--first-touch: "${o.firstTouch}" is not address or random`);
+  if (o.firstTouch !== undefined && !(FIRST_TOUCH_MODES as readonly string[]).includes(o.firstTouch)) {
+    throw new InputError(`--first-touch: "${o.firstTouch}" is not one of ${FIRST_TOUCH_MODES.join(', ')}`);
   }
-  const firstTouch = overrides.firstTouch ?? ((o.firstTouch as 'address' | 'random' | undefined) ?? 'address');
+  const firstTouch = overrides.firstTouch ?? ((o.firstTouch as FirstTouchMode | undefined) ?? 'address');
   if (!/^\s*\d+\s*$/.test(o.seed) || !Number.isSafeInteger(Number(o.seed))) throw new InputError(`--seed: "${o.seed}" is not a non-negative integer`);
   const seed = overrides.seed ?? Number(o.seed);
   const accessRatePerSec = parseCount(o.accessRate, '--access-rate');
@@ -331,7 +333,7 @@ function addRunOptions(cmd: Command): Command {
     .addOption(epochOption('epoch (decision interval) length'))
     .option('--tracking-budget <share>', 'tracking CPU every policy may spend (1% or 0.01); each sizes its sampling or scanning from it', '1%')
     .addOption(samplePeriodOption('fixed PEBS-like sample period for vtier and memtis (default: sized from --tracking-budget)'))
-    .option('--first-touch <how>', 'initial DRAM contents: address (first pages) or random (random 2 MiB blocks; the sweep default)')
+    .option('--first-touch <how>', 'initial DRAM contents: address (first pages), random (random 2 MiB blocks; the sweep default) or cxl (DRAM empty, every page on the slow tier, as the lab VM starts)')
     .option('--seed <n>', 'seed for workload and samplers (same seed, same numbers)', '1')
     .option('--access-rate <n>', 'real memory accesses per simulated second (sets sample counts and accessed-bit odds)', '100M')
     .option('--accesses-per-epoch <n>', 'simulated accesses per epoch (the stream scored for DRAM share)', '1M')
@@ -427,7 +429,7 @@ function sweep(o: SweepCliOptions): void {
   const seeds = o.seeds === undefined ? 3 : parsePositiveInt(o.seeds, '--seeds');
   if (seeds > 32) throw new InputError('--seeds: at most 32');
   const firstSeed = Number(o.seed);
-  const firstTouch = (o.firstTouch as 'address' | 'random' | undefined) ?? 'random';
+  const firstTouch = (o.firstTouch as FirstTouchMode | undefined) ?? 'random';
   const override = (v: string) =>
     over === 'dram' ? { dram: v } : over === 'period' ? { samplePeriod: parsePositiveInt(v, '--values') } : { trackingBudget: parseBudget(v, '--values') };
   const prepared = values.map((v) => Array.from({ length: seeds }, (_, k) => prepare(o, { ...override(v), seed: firstSeed + k, firstTouch })));

@@ -13,10 +13,13 @@ export interface TierModel {
   cxlBytesPerSec: number;
   /** Bytes per access (a cache line). */
   accessBytes: number;
-  /** Copy bandwidth of a page migration, bytes/s. */
+  /** Copy bandwidth of the migration thread, bytes/s (copies also share the tiers' bandwidth). */
   migrationBytesPerSec: number;
   /** Fixed cost per migrated page (syscall share, unmap, TLB shootdown, remap), ns. */
   migrationPerPageNs: number;
+  /** Loaded latency: at CXL bandwidth utilisation u the CXL latency is idle x (1 + q u/(1-u))
+   *  (a queue in front of the link; q = 0.5 gives 1.5x at half load, ~5x at 90%). 0 = idle latency. */
+  cxlQueueFactor?: number;
 }
 
 /** Published figures (BRIEF.md): local DRAM 107 ns / 104 GB/s, CXL 279 ns / 17.6 GB/s;
@@ -29,7 +32,44 @@ export const DEFAULT_TIERS: TierModel = {
   accessBytes: 64,
   migrationBytesPerSec: 17.6e9,
   migrationPerPageNs: 1000,
+  cxlQueueFactor: 0.5,
 };
+
+/** Utilisation above which the loaded-latency curve stops rising (the bandwidth floor binds). */
+const MAX_CXL_UTILISATION = 0.95;
+
+/** Modelled time to serve one epoch, ns: `bytes` of demand with `share` of it from DRAM, plus
+ *  `copyBytes` of migration copies that compete with it for both tiers' bandwidth. The time is
+ *  at least the all-DRAM time `baseNs`, each tier's bytes over its bandwidth, the copies over
+ *  the migration thread's rate, and the latency bound with CXL's latency loaded by its
+ *  utilisation u = CXL bytes / (time x bandwidth) (a fixed point: more time lowers u; found by
+ *  bisection). */
+export function epochServeNs(tiers: TierModel, baseNs: number, share: number, bytes: number, copyBytes = 0): number {
+  const cxlBytes = (1 - share) * bytes + copyBytes;
+  const dramBytes = share * bytes + copyBytes;
+  const floor = Math.max(
+    baseNs,
+    (cxlBytes / tiers.cxlBytesPerSec) * 1e9,
+    (dramBytes / tiers.dramBytesPerSec) * 1e9,
+    (copyBytes / tiers.migrationBytesPerSec) * 1e9,
+  );
+  const q = tiers.cxlQueueFactor ?? 0;
+  const latencyAt = (t: number): number => {
+    const u = Math.min(MAX_CXL_UTILISATION, ((cxlBytes / tiers.cxlBytesPerSec) * 1e9) / t);
+    const cxl = tiers.cxlLatencyNs * (1 + (q * u) / (1 - u));
+    return baseNs * ((share * tiers.dramLatencyNs + (1 - share) * cxl) / tiers.dramLatencyNs);
+  };
+  if (latencyAt(floor) <= floor) return floor;
+  // latencyAt falls as t grows: the answer lies between the floor and the latency at it.
+  let lo = floor;
+  let hi = latencyAt(floor);
+  for (let i = 0; i < 60 && hi - lo > 1e-9 * hi; i++) {
+    const mid = (lo + hi) / 2;
+    if (latencyAt(mid) > mid) lo = mid;
+    else hi = mid;
+  }
+  return hi;
+}
 
 export interface SimConfig {
   pages: number;
@@ -50,9 +90,14 @@ export interface SimConfig {
   /** Keep per-epoch series in the result. */
   timeline: boolean;
   /** Where first touch leaves pages: DRAM filled in address order, or with a seeded random
-   *  choice of 2 MiB blocks (sweeps use it: a run's starting layout should not decide it). */
-  firstTouch?: 'address' | 'random';
+   *  choice of 2 MiB blocks (sweeps use it: a run's starting layout should not decide it), or
+   *  `cxl`: every page starts on the slow tier and DRAM is empty (the lab's layout: the whole
+   *  region moved to the CXL node after its first touch). */
+  firstTouch?: FirstTouchMode;
 }
+
+export type FirstTouchMode = 'address' | 'random' | 'cxl';
+export const FIRST_TOUCH_MODES: readonly FirstTouchMode[] = ['address', 'random', 'cxl'];
 
 export const DEFAULT_SIM: Omit<SimConfig, 'pages' | 'dramPages' | 'epochs'> = {
   epochMs: 1000,
@@ -207,12 +252,13 @@ export function runSimulation(config: SimConfig, workload: Workload, policies: P
 
   const states: PolicyState[] = policies.map((policy) => {
     const tier = firstTouchLayout(pages, capacity, config.firstTouch ?? 'address', config.seed);
+    const used = config.firstTouch === 'cxl' ? 0 : capacity;
     return {
       policy,
       rng: Prng.derive(config.seed, `policy:${policy.name}`),
       tier,
-      used: capacity,
-      maxUsed: capacity,
+      used,
+      maxUsed: used,
       inTop: 0,
       inTie: 0,
       migrated: false,
@@ -260,7 +306,7 @@ export function runSimulation(config: SimConfig, workload: Workload, policies: P
     }
     return futureMask;
   };
-  const migrationNsPerPage = tiers.migrationPerPageNs + (config.settings.pageSizeBytes / tiers.migrationBytesPerSec) * 1e9;
+  const copyBytesPerPage = config.settings.pageSizeBytes;
 
   workload.fill(streams[0], 0);
   for (let e = 0; e < epochs; e++) {
@@ -300,9 +346,6 @@ export function runSimulation(config: SimConfig, workload: Workload, policies: P
         st.steadyHits += hits;
         st.steadyAccesses += stream.length;
       }
-      const latencyNs = epochAllDramNs * ((share * tiers.dramLatencyNs + (1 - share) * tiers.cxlLatencyNs) / tiers.dramLatencyNs);
-      const cxlBwNs = (((1 - share) * bytes) / tiers.cxlBytesPerSec) * 1e9;
-      const dramBwNs = ((share * bytes) / tiers.dramBytesPerSec) * 1e9;
 
       const ctx: PolicyContext = {
         epoch: e,
@@ -330,9 +373,14 @@ export function runSimulation(config: SimConfig, workload: Workload, policies: P
       st.maxUsed = Math.max(st.maxUsed, st.used);
       st.promoted += moves.promote.count;
       st.demoted += moves.demote.count;
-      const migNs = (moves.promote.count + moves.demote.count) * migrationNsPerPage;
+      // Migration: a fixed CPU cost per page, and copies that share both tiers' bandwidth with
+      // the epoch's accesses (what they cost is the time they add to serving it).
+      const movedPages = moves.promote.count + moves.demote.count;
+      const servedNs = epochServeNs(tiers, epochAllDramNs, share, bytes);
+      const servedWithCopiesNs = movedPages > 0 ? epochServeNs(tiers, epochAllDramNs, share, bytes, movedPages * copyBytesPerPage) : servedNs;
+      const migNs = movedPages * tiers.migrationPerPageNs + (servedWithCopiesNs - servedNs);
       st.migrationNs += migNs;
-      st.modelledNs += Math.max(latencyNs, cxlBwNs, dramBwNs) + migNs + overhead.trackingNs;
+      st.modelledNs += servedWithCopiesNs + movedPages * tiers.migrationPerPageNs + overhead.trackingNs;
 
       if (steady[e]) {
         st.steadyP += precision;
@@ -403,9 +451,11 @@ function dramHits(tier: Uint8Array, stream: Uint32Array): number {
 }
 
 /** DRAM at first touch: the first `capacity` pages, or seeded random 2 MiB blocks (the last
- *  block taken partly), as a guest that faults its memory in in no particular order. */
-export function firstTouchLayout(pages: number, capacity: number, mode: 'address' | 'random', seed: number): Uint8Array {
+ *  block taken partly), as a guest that faults its memory in in no particular order; `cxl`:
+ *  none (everything on the slow tier). */
+export function firstTouchLayout(pages: number, capacity: number, mode: FirstTouchMode, seed: number): Uint8Array {
   const tier = new Uint8Array(pages);
+  if (mode === 'cxl') return tier;
   if (mode === 'address') return tier.fill(DRAM, 0, capacity);
   const block = 512;
   const blocks = Math.ceil(pages / block);

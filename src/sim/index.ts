@@ -1,8 +1,8 @@
 // Tiered-memory simulator: pure library (no I/O). See docs/policies.md.
-export { runSimulation, validateSimConfig, DEFAULT_SIM, DEFAULT_TIERS, SimPolicyError, firstTouchLayout, tieAwareTruth } from './engine.js';
+export { runSimulation, validateSimConfig, DEFAULT_SIM, DEFAULT_TIERS, SimPolicyError, firstTouchLayout, tieAwareTruth, epochServeNs, FIRST_TOUCH_MODES } from './engine.js';
 export { meanOverSeeds } from './sweep.js';
 export type { SeedSpread } from './sweep.js';
-export type { SimConfig, SimResult, PolicyResult, TierModel, SimHooks } from './engine.js';
+export type { SimConfig, SimResult, PolicyResult, TierModel, SimHooks, FirstTouchMode } from './engine.js';
 export { makeWorkload, ReplayWorkload, WORKLOAD_KINDS, PAGE_MASK, WRITE_BIT, MAX_SIM_PAGES } from './workloads.js';
 export type { Workload, WorkloadKind, WorkloadOptions, HotLayout } from './workloads.js';
 export { makePolicy, isPolicyName, POLICY_NAMES } from './policies/index.js';
