@@ -10,14 +10,16 @@ import { Classifier, type ClassifierOptions, type EpochDecision } from '../src/c
 import {
   DEFAULT_LIMITS,
   FAILURE_REASONS,
+  HOST_REFUSALS,
   PAGE_SIZE,
   PROTOCOL_VERSION,
   type FailureReason,
+  type HostRefusal,
   type Message,
   type ProtocolLimits,
   type ReportMessage,
 } from '../src/protocol/index.js';
-import { totalPages, type PageRuns, type PageSamples } from '../src/samples.js';
+import { runsFrom, totalPages, type PageRuns, type PageSamples } from '../src/samples.js';
 import { ReconnectingClient, type BackoffOptions } from '../transport/reconnect.js';
 import type { TransportSpec } from '../transport/spec.js';
 import type { GuestSampleSource } from './replay-source.js';
@@ -51,11 +53,25 @@ export interface GuestAgentOptions {
   /** Give up on a report after this long (the host may drop decisions it throttles); default 30 s. */
   reportTimeoutMs?: number;
   limits?: Partial<ProtocolLimits>;
+  /** A target process (guest run --pid): send only frames the source has sampled, which a
+   *  pid-filtered source delivers for that process alone. The classifier moves whole runs
+   *  and 2 MiB regions, whose other frames belong to other processes: the host would refuse
+   *  them (outside-ram) or skip them. Those parts are undone and counted as notTargetPages. */
+  sampledFramesOnly?: boolean;
   /** Extra classifier tunables (budget and RAM ranges come from above). */
   classifier?: Omit<ClassifierOptions, 'dramBudgetPages' | 'ramRanges'>;
 }
 
 export type HostState = 'connecting' | 'handshake' | 'connected' | 'reconnecting' | 'stopped';
+
+/** Every reason a page was not moved: move_pages' (FAILURE_REASONS) and the host's refusals
+ *  before move_pages (HOST_REFUSALS), the same names as the host agent's status counters. */
+export const NOT_MOVED_REASONS = [...FAILURE_REASONS, ...HOST_REFUSALS] as const;
+export type NotMovedReason = FailureReason | HostRefusal;
+
+/** Host notes that restate one report's counts; the cumulative counters replace them. */
+const MAX_HOST_NOTES = 32;
+const COUNT_NOTE = /^(not moved \(host\):|already on target tier:)/;
 
 export interface GuestStatus {
   epoch: number;
@@ -78,14 +94,23 @@ export interface GuestStatus {
   runsCut: number;
   /** Sent decisions that got no report in time, or that the host answered with an error. */
   decisionsLost: number;
+  /** Cumulative over the run (every report, not the last one): pages sent in decisions ... */
   pagesRequested: { promote: number; demote: number };
   reports: number;
+  /** ... pages the host moved ... */
   moved: { promote: number; demote: number };
-  failed: Record<FailureReason, number>;
+  /** ... pages that were already on the target tier ... */
+  alreadyInPlace: { promote: number; demote: number };
+  /** ... and pages not moved, by reason ('other': what the host did not itemise). */
+  failed: Record<NotMovedReason, number>;
+  /** Pages of decisions left out because the target process was never sampled there
+   *  (sampledFramesOnly); not requested. */
+  notTargetPages: number;
   /** Host-reported placement of this VM, from the last report. */
   hostDramPages: number | null;
   hostCxlPages: number | null;
   crossNodeMoves: boolean | null;
+  /** Every distinct note the host sent this run, except per-report counts (see above). */
   hostNotes: string[];
   hostErrors: number;
   lastHostError: string | null;
@@ -103,6 +128,26 @@ function sliceRuns(runs: PageRuns, start: number, end: number): PageRuns {
   const to = Math.min(end, runs.count);
   const from = Math.min(start, to);
   return { count: to - from, gpaPfn: runs.gpaPfn.slice(from, to), pages: runs.pages.slice(from, to) };
+}
+
+/** Splits runs into the parts whose frames are in `frames` and the rest (both as runs). */
+function splitRuns(runs: PageRuns, frames: Set<number>): { inside: PageRuns; outside: PageRuns } {
+  const inside: Array<[number, number]> = [];
+  const outside: Array<[number, number]> = [];
+  for (let i = 0; i < runs.count; i++) {
+    let start = runs.gpaPfn[i];
+    let inSet = frames.has(start);
+    const end = runs.gpaPfn[i] + runs.pages[i];
+    for (let p = start + 1; p <= end; p++) {
+      const here = p < end && frames.has(p);
+      if (p === end || here !== inSet) {
+        (inSet ? inside : outside).push([start, p - start]);
+        start = p;
+        inSet = here;
+      }
+    }
+  }
+  return { inside: runsFrom(inside), outside: runsFrom(outside) };
 }
 
 function ramPageCount(ram: PageRuns): number {
@@ -149,9 +194,15 @@ export class GuestAgent extends EventEmitter<GuestAgentEvents> {
     reports: 0,
     movedPromote: 0,
     movedDemote: 0,
+    alreadyPromote: 0,
+    alreadyDemote: 0,
+    notTargetPages: 0,
     hostErrors: 0,
   };
-  private readonly failed = Object.fromEntries(FAILURE_REASONS.map((r) => [r, 0])) as Record<FailureReason, number>;
+  /** Frames the source delivered (sampledFramesOnly). */
+  private readonly sampledFrames = new Set<number>();
+  private readonly failed = Object.fromEntries(NOT_MOVED_REASONS.map((r) => [r, 0])) as Record<NotMovedReason, number>;
+  private readonly hostNotes = new Set<string>();
   private lastReport: ReportMessage | null = null;
   private lastHostError: string | null = null;
   private running = false;
@@ -201,6 +252,9 @@ export class GuestAgent extends EventEmitter<GuestAgentEvents> {
 
   private ingest(batch: PageSamples): void {
     this.classifier.ingest(batch);
+    if (this.options.sampledFramesOnly) {
+      for (let i = 0; i < batch.count; i++) for (let p = 0; p < batch.pages[i]; p++) this.sampledFrames.add(batch.gpaPfn[i] + p);
+    }
     this.sampleRuns += batch.count;
     for (let i = 0; i < batch.count; i++) this.samples += batch.reads[i] + batch.writes[i];
   }
@@ -263,7 +317,22 @@ export class GuestAgent extends EventEmitter<GuestAgentEvents> {
     this.lastReport = report;
     this.counts.movedPromote += report.promote.moved;
     this.counts.movedDemote += report.demote.moved;
-    for (const reason of FAILURE_REASONS) this.failed[reason] += report.promote.failed[reason] + report.demote.failed[reason];
+    this.counts.alreadyPromote += report.promote.already ?? 0;
+    this.counts.alreadyDemote += report.demote.already ?? 0;
+    for (const outcome of [report.promote, report.demote]) {
+      for (const reason of FAILURE_REASONS) this.failed[reason] += outcome.failed[reason];
+      // The host's refusals are part of 'other': count them under their own names.
+      for (const reason of HOST_REFUSALS) {
+        const n = outcome.refused?.[reason] ?? 0;
+        this.failed[reason] += n;
+        this.failed.other -= n;
+      }
+    }
+    const structured = report.promote.refused !== undefined && report.demote.refused !== undefined;
+    for (const note of report.notes) {
+      // Bounded: notes that carry a number differ from report to report.
+      if (!(structured && COUNT_NOTE.test(note)) && this.hostNotes.size < MAX_HOST_NOTES) this.hostNotes.add(note);
+    }
     if (this.inFlight && this.inFlight.epoch === report.epoch) {
       // decide() assumed every move happened: undo that, then record what the host moved.
       this.undo(this.inFlight.promote, this.inFlight.demote);
@@ -299,7 +368,16 @@ export class GuestAgent extends EventEmitter<GuestAgentEvents> {
     if (this.inFlight && performance.now() - this.inFlight.sentAtMs > this.reportTimeoutMs) this.loseInFlight();
     const decision = this.classifier.decide();
     this.lastDecision = decision;
-    const { promote, demote, epoch } = decision;
+    const { epoch } = decision;
+    let { promote, demote } = decision;
+    if (this.options.sampledFramesOnly) {
+      const p = splitRuns(promote, this.sampledFrames);
+      const d = splitRuns(demote, this.sampledFrames);
+      this.undo(p.outside, d.outside);
+      this.counts.notTargetPages += totalPages(p.outside) + totalPages(d.outside);
+      promote = p.inside;
+      demote = d.inside;
+    }
     if (promote.count === 0 && demote.count === 0) {
       this.emit('epoch', decision, false);
       return decision;
@@ -369,11 +447,13 @@ export class GuestAgent extends EventEmitter<GuestAgentEvents> {
       pagesRequested: { promote: this.counts.requestedPromote, demote: this.counts.requestedDemote },
       reports: this.counts.reports,
       moved: { promote: this.counts.movedPromote, demote: this.counts.movedDemote },
+      alreadyInPlace: { promote: this.counts.alreadyPromote, demote: this.counts.alreadyDemote },
       failed: { ...this.failed },
+      notTargetPages: this.counts.notTargetPages,
       hostDramPages: this.lastReport?.dramPages ?? null,
       hostCxlPages: this.lastReport?.cxlPages ?? null,
       crossNodeMoves: this.lastReport?.crossNodeMoves ?? null,
-      hostNotes: this.lastReport?.notes ?? [],
+      hostNotes: [...this.hostNotes],
       hostErrors: this.counts.hostErrors,
       lastHostError: this.lastHostError,
       connects: this.client.connects,
@@ -389,12 +469,16 @@ export class GuestAgent extends EventEmitter<GuestAgentEvents> {
     return this.pendingReports === 0;
   }
 
-  /** Stops sampling, the epoch loop and the connection. */
-  async stop(): Promise<GuestStatus> {
+  /** Stops sampling, the epoch loop and the connection. With `drainMs`, waits (that long at
+   *  most) for the report of a decision still in flight first, so the guest's counters and
+   *  the host's cover the same decisions. */
+  async stop(drainMs = 0): Promise<GuestStatus> {
     if (this.epochTimer) clearInterval(this.epochTimer);
-    if (this.heartbeatTimer) clearInterval(this.heartbeatTimer);
-    this.epochTimer = this.heartbeatTimer = null;
+    this.epochTimer = null;
     await this.options.source.stop();
+    if (drainMs > 0) await this.drain(drainMs);
+    if (this.heartbeatTimer) clearInterval(this.heartbeatTimer);
+    this.heartbeatTimer = null;
     this.client.stop();
     const status = this.status();
     this.running = false;
@@ -409,7 +493,7 @@ export const compact = (n: number): string =>
 
 /** The live status line: epoch, rate, hot set, budget, decisions, outcome, host. */
 export function formatStatusLine(s: GuestStatus): string {
-  const failed = FAILURE_REASONS.reduce((n, r) => n + s.failed[r], 0);
+  const failed = NOT_MOVED_REASONS.reduce((n, r) => n + s.failed[r], 0);
   const budget = s.budgetPages === null ? 'none yet' : `${compact(s.budgetPages)} pages (${s.budgetFrom})`;
   const host =
     s.host === 'connected' ? `connected${s.hostVmName ? ` as ${s.hostVmName}` : ''}` : s.host === 'handshake' ? 'handshake' : s.host;

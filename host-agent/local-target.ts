@@ -40,7 +40,9 @@ export class LocalProcessTranslator implements PageTranslator {
     } catch (err) {
       throw Object.assign(new Error(`local process ${this.pid} is gone (${(err as NodeJS.ErrnoException).code})`), { code: 'ESRCH' });
     }
-    const maps = parseProcMaps(mapsText).filter((m) => m.perms[0] === 'r' && m.perms[1] === 'w' && !m.path.startsWith('['));
+    // Private memory the process writes, the heap and stack included (a pid-filtered sampler
+    // sees their frames too); not the kernel's special mappings ([vdso], [vvar]).
+    const maps = parseProcMaps(mapsText).filter((m) => m.perms[0] === 'r' && m.perms[1] === 'w' && (!m.path.startsWith('[') || m.path === '[heap]' || m.path === '[stack]'));
     const fd = openSync(`${this.procRoot}/${this.pid}/pagemap`, 'r');
     const pfns: number[] = [];
     const vas: number[] = [];

@@ -454,3 +454,73 @@ describe('vtier guest run (CLI, replay mode)', () => {
     expect(JSON.parse(missing.stdout)).toMatchObject({ error: { message: expect.stringMatching(/no such trace file/) } });
   });
 });
+
+// guest run --pid against the bare-metal host target: the guest samples the frames of the
+// process the host moves (before --pid, every page of a system-wide source was refused
+// outside-ram), and its summary text, its JSON and the host's status count the same pages.
+describe.skipIf(process.getuid?.() !== 0 && process.env.CI !== 'true')('vtier guest run --pid against a local-process host target', () => {
+  const cli = join(packageRoot(), 'bin', 'vtier.js');
+  const workloadBin = join(packageRoot(), 'build', 'Release', 'vtier-workload');
+
+  /** One run: a paused workload, a host agent serving it, the guest following its pid. */
+  async function runOnce(json: boolean) {
+    const { HostServer } = await import('../host-agent/server.js');
+    const { parseHostConfig } = await import('../host-agent/config.js');
+    const workload = spawn(workloadBin, ['hotspot', '--size-bytes', String(32 << 20), '--duration-ms', '60000', '--wait-start'], { stdio: ['ignore', 'pipe', 'ignore'] });
+    let out = '';
+    workload.stdout!.on('data', (d: Buffer) => (out += d));
+    const sub = mkdtempSync(join(dir, 'local-'));
+    const sock = join(sub, 'local.sock');
+    // A budget below the workload's 8192 pages: the guest demotes too (single node: refused).
+    const server = new HostServer({
+      config: parseHostConfig({ vms: [{ name: 'bare', identity: { listen: `unix:${sock}` }, localPid: workload.pid, dramBudget: '16M' }], statusSocket: join(sub, 's.sock') }),
+    });
+    try {
+      await until(() => /"waiting"/.test(out), 10_000, () => out);
+      await server.start();
+      await server.whenReady('bare', 20_000);
+      const args = [cli, 'guest', 'run', '--connect', `unix:${sock}`, '--source', 'faults', '--pid', String(workload.pid), '--epoch', '200ms', '--duration', '4s', '-q', ...(json ? ['--json'] : [])];
+      const guest = spawn('node', args, { stdio: ['ignore', 'pipe', 'pipe'] });
+      let stdout = '';
+      let stderr = '';
+      guest.stdout.on('data', (d: Buffer) => (stdout += d));
+      guest.stderr.on('data', (d: Buffer) => (stderr += d));
+      // The guest says hello once its sampler is attached: then the workload may touch its pages.
+      await until(() => server.status().vms[0].connected || guest.exitCode !== null, 20_000, () => stderr);
+      workload.kill('SIGUSR1');
+      const code = await new Promise<number | null>((resolve) => guest.on('exit', resolve));
+      expect(code, stderr).toBe(0);
+      return { stdout, host: server.status().vms[0] };
+    } finally {
+      server.stop();
+      workload.kill('SIGKILL');
+    }
+  }
+
+  it('JSON: no page refused outside-ram, and the guest counts what the host counts', async () => {
+    const { stdout, host } = await runOnce(true);
+    const s = JSON.parse(stdout);
+    expect(s.target.pid).toBeGreaterThan(0);
+    expect(s.pagesRequested.promote + s.pagesRequested.demote).toBeGreaterThan(0);
+    expect(s.failed['outside-ram']).toBe(0);
+    expect(s.failed).toEqual(host.failures);
+    // Every requested page is accounted for: moved, already in place, or not moved by reason.
+    const notMoved = Object.values(s.failed as Record<string, number>).reduce((a, b) => a + b, 0);
+    expect(s.moved.promote + s.moved.demote + s.alreadyInPlace.promote + s.alreadyInPlace.demote + notMoved).toBe(s.pagesRequested.promote + s.pagesRequested.demote);
+    // The per-report count notes are replaced by the cumulative counters.
+    expect(s.hostNotes.join('\n')).not.toMatch(/not moved \(host\)|already on target tier/);
+  }, 60_000);
+
+  it('text: the summary lines give the host\'s numbers', async () => {
+    const { stdout, host } = await runOnce(false);
+    const notMoved = /pages not moved: (.*)/.exec(stdout)?.[1];
+    expect(notMoved, stdout).toBeDefined();
+    const text: Record<string, number> = {};
+    if (notMoved !== 'none') for (const part of notMoved!.split(', ')) text[part.split(' ')[0]] = Number(part.split(' ')[1]);
+    const hostNonZero = Object.fromEntries(Object.entries(host.failures).filter(([, n]) => n > 0));
+    expect(text).toEqual(hostNonZero);
+    expect(text['outside-ram']).toBeUndefined();
+    expect(stdout).toMatch(/pages requested: promote [1-9]\d*/);
+    expect(stdout).toMatch(/pages already in place: promote \d+, demote \d+/);
+  }, 60_000);
+});

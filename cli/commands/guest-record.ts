@@ -1,11 +1,11 @@
 // `vtier guest record`: samples page accesses from one source for a while and writes a
 // trace (docs/trace-format.md). The target is a pid, a command started paused (so its
 // first faults are seen), or the built-in hotspot workload with its ground truth.
-import type { Command } from 'commander';
+import { Command } from 'commander';
 import { spawn, type ChildProcess } from 'node:child_process';
 import { existsSync, mkdirSync, readFileSync, rmSync, statSync } from 'node:fs';
 import { release } from 'node:os';
-import { dirname, resolve } from 'node:path';
+import { basename, dirname, resolve } from 'node:path';
 import { action, examples } from '../command.js';
 import { addOptions, epochOption, outOption, samplePeriodOption, sizeOption, thpOptions } from '../options.js';
 import { printResult, UserError, type OutputOptions } from '../output.js';
@@ -15,7 +15,9 @@ import { readTraceFile } from '../trace-file.js';
 import type { PageRuns, PageSamples } from '../../src/samples.js';
 import type { Scalar, TraceHeader } from '../../src/trace/index.js';
 import { TraceWriteError, TraceWriter } from '../../guest-agent/trace-writer.js';
-import { startWorkload, WorkloadError, WORKLOAD_PATTERNS, type RunningWorkload, type WorkloadPattern } from '../../guest-agent/workload.js';
+import { startWorkload, workloadArgs, workloadBinary, WorkloadError, WORKLOAD_PATTERNS, type RunningWorkload, type WorkloadPattern } from '../../guest-agent/workload.js';
+import { parseWorkloadOptions, workloadCliOptions } from './workload.js';
+import { withVtierOnPath } from '../../eval/children.js';
 import { btfFact, hostFact, thpFact } from '../../guest-agent/facts.js';
 import { detectPmu } from '../../guest-agent/perf-attr.js';
 import { processAlive } from '../../guest-agent/pagemap.js';
@@ -135,9 +137,54 @@ export async function startSampler(setup: SamplerSetup, pid: number | undefined)
   }
 }
 
-/** Starts `command` stopped (sh stops itself, then execs: the pid stays the same). */
+/** The process page sources follow: `--pid PID`, or a command given after `--`. */
+export interface TargetChoice {
+  pid?: number;
+  command: string[];
+}
+
+/** Declares the target of guest record and guest run: `[command...]` after `--`, and `--pid`. */
+export function addTargetOptions(cmd: Command, verb: string): Command {
+  return cmd
+    .argument('[command...]', `command to start (paused until the sampler is attached) and ${verb}, after --; page sources follow that process, not its children (vtier workload runs the workload binary in that process); vtier on PATH is this CLI`)
+    .option('--pid <pid>', `${verb} an existing process`);
+}
+
+/** Checks `--pid` / `-- CMD` (one of them at most; the pid must be alive). */
+export function parseTarget(pidText: string | undefined, command: string[]): TargetChoice {
+  if (pidText === undefined) return { command };
+  if (command.length) throw new InputError('give either --pid or a command after --, not both');
+  const pid = parsePositiveInt(pidText, '--pid');
+  if (!processAlive(pid)) throw new UserError(`no process with pid ${pid}`, 'target-gone');
+  return { pid, command };
+}
+
+/**
+ * What to exec for `command` so that its pid is the process touching memory: `vtier workload
+ * ARGS` is the workload binary with the same options (the CLI would run it as a child, whose
+ * page accesses a pid filter does not see); anything else as given.
+ */
+export function targetArgv(command: string[]): string[] {
+  if (command.length >= 2 && basename(command[0]) === 'vtier' && command[1] === 'workload') {
+    const parsed = new Command('workload').exitOverride().configureOutput({ writeErr: () => {}, writeOut: () => {} });
+    parsed.argument('<pattern>').option('--json');
+    addOptions(parsed, workloadCliOptions());
+    parsed.allowExcessArguments(false).action(() => {});
+    try {
+      parsed.parse(command.slice(2), { from: 'user' });
+    } catch (err) {
+      throw new InputError(`${command.join(' ')}: ${(err as Error).message.replace(/^error: /, '')}`);
+    }
+    const opts = parseWorkloadOptions(String(parsed.args[0]), parsed.opts() as Parameters<typeof parseWorkloadOptions>[1]);
+    return [workloadBinary(), ...workloadArgs(opts)];
+  }
+  return command;
+}
+
+/** Starts `command` stopped (sh stops itself, then execs: the pid stays the same), with
+ *  `vtier` on its PATH (the shim eval campaigns use). */
 export async function spawnPaused(command: string[]): Promise<ChildProcess> {
-  const child = spawn('sh', ['-c', 'kill -STOP $$ && exec "$@"', 'vtier-target', ...command], { stdio: ['ignore', 2, 2] });
+  const child = spawn('sh', ['-c', 'kill -STOP $$ && exec "$@"', 'vtier-target', ...targetArgv(command)], { stdio: ['ignore', 2, 2], env: withVtierOnPath() });
   const pid = child.pid;
   if (pid === undefined) throw new UserError(`cannot start ${command[0]}`, 'target-failed');
   for (let i = 0; i < 500; i++) {
@@ -228,12 +275,7 @@ async function record(command: string[], o: RecordCliOptions): Promise<void> {
   const durationMs = parseDurationMs(o.duration, '--duration');
   if (durationMs <= 0) throw new InputError('--duration: must be positive');
   const outPath = resolve(o.out);
-  let pid: number | undefined;
-  if (o.pid !== undefined) {
-    if (command.length) throw new InputError('give either --pid or a command after --, not both');
-    pid = parsePositiveInt(o.pid, '--pid');
-    if (!processAlive(pid)) throw new UserError(`no process with pid ${pid}`, 'target-gone');
-  }
+  const { pid } = parseTarget(o.pid, command);
   if (!WORKLOAD_PATTERNS.includes(o.workload as WorkloadPattern)) throw new InputError(`--workload: unknown pattern "${o.workload}"`);
   const workloadSize = parseSizeBytes(o.size, '--size');
   if (setup.source !== 'auto') precheckSource(setup.source);
@@ -479,13 +521,11 @@ async function record(command: string[], o: RecordCliOptions): Promise<void> {
 }
 
 export function registerGuestRecord(guest: Command): void {
-  const cmd = guest
+  const cmd = addTargetOptions(guest
     .command('record')
-    .description('record page-access samples to a trace file (default target: the built-in hotspot workload)')
-    .argument('[command...]', 'command to start (paused until the sampler is attached) and record, after --; page sources follow that process, not its children')
+    .description('record page-access samples to a trace file (default target: the built-in hotspot workload)'), 'record')
     .option('--source <source>', 'auto | damon | faults | pebs | ibs', 'auto')
     .option('--damon-mode <mode>', 'damon: auto | own (own kdamond) | observe (an existing kdamond)', 'auto')
-    .option('--pid <pid>', 'record an existing process')
     .option('--duration <time>', 'how long to record', '10s')
     .addOption(outOption('trace file to write (directories are created)', 'file').makeOptionMandatory())
     .addOption(epochOption('interval between sample batches'))

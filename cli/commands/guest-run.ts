@@ -3,7 +3,8 @@
 import type { Command } from 'commander';
 import { action, examples } from '../command.js';
 import { UserError, printResult, type OutputOptions } from '../output.js';
-import { GuestAgent, classifierDefaultsFor, formatStatusLine, type GuestStatus } from '../../guest-agent/run.js';
+import type { ChildProcess } from 'node:child_process';
+import { GuestAgent, NOT_MOVED_REASONS, classifierDefaultsFor, formatStatusLine, type GuestStatus } from '../../guest-agent/run.js';
 import { ReplaySource, type GuestSampleSource } from '../../guest-agent/replay-source.js';
 import { SOURCE_NAMES, Sampler, SamplerError, type SourceName } from '../../guest-agent/sampler.js';
 import { parseTransportSpec } from '../../transport/spec.js';
@@ -11,7 +12,8 @@ import { InputError, parseDurationMs, parseSizeBytes } from '../../src/util/unit
 import { TraceFormatError } from '../../src/trace/index.js';
 import type { PageRuns } from '../../src/samples.js';
 import type { SourceStats } from '../../guest-agent/sources/common.js';
-import { lossLines, MAX_PAGES_RANGE, parseMaxPages } from './guest-record.js';
+import { addTargetOptions, lossLines, MAX_PAGES_RANGE, parseMaxPages, parseTarget, spawnPaused } from './guest-record.js';
+import { processAlive } from '../../guest-agent/pagemap.js';
 
 interface GuestRunOptions extends OutputOptions {
   connect: string;
@@ -24,6 +26,7 @@ interface GuestRunOptions extends OutputOptions {
   quiet?: boolean;
   statusEvery: string;
   maxPages?: string;
+  pid?: string;
 }
 
 interface OpenedSource {
@@ -42,8 +45,9 @@ function parseSpeed(text: string): number {
   return speed;
 }
 
-async function openSource(spec: string, speed: number, epochMs: number | undefined, maxPages?: number): Promise<OpenedSource> {
+async function openSource(spec: string, speed: number, epochMs: number | undefined, maxPages?: number, pid?: number): Promise<OpenedSource> {
   if (spec.startsWith('replay:')) {
+    if (pid !== undefined) throw new InputError('--pid and -- CMD need a live source: a replayed trace has no target process');
     const path = spec.slice('replay:'.length);
     if (!path) throw new InputError('source: replay needs a trace path (replay:PATH)');
     let replay: ReplaySource;
@@ -62,7 +66,7 @@ async function openSource(spec: string, speed: number, epochMs: number | undefin
   // Page sources drain once per classifier epoch; DAMON batches follow its aggregation interval.
   let sampler: Sampler;
   try {
-    sampler = await Sampler.start({ source: spec as SourceName | 'auto', epochMs: Math.max(10, epochMs ?? 500), maxPages });
+    sampler = await Sampler.start({ source: spec as SourceName | 'auto', epochMs: Math.max(10, epochMs ?? 500), maxPages, pid });
   } catch (err) {
     if (err instanceof SamplerError) throw new UserError(err.message, err.code, err.code === 'bad-input' ? 2 : 1);
     throw err;
@@ -71,10 +75,23 @@ async function openSource(spec: string, speed: number, epochMs: number | undefin
   return { source: sampler, name: description.source, ramRanges: description.ramRanges, sampler };
 }
 
+/** The summary's counters: one line each, the same numbers as the JSON (GuestStatus). */
+export function counterLines(s: GuestStatus): string[] {
+  const notMoved = NOT_MOVED_REASONS.filter((r) => s.failed[r] > 0).map((r) => `${r} ${s.failed[r]}`);
+  return [
+    `  decisions sent ${s.decisionsSent}, unsent ${s.decisionsUnsent}, deferred ${s.decisionsDeferred}, lost ${s.decisionsLost}; reports ${s.reports}`,
+    `  pages requested: promote ${s.pagesRequested.promote}, demote ${s.pagesRequested.demote}`,
+    `  pages moved: promote ${s.moved.promote}, demote ${s.moved.demote}`,
+    `  pages already in place: promote ${s.alreadyInPlace.promote}, demote ${s.alreadyInPlace.demote}`,
+    `  pages not moved: ${notMoved.length ? notMoved.join(', ') : 'none'}`,
+    ...(s.notTargetPages ? [`  pages left out (not the target process's): ${s.notTargetPages}`] : []),
+  ];
+}
+
 export function registerGuestRun(guest: Command): void {
-  const cmd = guest
+  const cmd = addTargetOptions(guest
     .command('run')
-    .description('run the guest agent: sample, classify, send decisions to the host agent, apply its budget and reports')
+    .description('run the guest agent: sample, classify, send decisions to the host agent, apply its budget and reports'), 'follow')
     .requiredOption('--connect <spec>', 'host agent address: vsock:2:PORT, unix:PATH, tcp:HOST:PORT or serial:/dev/virtio-ports/NAME')
     .option('--source <source>', 'sample source: auto, damon, faults, pebs, ibs, or replay:TRACE', 'auto')
     .option('--epoch <duration>', 'classifier epoch (default 500ms, or the trace epoch in replay mode)')
@@ -89,8 +106,9 @@ export function registerGuestRun(guest: Command): void {
     'vtier guest run --connect vsock:2:7070 --source damon',
     'vtier guest run --connect serial:/dev/virtio-ports/vtier --epoch 1s --dram-budget 2G',
     'vtier guest run --connect unix:/tmp/vtier-vm1.sock --source replay:run.trace --speed 10 --json',
+    'vtier guest run --connect unix:/tmp/vtier-local.sock --source faults --duration 30s -- vtier workload hotspot --size 1G',
   ]);
-  action<GuestRunOptions>(cmd, async (_args, options) => {
+  action<GuestRunOptions>(cmd, async (args, options) => {
     const connect = parseTransportSpec(options.connect);
     const speed = parseSpeed(options.speed);
     const requestedEpochMs = options.epoch ? parseDurationMs(options.epoch, 'epoch') : undefined;
@@ -100,8 +118,25 @@ export function registerGuestRun(guest: Command): void {
     const durationMs = options.duration ? parseDurationMs(options.duration, 'duration') : undefined;
     const statusEveryMs = parseDurationMs(options.statusEvery, 'status period');
     const maxPages = parseMaxPages(options.maxPages);
+    const target = parseTarget(options.pid, (args[0] as string[] | undefined) ?? []);
+    if (target.command.length && options.source.startsWith('replay:')) throw new InputError('--pid and -- CMD need a live source: a replayed trace has no target process');
     // Last: a live source changes kernel state, so every argument is checked before it starts.
-    const opened = await openSource(options.source, speed, requestedEpochMs, maxPages);
+    // A command starts paused, so the sampler sees its first touches.
+    let child: ChildProcess | undefined;
+    const killChild = () => {
+      if (child && child.exitCode === null && child.signalCode === null) {
+        child.kill('SIGCONT');
+        child.kill('SIGTERM');
+      }
+    };
+    let opened: OpenedSource;
+    try {
+      if (target.command.length) child = await spawnPaused(target.command);
+      opened = await openSource(options.source, speed, requestedEpochMs, maxPages, target.pid ?? child?.pid);
+    } catch (err) {
+      killChild();
+      throw err;
+    }
     const epochMs = requestedEpochMs ?? opened.epochMs ?? 500;
 
     let agent: GuestAgent;
@@ -114,11 +149,13 @@ export function registerGuestRun(guest: Command): void {
         epochMs,
         dramBudgetPages,
         vmName: options.vmName,
+        sampledFramesOnly: target.pid !== undefined || target.command.length > 0,
         // A replayed trace is classified as its recorded source would be (DAMON: per-aggregation cooling).
         ...(opened.replay ? { classifier: classifierDefaultsFor(opened.replay.recordedSource) } : {}),
       });
     } catch (err) {
       await opened.source.stop();
+      killChild();
       throw err;
     }
 
@@ -141,11 +178,25 @@ export function registerGuestRun(guest: Command): void {
         clearInterval(statusTimer);
         process.off('SIGINT', onSignal);
         process.off('SIGTERM', onSignal);
-        const status = await agent.stop();
+        const status = await agent.stop(2000);
         printStatus(true);
         resolve({ ...status, stopReason: reason } as GuestStatus);
       };
       const onSignal = (signal: NodeJS.Signals) => void stop(signal);
+      // The target's end ends the run (its last batch is still decided on).
+      let targetDone = false;
+      child?.on('exit', () => {
+        targetDone = true;
+        void stop('command-exited');
+      });
+      if (target.pid !== undefined) {
+        const watch = setInterval(() => {
+          if (processAlive(target.pid!)) return;
+          targetDone = true;
+          void stop('target-exited');
+        }, 200);
+        timers.push(watch);
+      }
       process.on('SIGINT', onSignal);
       process.on('SIGTERM', onSignal);
       const statusTimer = setInterval(() => printStatus(), tty ? 1000 : statusEveryMs);
@@ -159,6 +210,10 @@ export function registerGuestRun(guest: Command): void {
         });
       }
       opened.sampler?.onError((err) => {
+        if (targetDone || ((err as { code?: string }).code === 'target-gone' && (child || target.pid !== undefined))) {
+          void stop(child ? 'command-exited' : 'target-exited');
+          return;
+        }
         if (showStatus) process.stderr.write(`${tty ? '\n' : ''}vtier: sampler stopped: ${err.message}\n`);
         void stop('sampler-error');
       });
@@ -167,19 +222,24 @@ export function registerGuestRun(guest: Command): void {
       // is reproducible: no batch is classified before the grant is known.
       if (opened.replay && dramBudgetPages === undefined) agent.once('budget', () => opened.replay!.start());
       else opened.replay?.start();
+      child?.kill('SIGCONT');
     });
+    killChild();
 
     if ((finalStatus as GuestStatus & { stopReason: string }).stopReason === 'sampler-error') process.exitCode = 1;
-    printResult(options, { source: opened.source.describe(), sourceStats: opened.source.stats(), ...finalStatus }, () => {
+    const targetInfo = { pid: target.pid ?? child?.pid ?? null, command: target.command.length ? target.command : null };
+    const notes = opened.sampler?.describe().notes ?? [];
+    printResult(options, { source: opened.source.describe(), sourceStats: opened.source.stats(), target: targetInfo, ...finalStatus }, () => {
       const s = finalStatus;
       const lines = [
         `guest agent stopped (${(s as GuestStatus & { stopReason: string }).stopReason})`,
+        ...(targetInfo.pid !== null ? [`  target ${targetInfo.command ? `${targetInfo.command.join(' ')} (pid ${targetInfo.pid})` : `pid ${targetInfo.pid}`}`] : []),
         `  epochs ${s.epoch}, samples ${s.samples} in ${s.sampleRuns} runs`,
-        `  decisions sent ${s.decisionsSent}, unsent ${s.decisionsUnsent}; pages requested: promote ${s.pagesRequested.promote}, demote ${s.pagesRequested.demote}`,
-        `  reports ${s.reports}: moved promote ${s.moved.promote}, demote ${s.moved.demote}; failed ${JSON.stringify(s.failed)}`,
+        ...counterLines(s),
         `  budget ${s.budgetPages ?? 'none'} pages (${s.budgetFrom}); host connects ${s.connects}`,
       ];
       lines.push(...lossLines(opened.source.stats() as SourceStats, opened.sampler?.describe().tunables ?? {}));
+      for (const note of notes) lines.push(`  note: ${note}`);
       for (const note of s.hostNotes) lines.push(`  host: ${note}`);
       return lines.join('\n');
     });

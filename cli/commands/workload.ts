@@ -1,5 +1,5 @@
 // `vtier workload <pattern>`: the built-in memory workload with a known hot set.
-import type { Command } from 'commander';
+import { Option, type Command } from 'commander';
 import { resolve } from 'node:path';
 import { action, examples } from '../command.js';
 import { addOptions, hotFracOption, hotProbOption, shiftEveryOption, sizeOption, thpOptions } from '../options.js';
@@ -57,19 +57,26 @@ export function parseWorkloadOptions(pattern: string, o: WorkloadCliOptions): Wo
   return opts;
 }
 
+/** The options of `vtier workload` (also parsed by guest record/run for a `-- vtier workload` target). */
+export function workloadCliOptions(): Option[] {
+  return [
+    sizeOption('region size (512M, 2G)').makeOptionMandatory(), hotFracOption('fraction of the region that is hot (hotspot, shift; zipf: top ranks counted as hot)'), hotProbOption(),
+    ...thpOptions('the region'), shiftEveryOption('shift pattern: move the hot set this often'),
+    new Option('--write-frac <fraction>', 'fraction of accesses that are writes').default('0.3'),
+    new Option('--zipf-s <exponent>', 'zipf exponent').default('0.99'),
+    new Option('--duration <time>', 'stop after this long (20s, 2m); default: until interrupted'),
+    new Option('--truth <file>', 'write the ground truth (page frames and access shares), rewritten when the hot set moves'),
+    new Option('--seed <n>', 'random seed (hot block position, access stream)').default('1'),
+    new Option('--threads <n>', 'worker threads').default('1'),
+  ];
+}
+
 export function registerWorkload(program: Command): void {
   const cmd = addOptions(program
     .command('workload')
     .description('run the built-in memory workload with a known access distribution (ground truth for samplers)')
     .argument('<pattern>', 'uniform | hotspot | zipf | shift'),
-    sizeOption('region size (512M, 2G)').makeOptionMandatory(), hotFracOption('fraction of the region that is hot (hotspot, shift; zipf: top ranks counted as hot)'), hotProbOption(),
-    thpOptions('the region'), shiftEveryOption('shift pattern: move the hot set this often'))
-    .option('--write-frac <fraction>', 'fraction of accesses that are writes', '0.3')
-    .option('--zipf-s <exponent>', 'zipf exponent', '0.99')
-    .option('--duration <time>', 'stop after this long (20s, 2m); default: until interrupted')
-    .option('--truth <file>', 'write the ground truth (page frames and access shares), rewritten when the hot set moves')
-    .option('--seed <n>', 'random seed (hot block position, access stream)', '1')
-    .option('--threads <n>', 'worker threads', '1');
+    workloadCliOptions());
   examples(cmd, [
     'vtier workload hotspot --size 2G --hot-frac 0.1 --hot-prob 0.9 --duration 20s',
     'vtier workload zipf --size 1G --thp --truth /tmp/zipf.truth --duration 30s',

@@ -75,6 +75,9 @@ export interface DecisionsMessage {
 
 export const FAILURE_REASONS = ['ENOENT', 'EBUSY', 'ENOMEM', 'EACCES', 'other'] as const;
 export type FailureReason = (typeof FAILURE_REASONS)[number];
+/** Why the host refused pages before calling move_pages (all counted in `failed.other`). */
+export const HOST_REFUSALS = ['budget', 'rate-limited', 'outside-ram', 'no-target-node', 'vm-gone'] as const;
+export type HostRefusal = (typeof HOST_REFUSALS)[number];
 
 /** What became of one direction (promote or demote) of a decisions message. */
 export interface MoveOutcome {
@@ -84,6 +87,11 @@ export interface MoveOutcome {
   moved: number;
   /** Pages not moved, by reason (move_pages per-page status). */
   failed: Record<FailureReason, number>;
+  /** Pages already on the target tier (nothing moved). Optional: older hosts omit it. */
+  already?: number;
+  /** The host's refusals before move_pages, by reason; their sum is part of `failed.other`.
+   *  Optional: older hosts omit it (and only itemise them in notes). */
+  refused?: Record<HostRefusal, number>;
 }
 
 /** Host -> guest: the outcome of a decisions message. */
@@ -213,7 +221,17 @@ function outcome(v: unknown, key: string): MoveOutcome {
   const f = map(o.failed, `${key}.failed`);
   const failed = {} as Record<FailureReason, number>;
   for (const reason of FAILURE_REASONS) failed[reason] = uint(f, reason);
-  return { tried: uint(o, 'tried'), moved: uint(o, 'moved'), failed };
+  const out: MoveOutcome = { tried: uint(o, 'tried'), moved: uint(o, 'moved'), failed };
+  if (o.already !== undefined) out.already = uint(o, 'already');
+  if (o.refused !== undefined) {
+    const r = map(o.refused, `${key}.refused`);
+    const refused = {} as Record<HostRefusal, number>;
+    let sum = 0;
+    for (const reason of HOST_REFUSALS) sum += refused[reason] = uint(r, reason);
+    if (sum > failed.other) invalid(`${key}.refused: ${sum} pages refused, more than failed.other (${failed.other})`);
+    out.refused = refused;
+  }
+  return out;
 }
 
 /** Validates a decoded msgpack value and builds the typed message. Throws ProtocolError. */
@@ -299,6 +317,13 @@ function checkLocalRuns(r: PageRuns, field: string, maxRuns: number): void {
   if (problem) invalid(problem);
 }
 
+function outcomeToWire(o: MoveOutcome): Wire {
+  const wire: Wire = { tried: o.tried, moved: o.moved, failed: { ...o.failed } };
+  if (o.already !== undefined) wire.already = o.already;
+  if (o.refused !== undefined) wire.refused = { ...o.refused };
+  return wire;
+}
+
 /** Builds the wire form of a message. Runs the same checks as decoding (so a bug on the
  *  sending side shows up here, not as a rejected frame at the peer). Throws ProtocolError. */
 export function messageToWire(msg: Message, limits: ProtocolLimits = DEFAULT_LIMITS): Wire {
@@ -321,8 +346,8 @@ export function messageToWire(msg: Message, limits: ProtocolLimits = DEFAULT_LIM
       if (msg.alreadyCxl) checkLocalRuns(msg.alreadyCxl, 'alreadyCxl', limits.maxRunsPerList);
       wire = {
         ...msg,
-        promote: { ...msg.promote, failed: { ...msg.promote.failed } },
-        demote: { ...msg.demote, failed: { ...msg.demote.failed } },
+        promote: outcomeToWire(msg.promote),
+        demote: outcomeToWire(msg.demote),
         promoted: packRuns(msg.promoted),
         demoted: packRuns(msg.demoted),
         ...(msg.alreadyDram ? { alreadyDram: packRuns(msg.alreadyDram) } : {}),
