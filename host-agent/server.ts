@@ -5,7 +5,7 @@
 // report goes back to the guest.
 import { EventEmitter } from 'node:events';
 import type { Duplex } from 'node:stream';
-import { FrameDecoder, encodeMessage, PROTOCOL_VERSION, type DecisionsMessage, type HelloMessage, type Message, type ReportMessage } from '../src/protocol/index.js';
+import { FrameDecoder, encodeMessage, PROTOCOL_VERSION, HOST_REFUSALS, type HostRefusal, type DecisionsMessage, type HelloMessage, type Message, type ReportMessage } from '../src/protocol/index.js';
 import { emptyRuns, type PageRuns } from '../src/samples.js';
 import type { MovePagesFn } from '../native/addon.js';
 import { connect as transportConnect, listen as transportListen, type PeerIdentity, type TransportServer } from '../transport/index.js';
@@ -725,6 +725,8 @@ export function toReportMessage(r: MigrationReport): ReportMessage {
       EACCES: d.failed.EACCES,
       other: d.failed.other + d.failed.budget + d.failed['rate-limited'] + d.failed['outside-ram'] + d.failed['no-target-node'] + d.failed['vm-gone'],
     },
+    already: d.already,
+    refused: Object.fromEntries(HOST_REFUSALS.map((f) => [f, d.failed[f]])) as Record<HostRefusal, number>,
   });
   const notes = [...r.notes];
   const host: string[] = [];
