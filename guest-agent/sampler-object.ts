@@ -5,6 +5,8 @@ import {
   builtPath,
   openBpfObject,
   type BpfObject,
+  type PerfAttachOptions,
+  type PerfCpuFailure,
   type PerfEventAttr,
   type PerfTarget,
   type RingBufferHandle,
@@ -121,6 +123,8 @@ export class SamplerObject {
   readonly #obj: BpfObject;
   #ring: RingBufferHandle | undefined;
   #links: number[] = [];
+  /** Perf links by the CPU they sample. */
+  readonly #cpuLinks = new Map<number, number[]>();
   #closed = false;
   readonly #ringPollMs: number;
   /** Aggregation map capacity, in entries. */
@@ -138,10 +142,35 @@ export class SamplerObject {
     this.program = program;
   }
 
-  /** Attaches on_perf_sample to a perf event on each target CPU (or the pid). 'perf' only. */
-  attachPerf(attr: PerfEventAttr, target: PerfTarget): void {
+  /** Attaches on_perf_sample to a perf event on each target CPU (or the pid), each CPU on
+   *  its own: returns the CPUs attached and the ones that failed with their error; throws the
+   *  first failure only when no CPU attached. options.leader: a group leader per CPU. 'perf' only. */
+  attachPerf(attr: PerfEventAttr, target: PerfTarget, options: PerfAttachOptions = {}): { cpus: number[]; failed: PerfCpuFailure[] } {
+    const r = this.attachPerfPerCpu(attr, target, options);
+    if (!r.cpus.length) throw r.failed[0].error;
+    return r;
+  }
+
+  /** attachPerf that never throws for a CPU the kernel refuses (all may fail). */
+  attachPerfPerCpu(attr: PerfEventAttr, target: PerfTarget, options: PerfAttachOptions = {}): { cpus: number[]; failed: PerfCpuFailure[] } {
     if (this.kind !== 'perf') throw new TypeError(`attachPerf: sampler kind is '${this.kind}', not 'perf'`);
-    this.#links.push(...this.#obj.attachPerfEvent(this.program, attr, target));
+    const r = this.#obj.attachPerfEventPerCpu(this.program, attr, target, options);
+    for (const { cpu, link } of r.links) {
+      this.#links.push(link);
+      this.#cpuLinks.set(cpu, [...(this.#cpuLinks.get(cpu) ?? []), link]);
+    }
+    return { cpus: r.links.map((l) => l.cpu), failed: r.failed };
+  }
+
+  /** Detaches the perf events attached on one CPU (it went offline); returns how many. */
+  detachCpu(cpu: number): number {
+    const links = this.#cpuLinks.get(cpu) ?? [];
+    this.#cpuLinks.delete(cpu);
+    for (const link of links) {
+      this.#obj.detach(link);
+      this.#links.splice(this.#links.indexOf(link), 1);
+    }
+    return links.length;
   }
 
   /** Attaches the tracepoint program ('fault-tracepoint' and 'damon'). Does not start or
@@ -160,6 +189,7 @@ export class SamplerObject {
   detach(): void {
     for (const link of this.#links) this.#obj.detach(link);
     this.#links = [];
+    this.#cpuLinks.clear();
   }
 
   /** Raw batches from this kind's ring buffer (concatenated SAMPLE_RECORD or DAMON_RECORD),
@@ -248,6 +278,7 @@ export class SamplerObject {
     this.#ring?.close();
     this.#ring = undefined;
     this.#links = [];
+    this.#cpuLinks.clear();
     this.#obj.close();
   }
 }

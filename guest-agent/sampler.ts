@@ -23,7 +23,7 @@ export interface Recommendation {
 /** The best source this machine offers, and why. Reads only. */
 export function recommendSource(probe: { pmu?: PmuInfo; damon?: DamonStatus } = {}): Recommendation {
   const pmu = probe.pmu ?? detectPmu();
-  if (pmu.kind === 'intel' && !/mem-loads-aux/.test(pmu.detail)) {
+  if (pmu.kind === 'intel') {
     return { source: 'pebs', why: `${pmu.detail}: sampled loads with physical addresses, lowest overhead` };
   }
   if (pmu.kind === 'amd-ibs') return { source: 'ibs', why: `${pmu.detail}: sampled ops with physical addresses` };

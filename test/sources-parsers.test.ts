@@ -2,12 +2,26 @@
 // encodings. Property tests for the decoders, real-kernel checks for the readers.
 import { describe, expect, it } from 'vitest';
 import fc from 'fast-check';
-import { mkdtempSync, mkdirSync, readFileSync, writeFileSync } from 'node:fs';
+import { existsSync, mkdtempSync, mkdirSync, readFileSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
-import { join } from 'node:path';
+import { dirname, join } from 'node:path';
+import { fileURLToPath } from 'node:url';
 import { readSystemRam, systemRamRanges, IomemError } from '../guest-agent/iomem.js';
 import { decodePagemap, decodePagemapEntry, Pagemap, TargetGoneError } from '../guest-agent/pagemap.js';
-import { detectPmu, encodeEvent, perfAttrFor, SourceUnavailableError } from '../guest-agent/perf-attr.js';
+import {
+  detectPmu,
+  encodeEvent,
+  parseFormat,
+  perfAttrFor,
+  perfEventsFor,
+  PERF_SAMPLE_ADDR,
+  PERF_SAMPLE_DATA_SRC,
+  PERF_SAMPLE_PHYS_ADDR,
+  PERF_SAMPLE_WEIGHT,
+  SourceUnavailableError,
+} from '../guest-agent/perf-attr.js';
+import { recommendSource } from '../guest-agent/sampler.js';
+import { parseCpuList } from '../guest-agent/sources/common.js';
 import { totalPages } from '../src/samples.js';
 
 const hex = (n: number) => n.toString(16).padStart(8, '0');
@@ -174,11 +188,10 @@ describe('perf attrs', () => {
     else expect(() => perfAttrFor('ibs')).toThrow(SourceUnavailableError);
     if (kind !== 'intel') expect(() => perfAttrFor('pebs')).toThrow(SourceUnavailableError);
     else {
-      try {
-        expect(perfAttrFor('pebs').preciseIp).toBeGreaterThan(0);
-      } catch (err) {
-        expect((err as Error).message).toMatch(/mem-loads-aux/); // Sapphire Rapids and later, for now
-      }
+      // Sapphire Rapids and later included: mem-loads-aux leads the group there.
+      const attr = perfAttrFor('pebs');
+      expect(attr.preciseIp).toBeGreaterThan(0);
+      expect(Boolean(attr.leader)).toBe(existsSync(`/sys/bus/event_source/devices/${attr.pmu}/events/mem-loads-aux`));
     }
   });
 
@@ -224,5 +237,134 @@ describe('perf attrs', () => {
   it('encodes scattered format bit ranges like perf', () => {
     expect(encodeEvent('event=0x1cd', { event: 'config:0-7,32-35' }).config).toBe(0xcdn | (1n << 32n));
     expect(() => encodeEvent('bogus=1', {})).toThrow(SourceUnavailableError);
+  });
+});
+
+// sysfs trees of real machines (test/fixtures/sysfs/README.md). Expected encodings come from
+// the kernel's definitions: mem-loads = event 0xcd umask 0x1 (config 0x1cd) with ldlat in
+// config1, mem-loads-aux = event 0x03 umask 0x82 (config 0x8203), Gracemont's mem-loads =
+// event 0xd0 umask 0x5, IBS op cnt_ctl = config bit 19, swfilt = config2 bit 0.
+describe('perf attrs on real machines (sysfs fixtures)', () => {
+  const fixture = (machine: string) => join(dirname(fileURLToPath(import.meta.url)), 'fixtures', 'sysfs', machine);
+  const PEBS_SAMPLE = PERF_SAMPLE_ADDR | PERF_SAMPLE_PHYS_ADDR | PERF_SAMPLE_WEIGHT | PERF_SAMPLE_DATA_SRC;
+  const range = (lo: number, hi: number) => Array.from({ length: hi - lo + 1 }, (_, i) => lo + i);
+
+  for (const machine of ['sapphire-rapids', 'emerald-rapids']) {
+    it(`${machine}: mem-loads joins a group led by a counting mem-loads-aux, as perf mem does`, () => {
+      const sysRoot = fixture(machine);
+      expect(detectPmu(sysRoot)).toMatchObject({ kind: 'intel', detail: expect.stringMatching(/mem-loads-aux/) });
+      const events = perfEventsFor('pebs', { sysRoot, ldlat: 30 });
+      expect(events).toHaveLength(1);
+      const [attr] = events;
+      expect(attr).toMatchObject({ pmu: 'cpu', type: 4, config: 0x1cdn, config1: 30n, config2: 0n, preciseIp: 2, samplePeriod: 4093, excludeKernel: true });
+      expect(attr.sampleType & PEBS_SAMPLE).toBe(PEBS_SAMPLE);
+      expect(attr.leader).toEqual({ type: 4, config: 0x8203n, config1: 0n, config2: 0n, excludeKernel: true, excludeHv: true, describe: 'cpu/mem-loads-aux/' });
+      expect(attr.cpus).toBeUndefined(); // every CPU
+      expect(attr.describe).toBe('{cpu/mem-loads-aux/,cpu/mem-loads,ldlat=30/P} period 4093');
+      expect(recommendSource({ pmu: detectPmu(sysRoot) }).source).toBe('pebs');
+    });
+  }
+
+  it('icelake-server: mem-loads alone (no aux event, no group)', () => {
+    const attr = perfAttrFor('pebs', { sysRoot: fixture('icelake-server'), ldlat: 64, samplePeriod: 1000 });
+    expect(attr).toMatchObject({ pmu: 'cpu', type: 4, config: 0x1cdn, config1: 64n, config2: 0n, samplePeriod: 1000 });
+    expect(attr.leader).toBeUndefined();
+    expect(attr.describe).toBe('cpu/mem-loads,ldlat=64/P period 1000');
+  });
+
+  it('alder-lake-hybrid: one event per PMU, each on its own CPUs; the big cores need the aux leader', () => {
+    const sysRoot = fixture('alder-lake-hybrid');
+    const [core, atom, ...rest] = perfEventsFor('pebs', { sysRoot });
+    expect(rest).toEqual([]);
+    expect(core).toMatchObject({ pmu: 'cpu_core', type: 4, config: 0x1cdn, config1: 30n, cpus: range(0, 15) });
+    expect(core.leader).toMatchObject({ type: 4, config: 0x8203n });
+    expect(atom).toMatchObject({ pmu: 'cpu_atom', type: 10, config: 0x5d0n, config1: 30n, cpus: range(16, 23) });
+    expect(atom.leader).toBeUndefined();
+    expect(perfAttrFor('pebs', { sysRoot }).pmu).toBe('cpu_core');
+    expect(detectPmu(sysRoot).detail).toMatch(/'cpu_core' PMU \(type 4\) in a group led by mem-loads-aux.*'cpu_atom' PMU \(type 10\)$/);
+  });
+
+  it('genoa: ibs_op with cnt_ctl, no software filter: samples every mode, no exclude bits', () => {
+    const sysRoot = fixture('genoa');
+    expect(detectPmu(sysRoot).kind).toBe('amd-ibs');
+    const attr = perfAttrFor('ibs', { sysRoot });
+    expect(attr).toMatchObject({ pmu: 'ibs_op', type: 11, config: 1n << 19n, config1: 0n, config2: 0n, excludeKernel: false, excludeHv: false, preciseIp: 0 });
+    expect(attr.sampleType & PERF_SAMPLE_PHYS_ADDR).toBeTruthy();
+    expect(() => perfAttrFor('pebs', { sysRoot })).toThrow(/no mem-loads event/);
+    // the AMD core PMU scatters its event select over config:0-7,32-35
+    const formats = { event: readFileSync(join(sysRoot, 'bus/event_source/devices/cpu/format/event'), 'utf8') };
+    expect(encodeEvent('event=0x1d4', formats).config).toBe(0xd4n | (1n << 32n));
+  });
+
+  it('turin: ibs_op with swfilt excludes the kernel through config2, unless asked for it', () => {
+    const sysRoot = fixture('turin');
+    expect(perfAttrFor('ibs', { sysRoot })).toMatchObject({ type: 11, config: 1n << 19n, config2: 1n, excludeKernel: true, excludeHv: false });
+    expect(perfAttrFor('ibs', { sysRoot, includeKernel: true })).toMatchObject({ config: 1n << 19n, config2: 0n, excludeKernel: false });
+  });
+
+  it('the fixtures hold what sysfs shows (newline-terminated files, online lists)', () => {
+    for (const m of ['sapphire-rapids', 'emerald-rapids', 'icelake-server', 'alder-lake-hybrid', 'genoa', 'turin']) {
+      const online = readFileSync(join(fixture(m), 'devices/system/cpu/online'), 'utf8');
+      expect(online.endsWith('\n')).toBe(true);
+      expect(parseCpuList(online).length).toBeGreaterThan(16);
+    }
+  });
+});
+
+describe('perf format and cpu list parsers (hostile input)', () => {
+  const term = fc.stringMatching(/^[a-z_0-9=,x-]{0,24}$/);
+  it('encodeEvent: any spec and formats give 64-bit words or SourceUnavailableError, nothing else', () => {
+    fc.assert(
+      fc.property(term, fc.dictionary(fc.constantFrom('event', 'umask', 'ldlat', 'config', 'x'), fc.string({ maxLength: 20 })), (spec, formats) => {
+        try {
+          const w = encodeEvent(spec, formats);
+          for (const v of [w.config, w.config1, w.config2]) expect(v >= 0n && v < 1n << 64n).toBe(true);
+        } catch (err) {
+          expect(err).toBeInstanceOf(SourceUnavailableError);
+        }
+      }),
+      { numRuns: 2000 },
+    );
+  });
+
+  it('encodeEvent places each field where its format says and refuses values wider than it', () => {
+    fc.assert(
+      fc.property(fc.integer({ min: 0, max: 55 }), fc.integer({ min: 1, max: 8 }), fc.bigInt({ min: 0n, max: 255n }), (lo, width, value) => {
+        const formats = { f: `config1:${lo}-${lo + width - 1}` };
+        const spec = `f=0x${value.toString(16)}`;
+        if (value >= 1n << BigInt(width)) expect(() => encodeEvent(spec, formats)).toThrow(/wider than its format/);
+        else expect(encodeEvent(spec, formats)).toEqual({ config: 0n, config1: value << BigInt(lo), config2: 0n });
+      }),
+    );
+    expect(() => parseFormat('config:7-3')).toThrow(SourceUnavailableError);
+    expect(() => parseFormat('config3:0-7')).toThrow(SourceUnavailableError);
+    expect(encodeEvent('edge', { edge: 'config:18' }).config).toBe(1n << 18n); // a bare flag means 1
+  });
+
+  it('parseCpuList: ranges round-trip, garbage is skipped, ids stay in 0..65535', () => {
+    fc.assert(
+      fc.property(fc.uniqueArray(fc.integer({ min: 0, max: 4095 }), { maxLength: 64 }), (cpus) => {
+        const sorted = [...cpus].sort((a, b) => a - b);
+        const parts: string[] = [];
+        for (let i = 0; i < sorted.length; ) {
+          let j = i;
+          while (j + 1 < sorted.length && sorted[j + 1] === sorted[j] + 1) j++;
+          parts.push(i === j ? `${sorted[i]}` : `${sorted[i]}-${sorted[j]}`);
+          i = j + 1;
+        }
+        expect(parseCpuList(`${parts.join(',')}\n`)).toEqual(sorted);
+      }),
+    );
+    fc.assert(
+      fc.property(fc.string({ maxLength: 40 }), (text) => {
+        const cpus = parseCpuList(text);
+        for (let i = 0; i < cpus.length; i++) {
+          expect(cpus[i]).toBeGreaterThanOrEqual(0);
+          expect(cpus[i]).toBeLessThanOrEqual(65535);
+          if (i) expect(cpus[i]).toBeGreaterThan(cpus[i - 1]);
+        }
+      }),
+    );
+    expect(parseCpuList('0-3,x,6,99999-100000,65535')).toEqual([0, 1, 2, 3, 6, 65535]);
   });
 });

@@ -15,6 +15,16 @@ export interface SourceStats {
   earlyDrains?: number;
   /** Virtual pages that could not be translated to a frame (not present, process gone). */
   untranslated: number;
+  /** Perf page sources: CPUs sampled now, CPUs whose event could not be opened (errno code,
+   *  one line), CPUs attached / dropped since the start as they came online / went offline. */
+  perfCpus?: PerfCpuStats;
+}
+
+export interface PerfCpuStats {
+  attached: number[];
+  failed: { cpu: number; code: string; message: string }[];
+  onlined: number;
+  offlined: number;
 }
 
 export interface SampleSource {
@@ -34,16 +44,26 @@ export function monotonicNs(): number {
   return Number(process.hrtime.bigint());
 }
 
+/** Highest CPU number a cpu list may name (the kernel's NR_CPUS is at most 8192). */
+const MAX_CPU = 65_535;
+
+/** A kernel cpu list ("0-3,6") as sorted distinct ids.
+ *  Malformed parts and ids above 65535 are skipped. */
+export function parseCpuList(text: string): number[] {
+  const seen = new Set<number>();
+  for (const part of text.trim().split(',')) {
+    const m = /^(\d{1,5})(?:-(\d{1,5}))?$/.exec(part.trim());
+    if (!m) continue;
+    const first = Number(m[1]);
+    const last = Math.min(m[2] === undefined ? first : Number(m[2]), MAX_CPU);
+    for (let cpu = first; cpu <= last; cpu++) seen.add(cpu);
+  }
+  return [...seen].sort((a, b) => a - b);
+}
+
 /** Online CPU ids from /sys/devices/system/cpu/online ("0-3,6"). */
 export function onlineCpus(path = '/sys/devices/system/cpu/online'): number[] {
-  const cpus: number[] = [];
-  for (const part of readFileSync(path, 'utf8').trim().split(',')) {
-    const m = /^(\d+)(?:-(\d+))?$/.exec(part.trim());
-    if (!m) continue;
-    const last = m[2] === undefined ? Number(m[1]) : Number(m[2]);
-    for (let cpu = Number(m[1]); cpu <= last && cpus.length < 65_536; cpu++) cpus.push(cpu);
-  }
-  return cpus;
+  return parseCpuList(readFileSync(path, 'utf8'));
 }
 
 /**

@@ -2,15 +2,15 @@
 // kernel; each epoch we drain that map, translate virtual pages to frames through
 // /proc/PID/pagemap (one pass per process, sorted, one pread per span) and deliver
 // one-page runs. Physical samples (PEBS/IBS with PERF_SAMPLE_PHYS_ADDR) need no translation.
-import type { PerfEventAttr as AddonPerfAttr } from '../../native/addon.js';
+import type { PerfEventAttr as AddonPerfAttr, PerfCpuFailure } from '../../native/addon.js';
 import { emptySamples, type PageSamples } from '../../src/samples.js';
 import { KpageflagsReader } from '../kpageflags.js';
 import { Pagemap, processAlive, TargetGoneError } from '../pagemap.js';
-import { perfAttrFor } from '../perf-attr.js';
+import { perfEventsFor, type PerfEventAttr } from '../perf-attr.js';
 import type { DecodedPages, DecodedSamples } from '../record-layout.js';
 import { KIND_PHYS } from '../record-layout.js';
 import { openSampler, type SamplerObject } from '../sampler-object.js';
-import { monotonicNs, onlineCpus, PageSet, pageSamplesFrom, type SampleSource, type SourceStats } from './common.js';
+import { monotonicNs, onlineCpus, PageSet, pageSamplesFrom, type PerfCpuStats, type SampleSource, type SourceStats } from './common.js';
 
 export type PageSourceName = 'faults' | 'pebs' | 'ibs';
 
@@ -30,6 +30,38 @@ export interface PageSourceOptions {
    *  full are counted (stats().mapFull), never evicted silently. */
   maxPages?: number;
   verbose?: boolean;
+  /** Where sysfs lives for the PMU lookup (tests: a fake tree). Default /sys. */
+  sysRoot?: string;
+  /** Reads the online CPU ids (default /sys/devices/system/cpu/online). Perf sources re-read
+   *  it every epoch: CPUs that came online get the event, CPUs that went offline lose it. */
+  readOnlineCpus?: () => number[];
+}
+
+/** The addon's attr for one of ours. */
+function addonAttr(attr: PerfEventAttr): AddonPerfAttr {
+  return {
+    type: attr.type,
+    config: attr.config,
+    config1: attr.config1,
+    config2: attr.config2,
+    samplePeriod: attr.samplePeriod,
+    sampleType: attr.sampleType,
+    preciseIp: attr.preciseIp as 0 | 1 | 2 | 3,
+    excludeKernel: attr.excludeKernel,
+    excludeHv: attr.excludeHv,
+  };
+}
+
+/** The group leader's attr: counting only (no period, no sample type, not precise). */
+function addonLeaderAttr(event: PerfEventAttr): AddonPerfAttr | undefined {
+  const l = event.leader;
+  if (!l) return undefined;
+  return { type: l.type, config: l.config, config1: l.config1, config2: l.config2, excludeKernel: l.excludeKernel, excludeHv: l.excludeHv };
+}
+
+/** One line for a CPU whose event the kernel refused. */
+export function describeCpuFailure(f: { cpu: number; code: string; message: string }): string {
+  return `cpu ${f.cpu} not sampled: ${f.message}`;
 }
 
 const DEFAULT_MAX_PAGES = 262144;
@@ -162,6 +194,9 @@ export class PageSource implements SampleSource {
   private untranslated = 0;
   /** Stats stay readable after stop (the BPF object is gone then). */
   private finalStats: SourceStats | undefined;
+  /** Perf sources: the events (one per PMU) and which CPUs carry them. */
+  private perfEvents: PerfEventAttr[] = [];
+  private readonly perfCpus: PerfCpuStats = { attached: [], failed: [], onlined: 0, offlined: 0 };
 
   private constructor(
     private readonly obj: SamplerObject,
@@ -174,7 +209,7 @@ export class PageSource implements SampleSource {
   static async start(opts: PageSourceOptions): Promise<PageSource> {
     const viaPerf = opts.source !== 'faults' || opts.faultsVia === 'perf' || (opts.faultsVia === undefined && (opts.samplePeriod ?? 1) > 1);
     // Refuse before loading anything when the PMU is missing.
-    const attr = viaPerf ? perfAttrFor(opts.source, { samplePeriod: opts.samplePeriod }) : undefined;
+    const events = viaPerf ? perfEventsFor(opts.source, { samplePeriod: opts.samplePeriod, sysRoot: opts.sysRoot }) : [];
     if (opts.pid !== undefined && !processAlive(opts.pid)) throw new TargetGoneError(opts.pid, 'not running');
     const obj = await openSampler({
       kind: viaPerf ? 'perf' : 'fault-tracepoint',
@@ -184,8 +219,8 @@ export class PageSource implements SampleSource {
       verbose: opts.verbose,
     });
     const tunables: Record<string, unknown> = {
-      event: attr ? attr.describe : 'tp_btf/page_fault_user (every user page fault)',
-      samplePeriod: attr ? attr.samplePeriod : 1,
+      event: events.length ? events.map((e) => e.describe).join(' + ') : 'tp_btf/page_fault_user (every user page fault)',
+      samplePeriod: events.length ? events[0].samplePeriod : 1,
       pid: opts.pid ?? 'all',
       epochMs: opts.epochMs,
       raw: Boolean(opts.raw),
@@ -195,20 +230,13 @@ export class PageSource implements SampleSource {
     const source = new PageSource(obj, opts, tunables);
     try {
       if (opts.raw) obj.onRecords((records) => source.rawCbs.forEach((cb) => cb(records)));
-      if (attr) {
-        const perfAttr: AddonPerfAttr = {
-          type: attr.type,
-          config: attr.config,
-          config1: attr.config1,
-          config2: attr.config2,
-          samplePeriod: attr.samplePeriod,
-          sampleType: attr.sampleType,
-          preciseIp: attr.preciseIp as 0 | 1 | 2 | 3,
-          excludeKernel: attr.excludeKernel,
-          excludeHv: attr.excludeHv,
-        };
+      if (events.length) {
         // One event per CPU with the tgid filter in BPF: covers every thread of the target.
-        obj.attachPerf(perfAttr, { cpus: onlineCpus() });
+        // A CPU the kernel refuses is reported; the start fails only when none attached.
+        source.perfEvents = events;
+        const failed = source.followCpus();
+        if (!source.perfCpus.attached.length) throw failed[0]?.error ?? new Error(`no online CPU is covered by ${String(tunables.event)}`);
+        for (const f of source.perfCpus.failed) source.notes.push(describeCpuFailure(f));
       } else {
         obj.attachTracepoints();
       }
@@ -248,6 +276,7 @@ export class PageSource implements SampleSource {
       mapFull: Number(c.mapFull),
       earlyDrains: this.earlyDrains,
       untranslated: this.untranslated,
+      ...(this.perfEvents.length ? { perfCpus: { ...this.perfCpus, attached: [...this.perfCpus.attached], failed: [...this.perfCpus.failed] } } : {}),
     };
   }
 
@@ -302,8 +331,52 @@ export class PageSource implements SampleSource {
     return this.draining;
   }
 
+  /** Attaches the perf events to online CPUs that lack them and detaches the CPUs that went
+   *  offline (vCPU hotplug). Returns this pass's failures; they stay in perfCpus.failed (and
+   *  are not retried) until the CPU goes offline. */
+  private followCpus(): PerfCpuFailure[] {
+    const online = new Set((this.opts.readOnlineCpus ?? onlineCpus)());
+    const st = this.perfCpus;
+    const first = st.attached.length === 0 && st.onlined === 0 && st.offlined === 0;
+    const attached = new Set(st.attached);
+    for (const cpu of st.attached) {
+      if (online.has(cpu)) continue;
+      this.obj.detachCpu(cpu);
+      attached.delete(cpu);
+      st.offlined++;
+    }
+    st.failed = st.failed.filter((f) => online.has(f.cpu));
+    const known = new Set([...attached, ...st.failed.map((f) => f.cpu)]);
+    const failures: PerfCpuFailure[] = [];
+    for (const event of this.perfEvents) {
+      const covered = event.cpus ? new Set(event.cpus) : undefined;
+      const cpus = [...online].filter((cpu) => !known.has(cpu) && (!covered || covered.has(cpu))).sort((a, b) => a - b);
+      if (!cpus.length) continue;
+      const leader = addonLeaderAttr(event);
+      const r = this.obj.attachPerfPerCpu(addonAttr(event), { cpus }, leader ? { leader } : {});
+      for (const cpu of r.cpus) attached.add(cpu);
+      if (!first) st.onlined += r.cpus.length;
+      for (const f of r.failed) {
+        failures.push(f);
+        const failure = { cpu: f.cpu, code: f.error.code, message: f.error.message };
+        st.failed.push(failure);
+        if (!first) this.notes.push(describeCpuFailure(failure));
+      }
+    }
+    st.attached = [...attached].sort((a, b) => a - b);
+    return failures;
+  }
+
   private epoch(): void {
-    if (!this.stopped) void this.drain();
+    if (this.stopped) return;
+    if (this.perfEvents.length) {
+      try {
+        this.followCpus();
+      } catch {
+        /* the online list is unreadable this time: keep the CPUs as they are */
+      }
+    }
+    void this.drain();
   }
 
   /** Drains before the epoch ends when the map is filling up (no sample is evicted; the
