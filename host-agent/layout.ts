@@ -189,6 +189,44 @@ export function buildLayout(flat: FlatViewEntry[], memdevs: MemdevInfo[], maps: 
   return { ranges: merged, totalBytes, unresolved: [...unresolved] };
 }
 
+/** Whether a dev:inode identity is anonymous memory (no file). */
+export function isAnonymousFile(file: string): boolean {
+  return /^0+:0+:0$/.test(file);
+}
+
+/** Why `ranges` are no longer mapped as they were when the layout was accepted (another
+ *  file, another offset, a hole), or undefined when every page still is. A compromised
+ *  QEMU can mmap(MAP_FIXED) another VM's RAM file over its own at the same address: the
+ *  GPA -> HVA table is unchanged, only the file behind it differs. */
+export function mappingDrift(ranges: RamRange[], maps: ProcMapping[]): string | undefined {
+  for (const r of ranges) {
+    const end = r.hvaStart + (r.gpaEnd - r.gpaStart);
+    let hva = r.hvaStart;
+    while (hva < end) {
+      const v = maps.find((m) => m.start <= hva && hva < m.end);
+      const where = `GPA 0x${(r.gpaStart + (hva - r.hvaStart)).toString(16)} (HVA 0x${hva.toString(16)})`;
+      if (!v) return `${where} is no longer mapped`;
+      const offset = r.backendOffset + (hva - r.hvaStart);
+      if (r.file !== undefined && v.file !== r.file) return `${where} now maps file ${v.file} (dev:inode), not the RAM file ${r.file} it had`;
+      if (v.fileOffset + (hva - v.start) !== offset) return `${where} now maps offset 0x${(v.fileOffset + (hva - v.start)).toString(16)} of its file, not 0x${offset.toString(16)}`;
+      hva = v.end;
+    }
+  }
+  return undefined;
+}
+
+/** The files (dev:inode) a process maps, anonymous memory left out. */
+export function mappedFiles(maps: ProcMapping[]): Set<string> {
+  const out = new Set<string>();
+  for (const m of maps) if (!isAnonymousFile(m.file)) out.add(m.file);
+  return out;
+}
+
+/** /proc/PID/maps, parsed. */
+export function readProcMaps(pid: number, procRoot = '/proc'): ProcMapping[] {
+  return parseProcMaps(readFileSync(`${procRoot}/${pid}/maps`, 'utf8'));
+}
+
 /** Reads the layout of a running QEMU through QMP and /proc/PID/maps. */
 export async function discoverLayout(qmp: QmpClient, pid: number, procRoot = '/proc'): Promise<GuestLayout> {
   const memdevList = await qmp.execute<Array<{ id?: string; size: number; share?: boolean }>>('query-memdev');
@@ -204,7 +242,7 @@ export async function discoverLayout(qmp: QmpClient, pid: number, procRoot = '/p
     memdevs.push({ id: m.id, sizeBytes: m.size, memPath, share: m.share });
   }
   const flat = parseMtreeFlat(await qmp.hmp('info mtree -f'));
-  const maps = parseProcMaps(readFileSync(`${procRoot}/${pid}/maps`, 'utf8'));
+  const maps = readProcMaps(pid, procRoot);
   const layout = buildLayout(flat, memdevs, maps);
   if (layout.ranges.length === 0) {
     const names = flat.filter((e) => e.kind === 'ram').map((e) => e.region);

@@ -14,7 +14,8 @@ import { LocalProcessTranslator } from './local-target.js';
 import { FixedBudget, SharedPool, TokenBucket, VmMigrator, MOVE_FAILURES, MOVE_LATENCY_BUCKETS_S, type DramBudget, type MigrationReport, type MoveFailure } from './migrator.js';
 import { defaultTierNodes, readNumaTopology, type NumaTopology } from './numa.js';
 import { QemuTarget } from './qemu-target.js';
-import { readPidfile } from './layout.js';
+import { isAnonymousFile, mappedFiles, readPidfile, readProcMaps } from './layout.js';
+import { processGone } from './migrator.js';
 import { pagesOutside } from './translate.js';
 import { safeText } from './text.js';
 import { InputError } from '../src/util/units.js';
@@ -108,6 +109,11 @@ class VmState {
   ramMismatchPages = 0;
   /** Last attach error already logged (log once per distinct error, not every retry). */
   loggedError?: string;
+  /** The process and RAM files (dev:inode) of the last attachment the agent accepted. They
+   *  stay this VM's claim in every state (gone, error, re-attaching) until another
+   *  attachment of this VM is accepted: a VM that is briefly away does not free its RAM
+   *  file for someone else's QEMU to map. */
+  owned?: { pid: number; files: Set<string> };
   constructor(
     readonly cfg: VmConfig,
     limits: HostConfig['limits'],
@@ -292,18 +298,27 @@ export class HostServer extends EventEmitter<HostServerEvents> {
         this.checkClaims(vm, readPidfile(target.pidfile), new Set());
         vm.qemu ??= this.newQemu(vm, target.qmpPath, target.pidfile);
         const a = await vm.qemu.attach();
+        if (this.stopped) {
+          // Stopped while QMP answered: an attachment made now would hold QEMU's QMP socket
+          // (one client at a time) for ever.
+          vm.qemu.detach();
+          return;
+        }
         pid = a.pid;
         translator = a.translator;
+        const files = ramFiles(a.layout.ranges);
         try {
-          this.checkClaims(vm, pid, ramFiles(a.layout.ranges));
+          this.checkClaims(vm, pid, files);
         } catch (err) {
           vm.qemu.detach();
           throw err;
         }
+        vm.owned = { pid, files };
       } else {
         pid = target.pid ?? readPidfile(target.pidfile!);
         if (pid === process.pid) throw new Error(`pid ${pid} is this agent itself: refusing`);
         this.checkClaims(vm, pid, new Set());
+        vm.owned = { pid, files: new Set() };
         vm.local = new LocalProcessTranslator(pid);
         vm.local.rebuild();
         translator = vm.local;
@@ -351,39 +366,85 @@ export class HostServer extends EventEmitter<HostServerEvents> {
     }
   }
 
-  /** Which pids and RAM files a VM stands for: the process it is attached to, and what its
-   *  pidfile says now (read safely; unreadable = no claim). */
+  /** Which pids and RAM files a VM stands for, in whatever state it is: the process and
+   *  files of its last accepted attachment (while that process lives), and the pid its
+   *  pidfile names now (read safely; unreadable = no claim). */
   private claimsOf(vm: VmState): { pids: Set<number>; files: Set<string> } {
     const pids = new Set<number>();
     const files = new Set<string>();
-    if (vm.state === 'ready' && vm.migrator) pids.add(vm.migrator.pid);
+    if (vm.owned) {
+      if (!processGone(vm.owned.pid)) pids.add(vm.owned.pid);
+      for (const f of vm.owned.files) files.add(f);
+    }
     const t = vm.cfg.target;
     if (t.kind === 'local' && t.pid !== undefined) pids.add(t.pid);
-    const pidfile = t.kind === 'qemu' ? t.pidfile : t.pidfile;
-    if (pidfile) {
+    if (t.pidfile) {
       try {
-        pids.add(readPidfile(pidfile));
+        pids.add(readPidfile(t.pidfile));
       } catch {
         /* no claim */
       }
     }
-    if (vm.state === 'ready' && vm.qemu?.attachment) for (const f of ramFiles(vm.qemu.attachment.layout.ranges)) files.add(f);
     return { pids, files };
   }
 
-  /** Refuses (for both VMs) a pid or a RAM file that another VM also claims: the agent
-   *  cannot tell which of the two is lying, so it moves neither. */
+  /** The files the process a VM's pidfile names maps now (a QEMU that has not been
+   *  accepted yet still claims what it maps). */
+  private liveFiles(vm: VmState): Set<string> {
+    const t = vm.cfg.target;
+    if (t.kind !== 'qemu') return new Set();
+    try {
+      return mappedFiles(readProcMaps(readPidfile(t.pidfile)));
+    } catch {
+      return new Set();
+    }
+  }
+
+  /** Refuses a pid or a RAM file that another VM also claims. A pid named by two VMs is
+   *  refused for both (the agent cannot tell which pidfile lies). A RAM file another VM
+   *  was accepted with first stays that VM's: only the newcomer is refused (a QEMU that
+   *  remaps a neighbour's RAM file cannot take it, nor stop the neighbour's service). A
+   *  file neither VM was accepted with but both processes map is refused to each of them
+   *  when it tries. Runs at attach, on every layout poll and before each decision. */
   private checkClaims(vm: VmState, pid: number, files: Set<string>): void {
     for (const other of this.vms.values()) {
       if (other === vm) continue;
       const claims = this.claimsOf(other);
-      let reason: string | undefined;
-      if (claims.pids.has(pid)) reason = `pid ${pid} is claimed by both ${vm.cfg.name} and ${other.cfg.name}`;
-      else for (const f of files) if (claims.files.has(f)) reason = `RAM file ${f} (dev:inode) is mapped for both ${vm.cfg.name} and ${other.cfg.name}`;
-      if (!reason) continue;
-      if (other.state === 'ready') this.refuse(other, `${reason}: refusing both`);
-      throw new Error(`${reason}: refusing both`);
+      if (claims.pids.has(pid)) {
+        const reason = `pid ${pid} is claimed by both ${vm.cfg.name} and ${other.cfg.name}: refusing both`;
+        if (other.state === 'ready') this.refuse(other, reason);
+        throw new Error(reason);
+      }
+      let live: Set<string> | undefined;
+      for (const f of files) {
+        const mine = vm.owned?.files.has(f) ?? false;
+        if (claims.files.has(f)) {
+          if (!mine) throw new Error(`RAM file ${f} (dev:inode) belongs to ${other.cfg.name}, which was attached with it first: refusing ${vm.cfg.name}`);
+          const reason = `RAM file ${f} (dev:inode) is claimed by both ${vm.cfg.name} and ${other.cfg.name}: refusing both`;
+          if (other.state === 'ready') this.refuse(other, reason);
+          throw new Error(reason);
+        }
+        if (mine) continue;
+        live ??= this.liveFiles(other);
+        if (live.has(f)) throw new Error(`RAM file ${f} (dev:inode) is mapped for both ${vm.cfg.name} and ${other.cfg.name}, and neither held it first: refusing ${vm.cfg.name}`);
+      }
     }
+  }
+
+  /** Before a decision's moves (and after them): the accepted layout still maps the same
+   *  RAM files at the same addresses, and no other VM claims this VM's pid or files.
+   *  Returns why not, or undefined ('gone' processes are left to the migrator). */
+  private ownershipProblem(vm: VmState, pid: number): string | undefined {
+    if (!vm.qemu) return undefined;
+    const drift = vm.qemu.checkMappings();
+    if (drift === 'gone') return undefined;
+    if (drift) return `RAM mapping changed under the accepted layout (${drift}): refusing until it is re-read and re-checked`;
+    try {
+      this.checkClaims(vm, pid, vm.owned?.files ?? new Set());
+    } catch (err) {
+      return (err as Error).message;
+    }
+    return undefined;
   }
 
   /** Stops serving an attached VM's target (its decisions are answered "not attached"). */
@@ -398,15 +459,29 @@ export class HostServer extends EventEmitter<HostServerEvents> {
   private newQemu(vm: VmState, qmpPath: string, pidfile: string): QemuTarget {
     const q = new QemuTarget(qmpPath, pidfile, 10_000, this.layoutPollMs);
     q.on('layout', (a) => {
+      const files = ramFiles(a.layout.ranges);
       try {
-        this.checkClaims(vm, a.pid, ramFiles(a.layout.ranges));
+        this.checkClaims(vm, a.pid, files);
       } catch (err) {
         this.refuse(vm, (err as Error).message);
         return;
       }
+      vm.owned = { pid: a.pid, files };
       const m = vm.migrator;
       if (m) void vm.serial(() => m.refreshPlacement({ pid: a.pid, translator: a.translator })).catch(() => {});
       this.log(`${vm.cfg.name}: memory layout changed, ${a.layout.ranges.length} RAM ranges`);
+    });
+    // Every poll re-checks ownership, even when the layout did not change.
+    q.on('checked', (a) => {
+      if (vm.state !== 'ready') return;
+      try {
+        this.checkClaims(vm, a.pid, ramFiles(a.layout.ranges));
+      } catch (err) {
+        this.refuse(vm, (err as Error).message);
+      }
+    });
+    q.on('invalid', (err) => {
+      if (vm.state === 'ready') this.refuse(vm, `memory layout no longer readable (${err.message}): refusing until it is`);
     });
     q.on('exit', () => {
       vm.state = 'gone';
@@ -611,27 +686,35 @@ export class HostServer extends EventEmitter<HostServerEvents> {
     });
   }
 
+  private notAttachedReport(vm: VmState, msg: DecisionsMessage): ReportMessage {
+    const m = vm.migrator;
+    const pages = (r: PageRuns) => {
+      let n = 0;
+      for (let i = 0; i < r.count; i++) n += r.pages[i];
+      return n;
+    };
+    const outcome = (n: number) => ({ tried: 0, moved: 0, failed: { ENOENT: 0, EBUSY: 0, ENOMEM: 0, EACCES: 0, other: n } });
+    return {
+      type: 'report',
+      epoch: msg.epoch,
+      promote: outcome(pages(msg.promote)),
+      demote: outcome(pages(msg.demote)),
+      dramPages: m?.dramPages ?? 0,
+      cxlPages: m?.cxlPages ?? 0,
+      promoted: emptyRuns(0),
+      demoted: emptyRuns(0),
+      crossNodeMoves: this.crossNodeMoves,
+      notes: [`${vm.cfg.name} not attached (${vm.state}): ${(vm.lastError ?? 'waiting for QEMU').slice(0, 900)}`],
+    };
+  }
+
   private async decide(vm: VmState, msg: DecisionsMessage): Promise<ReportMessage> {
     const m = vm.migrator;
-    if (!m || vm.state !== 'ready') {
-      const pages = (r: PageRuns) => {
-        let n = 0;
-        for (let i = 0; i < r.count; i++) n += r.pages[i];
-        return n;
-      };
-      const outcome = (n: number) => ({ tried: 0, moved: 0, failed: { ENOENT: 0, EBUSY: 0, ENOMEM: 0, EACCES: 0, other: n } });
-      return {
-        type: 'report',
-        epoch: msg.epoch,
-        promote: outcome(pages(msg.promote)),
-        demote: outcome(pages(msg.demote)),
-        dramPages: m?.dramPages ?? 0,
-        cxlPages: m?.cxlPages ?? 0,
-        promoted: emptyRuns(0),
-        demoted: emptyRuns(0),
-        crossNodeMoves: this.crossNodeMoves,
-        notes: [`${vm.cfg.name} not attached (${vm.state}): ${(vm.lastError ?? 'waiting for QEMU').slice(0, 900)}`],
-      };
+    if (!m || vm.state !== 'ready') return this.notAttachedReport(vm, msg);
+    const before = this.ownershipProblem(vm, m.pid);
+    if (before) {
+      this.refuse(vm, before);
+      return this.notAttachedReport(vm, msg);
     }
     if (vm.local) {
       // Frames move when pages move: re-read the process's pagemap before each round.
@@ -639,6 +722,13 @@ export class HostServer extends EventEmitter<HostServerEvents> {
       await m.refreshPlacement({ pid: m.pid, translator: vm.local });
     }
     const r = await m.apply(msg.epoch, msg.promote, msg.demote);
+    // A remap during the moves: the pages moved may not have been this VM's, and where they
+    // are now is not this guest's to know.
+    const after = m.gone ? undefined : this.ownershipProblem(vm, m.pid);
+    if (after) {
+      this.refuse(vm, after);
+      return this.notAttachedReport(vm, msg);
+    }
     this.emit('report', vm.cfg.name, r);
     return toReportMessage(r);
   }
@@ -698,7 +788,7 @@ export class HostServer extends EventEmitter<HostServerEvents> {
 /** The files (dev:inode) backing a VM's RAM ranges. */
 function ramFiles(ranges: Array<{ file?: string }>): Set<string> {
   const out = new Set<string>();
-  for (const r of ranges) if (r.file && !/^0+:0+:0$/.test(r.file)) out.add(r.file);
+  for (const r of ranges) if (r.file && !isAnonymousFile(r.file)) out.add(r.file);
   return out;
 }
 

@@ -3,7 +3,7 @@
 // translation agrees with a slow reference and rejects everything outside RAM).
 import { describe, expect, it } from 'vitest';
 import fc from 'fast-check';
-import { buildLayout, parseMtreeFlat, parseProcMaps, type RamRange } from '../host-agent/layout.js';
+import { buildLayout, mappedFiles, mappingDrift, parseMtreeFlat, parseProcMaps, type RamRange } from '../host-agent/layout.js';
 import { buildTable, PageBuffer, pagesOutside, translateRuns } from '../host-agent/translate.js';
 import { runsFrom } from '../src/samples.js';
 
@@ -104,6 +104,56 @@ describe('parseProcMaps + buildLayout', () => {
       fc.property(fc.array(fc.string(), { maxLength: 20 }), (lines) => {
         for (const m of parseProcMaps(lines.join('\n'))) expect(m.end).toBeGreaterThan(m.start);
       }),
+    );
+  });
+});
+
+describe('mappingDrift (a RAM file remapped under an accepted layout)', () => {
+  const maps = parseProcMaps(MAPS);
+  const layout = buildLayout(parseMtreeFlat(MTREE), [{ id: 'mem0', sizeBytes: 3 * GiB, memPath: '/dev/shm/vm-mem0' }], maps);
+
+  it('accepts the maps the layout was built from, and names the file a remap put there', () => {
+    expect(mappingDrift(layout.ranges, maps)).toBeUndefined();
+    expect(mappedFiles(maps)).toEqual(new Set(['fd:01:1234', '00:1b:2']));
+    // Another VM's file (00:1b:7) mapped with MAP_FIXED over the second VMA, same address.
+    const remapped = parseProcMaps(MAPS.replace('rw-s 80000000 00:1b 2  ', 'rw-s 80000000 00:1b 7  '));
+    expect(mappingDrift(layout.ranges, remapped)).toMatch(/GPA 0x100000000 .* now maps file 00:1b:7 .*not the RAM file 00:1b:2/);
+    // Same file, another offset (the guest's GPA would land on other pages of it).
+    const shifted = parseProcMaps(MAPS.replace('rw-s 80000000 00:1b 2  ', 'rw-s 40000000 00:1b 2  '));
+    expect(mappingDrift(layout.ranges, shifted)).toMatch(/now maps offset 0x40000000 of its file, not 0x80000000/);
+    // Unmapped: a hole where RAM was.
+    expect(mappingDrift(layout.ranges, maps.filter((m) => m.fileOffset !== 0x80000000))).toMatch(/no longer mapped/);
+  });
+
+  it('finds any change of file or offset over any page of RAM, and none otherwise', () => {
+    const pageArb = fc.integer({ min: 0, max: (3 * GiB) / 4096 - 1 });
+    fc.assert(
+      fc.property(pageArb, fc.integer({ min: 1, max: 64 }), fc.constantFrom('file', 'offset', 'same'), (page, pages, change) => {
+        // Split the RAM VMAs around [page, page + pages) of the backend and alter that piece.
+        const at = page * 4096;
+        const out = [];
+        for (const m of maps) {
+          const lo = m.fileOffset;
+          const hi = m.fileOffset + (m.end - m.start);
+          if (m.file !== '00:1b:2' || at + pages * 4096 <= lo || at >= hi) {
+            out.push(m);
+            continue;
+          }
+          const a = Math.max(at, lo);
+          const b = Math.min(at + pages * 4096, hi);
+          if (a > lo) out.push({ ...m, end: m.start + (a - lo) });
+          const mid = { ...m, start: m.start + (a - lo), end: m.start + (b - lo), fileOffset: a };
+          if (change === 'file') mid.file = '00:1b:9';
+          if (change === 'offset') mid.fileOffset = a + 4096;
+          out.push(mid);
+          if (b < hi) out.push({ ...m, start: m.start + (b - lo), fileOffset: b });
+        }
+        const inRam = layout.ranges.some((r) => at < r.backendOffset + (r.gpaEnd - r.gpaStart) && at + pages * 4096 > r.backendOffset);
+        const drift = mappingDrift(layout.ranges, out);
+        if (change === 'same' || !inRam) expect(drift).toBeUndefined();
+        else expect(drift).toBeDefined();
+      }),
+      { numRuns: 300 },
     );
   });
 });
