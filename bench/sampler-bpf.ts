@@ -4,7 +4,7 @@
 //     program on the same hook; targets: aggregate <= 120 ns, ring <= 100 ns, both <= 150 ns;
 //  2. ring-buffer samples delivered to JS per second: live (bounded by how fast the child
 //     faults) and draining a backlog (the consumer's own ceiling); target >= 2 M/s.
-// Usage: npm run bench:sampler-bpf [-- --seconds 2 --rounds 3 --json]
+// Usage: npm run bench:sampler-bpf [-- --seconds 2 --rounds 3 --cost-only --max-pages N --object PATH --json]
 import { execFileSync, spawn } from 'node:child_process';
 import { closeSync, mkdtempSync, rmSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
@@ -54,13 +54,19 @@ interface Args {
   maxPages: number;
   /** Only the per-event cost table (skip ring delivery and drain runs). */
   costOnly: boolean;
+  /** Another build of sampler.bpf.o to measure (A/B against an older build). */
+  object: string | undefined;
 }
 
 function parseArgs(argv: string[]): Args {
-  const args: Args = { seconds: 2, rounds: 3, json: false, maxPages: 262144, costOnly: false };
+  const args: Args = { seconds: 2, rounds: 3, json: false, maxPages: 262144, costOnly: false, object: undefined };
   for (let i = 0; i < argv.length; i++) {
     if (argv[i] === '--json') args.json = true;
     else if (argv[i] === '--cost-only') args.costOnly = true;
+    else if (argv[i] === '--object') {
+      args.object = argv[++i];
+      if (!args.object) throw new Error('--object: needs the path of a sampler.bpf.o build');
+    }
     else if (argv[i] === '--max-pages') {
       args.maxPages = Number(argv[++i]);
       if (!(Number.isInteger(args.maxPages) && args.maxPages >= 1 && args.maxPages <= 1 << 26)) throw new Error('--max-pages: must be an integer in [1, 67108864]');
@@ -71,7 +77,7 @@ function parseArgs(argv: string[]): Args {
     } else if (argv[i] === '--rounds') {
       args.rounds = Number(argv[++i]);
       if (!(Number.isInteger(args.rounds) && args.rounds >= 1 && args.rounds <= 20)) throw new Error('--rounds: must be in [1, 20]');
-    } else throw new Error(`unknown argument ${argv[i]} (usage: [--seconds N] [--rounds N] [--max-pages N] [--cost-only] [--json])`);
+    } else throw new Error(`unknown argument ${argv[i]} (usage: [--seconds N] [--rounds N] [--max-pages N] [--cost-only] [--object PATH] [--json])`);
   }
   return args;
 }
@@ -121,9 +127,9 @@ function startFaulter(binary: string, seconds: number, pages: number, kind: 'rea
   }));
 }
 
-async function perEventCost(binary: string, seconds: number, kind: SamplerKind, mode: SamplerMode, maxPages: number): Promise<CostRow> {
+async function perEventCost(binary: string, seconds: number, kind: SamplerKind, mode: SamplerMode, maxPages: number, objectPath?: string): Promise<CostRow> {
   const faulter = await startFaulter(binary, seconds, 4096, 'read');
-  const s = await openSampler({ kind, mode, pid: faulter.pid, ringBytes: 64 << 20, maxPages });
+  const s = await openSampler({ kind, mode, pid: faulter.pid, ringBytes: 64 << 20, maxPages, objectPath });
   try {
     if (kind === 'perf') s.attachPerf(faultsAttr, { cpus: onlineCpus() });
     else s.attachTracepoints();
@@ -335,7 +341,7 @@ async function main(): Promise<void> {
         runs[i].push(
           mode === 'empty'
             ? await emptyProgramCost(binary, args.seconds, kind)
-            : await perEventCost(binary, args.seconds, kind, mode, args.maxPages),
+            : await perEventCost(binary, args.seconds, kind, mode, args.maxPages, args.object),
         );
       }
     }
@@ -355,7 +361,7 @@ async function main(): Promise<void> {
   const backlog = args.costOnly ? [] : [await backlogDrain(binary, args.seconds, false), await backlogDrain(binary, args.seconds, true)];
   rmSync(dir, { recursive: true, force: true });
 
-  const result = { cpus: onlineCpus().length, seconds: args.seconds, rounds: args.rounds, maxPages: args.maxPages, cost, live, backlog, drain };
+  const result = { cpus: onlineCpus().length, seconds: args.seconds, rounds: args.rounds, maxPages: args.maxPages, object: args.object ?? null, cost, live, backlog, drain };
   if (args.json) {
     console.log(JSON.stringify(result, null, 2));
     return;

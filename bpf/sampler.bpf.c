@@ -17,13 +17,13 @@ const volatile __u32 targ_page_shift = 12;
  * default). User space also polls on a timer, so records never wait longer than that. */
 const volatile __u32 targ_wakeup_bytes = 0;
 
-/* Plain hash, allocated on insert: only the working set costs memory and cache, and a
+/* Plain hash of page groups (sampler.h: VT_PAGE_GROUP pages an entry), preallocated: a
  * full map refuses the insert (counted in VT_CTR_MAP_FULL) instead of evicting silently. */
 struct {
 	__uint(type, BPF_MAP_TYPE_HASH);
 	__uint(max_entries, 262144);
 	__type(key, struct vt_page_key);
-	__type(value, struct vt_page_value);
+	__type(value, struct vt_page_group);
 } pages SEC(".maps");
 
 struct {
@@ -54,22 +54,28 @@ static __always_inline void count(__u32 idx)
 static __always_inline void aggregate(__u64 addr, __u64 phys, __u32 tgid, bool write)
 {
 	struct vt_page_key key = {};
-	struct vt_page_value *val, init = {};
+	struct vt_page_group *val, init = {};
+	__u64 page;
+	__u32 idx;
 	long err;
 
 	if (phys) {
-		key.page = phys >> targ_page_shift;
+		page = phys >> targ_page_shift;
 		key.kind = VT_KIND_PHYS;
 	} else {
-		key.page = addr >> targ_page_shift;
+		page = addr >> targ_page_shift;
 		key.kind = VT_KIND_VIRT;
 		key.tgid = tgid;
 	}
+	key.page = page & ~(__u64)(VT_PAGE_GROUP - 1);
+	/* the __u32 to count: pages[page % VT_PAGE_GROUP].reads, or .writes just after it */
+	idx = ((__u32)page & (VT_PAGE_GROUP - 1)) * 2 + write;
+	barrier_var(idx); /* keep the add: clang turns "* 2 + write" into an OR the verifier refuses on a pointer */
+	idx &= VT_PAGE_GROUP * 2 - 1;
 	val = bpf_map_lookup_elem(&pages, &key);
 	if (!val) {
-		/* first sample of this page: insert it counted */
-		init.reads = !write;
-		init.writes = write;
+		/* first sample in this group: insert it counted */
+		((__u32 *)init.pages)[idx] = 1;
 		err = bpf_map_update_elem(&pages, &key, &init, BPF_NOEXIST);
 		if (!err) {
 			count(VT_CTR_INSERTS);
@@ -82,10 +88,7 @@ static __always_inline void aggregate(__u64 addr, __u64 phys, __u32 tgid, bool w
 			return;
 		}
 	}
-	if (write)
-		__sync_fetch_and_add(&val->writes, 1);
-	else
-		__sync_fetch_and_add(&val->reads, 1);
+	__sync_fetch_and_add((__u32 *)val->pages + idx, 1);
 }
 
 static __always_inline void emit(__u64 addr, __u64 phys, __u32 tgid, __u32 flags)

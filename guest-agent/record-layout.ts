@@ -4,8 +4,12 @@
 
 /** struct vt_page_key: aggregation map key. */
 export const PAGE_KEY = { size: 16, page: 0, tgid: 8, kind: 12 } as const;
-/** struct vt_page_value: aggregation map value. */
+/** struct vt_page_value: one page's counts. */
 export const PAGE_VALUE = { size: 8, reads: 0, writes: 4 } as const;
+/** VT_PAGE_GROUP: pages counted by one aggregation map entry (key.page is the first). */
+export const PAGE_GROUP_PAGES = 8;
+/** struct vt_page_group: aggregation map value, PAGE_GROUP_PAGES vt_page_value in a row. */
+export const PAGE_GROUP = { size: PAGE_GROUP_PAGES * PAGE_VALUE.size, pages: 0 } as const;
 /** struct vt_sample_record: one raw sample from the "samples" ring buffer. */
 export const SAMPLE_RECORD = { size: 32, tsNs: 0, addr: 8, physAddr: 16, tgid: 24, flags: 28 } as const;
 /** struct vt_damon_record: one DAMON region from the "regions" ring buffer. */
@@ -26,6 +30,7 @@ export const DAMON_RECORD = {
 export const C_FIELD_NAMES: Record<string, { struct: string; fields: Record<string, string> }> = {
   PAGE_KEY: { struct: 'vt_page_key', fields: { page: 'page', tgid: 'tgid', kind: 'kind' } },
   PAGE_VALUE: { struct: 'vt_page_value', fields: { reads: 'reads', writes: 'writes' } },
+  PAGE_GROUP: { struct: 'vt_page_group', fields: { pages: 'pages' } },
   SAMPLE_RECORD: {
     struct: 'vt_sample_record',
     fields: { tsNs: 'ts_ns', addr: 'addr', physAddr: 'phys_addr', tgid: 'tgid', flags: 'flags' },
@@ -161,29 +166,41 @@ export function decodeDamonRecords(bytes: Uint8Array): DecodedDamonRegions {
   return out;
 }
 
-/** Decodes parallel key/value byte arrays drained from the "pages" map. */
+/** Decodes parallel key/value byte arrays drained from the "pages" map: one output entry
+ *  per page with a non-zero count (an entry counts PAGE_GROUP_PAGES pages). */
 export function decodePageEntries(keys: Uint8Array, values: Uint8Array, count: number): DecodedPages {
   const K = PAGE_KEY;
   const V = PAGE_VALUE;
-  const n = Math.max(0, Math.min(count, Math.floor(keys.byteLength / K.size), Math.floor(values.byteLength / V.size)));
-  const out: DecodedPages = {
-    count: n,
-    page: new Float64Array(n),
-    tgid: new Uint32Array(n),
-    kind: new Uint8Array(n),
-    reads: new Uint32Array(n),
-    writes: new Uint32Array(n),
-  };
+  const n = Math.max(0, Math.min(count, Math.floor(keys.byteLength / K.size), Math.floor(values.byteLength / PAGE_GROUP.size)));
   const kv = view(keys);
   const vv = view(values);
-  for (let i = 0; i < n; i++) {
+  let pages = 0;
+  for (let o = 0; o < n * PAGE_GROUP.size; o += V.size) if (vv.getUint32(o + V.reads, true) || vv.getUint32(o + V.writes, true)) pages++;
+  const out: DecodedPages = {
+    count: pages,
+    page: new Float64Array(pages),
+    tgid: new Uint32Array(pages),
+    kind: new Uint8Array(pages),
+    reads: new Uint32Array(pages),
+    writes: new Uint32Array(pages),
+  };
+  for (let i = 0, j = 0; i < n; i++) {
     const ko = i * K.size;
-    const vo = i * V.size;
-    out.page[i] = u64(kv, ko + K.page);
-    out.tgid[i] = kv.getUint32(ko + K.tgid, true);
-    out.kind[i] = kv.getUint32(ko + K.kind, true);
-    out.reads[i] = vv.getUint32(vo + V.reads, true);
-    out.writes[i] = vv.getUint32(vo + V.writes, true);
+    const first = u64(kv, ko + K.page);
+    const tgid = kv.getUint32(ko + K.tgid, true);
+    const kind = kv.getUint32(ko + K.kind, true);
+    for (let p = 0; p < PAGE_GROUP_PAGES; p++) {
+      const vo = i * PAGE_GROUP.size + p * V.size;
+      const reads = vv.getUint32(vo + V.reads, true);
+      const writes = vv.getUint32(vo + V.writes, true);
+      if (!reads && !writes) continue;
+      out.page[j] = first + p;
+      out.tgid[j] = tgid;
+      out.kind[j] = kind;
+      out.reads[j] = reads;
+      out.writes[j] = writes;
+      j++;
+    }
   }
   return out;
 }

@@ -47,9 +47,10 @@ export interface SamplerOptions {
   ringWakeupBytes?: number;
   /** Drain the ring at least this often, in ms. Default 50. */
   ringPollMs?: number;
-  /** Aggregation map capacity in entries. A full map refuses new pages and counts each
-   *  refused sample in mapFull (never evicts). Entries are allocated on insert, so a large
-   *  capacity costs little until used. Default 262144. */
+  /** Aggregation map capacity in entries, each counting PAGE_GROUP_PAGES adjacent pages
+   *  (so at least maxPages pages fit, up to 8x as many when sampled pages are adjacent). A
+   *  full map refuses new pages and counts each refused sample in mapFull (never evicts).
+   *  The map is preallocated: 144 bytes an entry (36 MiB at the default). Default 262144. */
   maxPages?: number;
   /** libbpf's log (verifier output) to stderr. */
   verbose?: boolean;
@@ -230,13 +231,14 @@ export class SamplerObject {
   /** Moves the per-page counts out of the kernel (the map is empty afterwards). */
   drainPages(options: { useBatch?: boolean } = {}): DecodedPages {
     const d = this.#obj.drainHash('pages', options);
-    return this.#account(decodePageEntries(d.keys, d.values, d.count));
+    return this.#account(decodePageEntries(d.keys, d.values, d.count), d.count);
   }
 
-  #account(pages: DecodedPages): DecodedPages {
+  /** entries: map entries drained (each holds up to PAGE_GROUP_PAGES of the pages). */
+  #account(pages: DecodedPages, entries: number): DecodedPages {
     let weight = 0;
     for (let i = 0; i < pages.count; i++) weight += pages.reads[i] + pages.writes[i];
-    this.#drainedEntries += BigInt(pages.count);
+    this.#drainedEntries += BigInt(entries);
     this.#drainedWeight += BigInt(weight);
     return pages;
   }
@@ -250,7 +252,7 @@ export class SamplerObject {
    *  kernel (bench:sampler-bpf), which would otherwise stall the event loop. */
   async drainPagesAsync(options: { useBatch?: boolean } = {}): Promise<DecodedPages> {
     const d = await this.#obj.drainHashAsync('pages', options);
-    return this.#account(decodePageEntries(d.keys, d.values, d.count));
+    return this.#account(decodePageEntries(d.keys, d.values, d.count), d.count);
   }
 
   counters(): SamplerCounters {

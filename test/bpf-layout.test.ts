@@ -12,6 +12,7 @@ import * as L from '../guest-agent/record-layout.js';
 const structs = {
   PAGE_KEY: L.PAGE_KEY,
   PAGE_VALUE: L.PAGE_VALUE,
+  PAGE_GROUP: L.PAGE_GROUP,
   SAMPLE_RECORD: L.SAMPLE_RECORD,
   DAMON_RECORD: L.DAMON_RECORD,
 } as const;
@@ -26,6 +27,7 @@ const constants: Record<string, number> = {
   VT_FLAG_PHYS: L.FLAG_PHYS,
   VT_KIND_PHYS: L.KIND_PHYS,
   VT_KIND_VIRT: L.KIND_VIRT,
+  VT_PAGE_GROUP: L.PAGE_GROUP_PAGES,
   VT_CTR_SAMPLES: L.COUNTER.samples,
   VT_CTR_DROPS: L.COUNTER.drops,
   VT_CTR_FILTERED: L.COUNTER.filtered,
@@ -150,8 +152,9 @@ describe('record decoders', () => {
         expect(r.count * L.DAMON_RECORD.size + r.trailingBytes).toBe(a.byteLength);
         for (let i = 0; i < r.count; i++) expect(Number.isFinite(r.start[i])).toBe(true);
         const p = L.decodePageEntries(a, b, n);
-        expect(p.count).toBeLessThanOrEqual(Math.max(0, n));
-        expect(p.count * L.PAGE_KEY.size).toBeLessThanOrEqual(a.byteLength);
+        const entries = Math.min(Math.max(0, n), Math.floor(a.byteLength / L.PAGE_KEY.size), Math.floor(b.byteLength / L.PAGE_GROUP.size));
+        expect(p.count).toBeLessThanOrEqual(entries * L.PAGE_GROUP_PAGES);
+        for (let i = 0; i < p.count; i++) expect(p.reads[i] + p.writes[i]).toBeGreaterThan(0);
       }),
     );
   });
@@ -168,11 +171,45 @@ describe('record decoders', () => {
     expect([d.start[0], d.end[0], d.nrAccesses[0], d.age[0], d.kdamondPid[0]]).toEqual([0x100000000, 0x100200000, 7, 3, 999]);
 
     const keys = new Uint8Array(L.PAGE_KEY.size);
-    const values = new Uint8Array(L.PAGE_VALUE.size);
-    new DataView(keys.buffer).setBigUint64(L.PAGE_KEY.page, 0x12345n, true);
+    const values = new Uint8Array(L.PAGE_GROUP.size);
+    new DataView(keys.buffer).setBigUint64(L.PAGE_KEY.page, 0x12340n, true);
     new DataView(keys.buffer).setUint32(L.PAGE_KEY.kind, L.KIND_VIRT, true);
-    new DataView(values.buffer).setUint32(L.PAGE_VALUE.writes, 5, true);
+    new DataView(values.buffer).setUint32(L.PAGE_GROUP.pages + 5 * L.PAGE_VALUE.size + L.PAGE_VALUE.writes, 5, true);
     const p = L.decodePageEntries(keys, values, 1);
-    expect([p.page[0], p.kind[0], p.writes[0]]).toEqual([0x12345, L.KIND_VIRT, 5]);
+    expect(p.count).toBe(1);
+    expect([p.page[0], p.kind[0], p.reads[0], p.writes[0]]).toEqual([0x12345, L.KIND_VIRT, 0, 5]);
+  });
+
+  it('expands page groups: every counted page once, at first page + slot, weight kept', () => {
+    const count = fc.nat({ max: 3 }).chain((big) => (big ? fc.nat({ max: 0xffffffff }) : fc.constant(0)));
+    const group = fc.record({
+      first: fc.bigInt({ min: 0n, max: 2n ** 50n }).map((p) => p * BigInt(L.PAGE_GROUP_PAGES)),
+      tgid: fc.nat({ max: 0x3fffff }),
+      kind: fc.constantFrom(L.KIND_PHYS, L.KIND_VIRT),
+      counts: fc.array(fc.tuple(count, count), { minLength: L.PAGE_GROUP_PAGES, maxLength: L.PAGE_GROUP_PAGES }),
+    });
+    fc.assert(
+      fc.property(fc.array(group, { maxLength: 20 }), (groups) => {
+        const keys = new Uint8Array(groups.length * L.PAGE_KEY.size);
+        const values = new Uint8Array(groups.length * L.PAGE_GROUP.size);
+        const kv = new DataView(keys.buffer);
+        const vv = new DataView(values.buffer);
+        const expected: [number, number, number, number, number][] = [];
+        groups.forEach((g, i) => {
+          kv.setBigUint64(i * L.PAGE_KEY.size + L.PAGE_KEY.page, g.first, true);
+          kv.setUint32(i * L.PAGE_KEY.size + L.PAGE_KEY.tgid, g.tgid, true);
+          kv.setUint32(i * L.PAGE_KEY.size + L.PAGE_KEY.kind, g.kind, true);
+          g.counts.forEach(([r, w], slot) => {
+            const o = i * L.PAGE_GROUP.size + L.PAGE_GROUP.pages + slot * L.PAGE_VALUE.size;
+            vv.setUint32(o + L.PAGE_VALUE.reads, r, true);
+            vv.setUint32(o + L.PAGE_VALUE.writes, w, true);
+            if (r || w) expected.push([Number(g.first) + slot, g.tgid, g.kind, r, w]);
+          });
+        });
+        const p = L.decodePageEntries(keys, values, groups.length);
+        const got = Array.from({ length: p.count }, (_, i) => [p.page[i], p.tgid[i], p.kind[i], p.reads[i], p.writes[i]]);
+        expect(got).toEqual(expected);
+      }),
+    );
   });
 });

@@ -10,7 +10,7 @@ import { pathToFileURL } from 'node:url';
 import { afterAll, afterEach, describe, expect, it } from 'vitest';
 import { btfFuncProtoArgs, builtPath, onlineCpus, packageRoot } from '../native/addon.js';
 import { openSampler, type SamplerObject } from '../guest-agent/sampler-object.js';
-import { FLAG_PHYS, FLAG_WRITE, KIND_PHYS, KIND_VIRT, SRC_FAULT_TP, SRC_MASK, SRC_PERF } from '../guest-agent/record-layout.js';
+import { FLAG_PHYS, FLAG_WRITE, KIND_PHYS, KIND_VIRT, PAGE_GROUP_PAGES, SRC_FAULT_TP, SRC_MASK, SRC_PERF } from '../guest-agent/record-layout.js';
 
 function bpfUnavailable(): string | undefined {
   if (process.getuid?.() !== 0) return 'needs root for bpf()';
@@ -361,7 +361,7 @@ describe.skipIf(skip)('sampler.bpf.o in the running kernel', () => {
 
   it('a full aggregation map refuses and counts: drained + mapFull = sampled, nothing evicted', async () => {
     const pages = 2000;
-    const capacity = 256;
+    const capacity = 32; // entries of PAGE_GROUP_PAGES adjacent pages each
     const child = await startToucher(pages);
     try {
       // mode 'both': the kernel counts every sample, so the loss accounting can be checked
@@ -374,14 +374,17 @@ describe.skipIf(skip)('sampler.bpf.o in the running kernel', () => {
       const c = s.counters();
       const weight = sampleWeight(drained);
       // an LRU map would hold `capacity` entries too, but with mapFull 0 and the rest lost
-      expect(drained.count).toBe(capacity);
       expect(c.inserts).toBe(BigInt(capacity));
-      expect(c.mapFull).toBeGreaterThanOrEqual(BigInt(pages - capacity));
+      // each entry holds a group of adjacent pages: the child's sequential touches fill them
+      // (the first group may start before the mapping, so up to one group short)
+      expect(drained.count).toBeLessThanOrEqual(capacity * PAGE_GROUP_PAGES);
+      expect(drained.count).toBeGreaterThan((capacity - 1) * PAGE_GROUP_PAGES);
+      expect(c.mapFull).toBeGreaterThanOrEqual(BigInt(pages - capacity * PAGE_GROUP_PAGES));
       expect(BigInt(weight) + c.mapFull).toBe(c.samples);
       // the first pages touched are the ones kept: nothing was evicted for later ones
       const firstPage = child.base / PAGE;
       const kept = new Set(Array.from(drained.page));
-      for (let p = 0; p < capacity; p++) expect(kept.has(firstPage + p)).toBe(true);
+      for (let p = 0; p < (capacity - 1) * PAGE_GROUP_PAGES; p++) expect(kept.has(firstPage + p)).toBe(true);
       expect(s.mapFill()).toBe(0);
     } finally {
       await child.end();
@@ -392,7 +395,7 @@ describe.skipIf(skip)('sampler.bpf.o in the running kernel', () => {
     const pages = 600;
     const child = await startToucher(pages);
     try {
-      const s = await sampler({ kind: 'fault-tracepoint', mode: 'aggregate', pid: child.pid, maxPages: 100 });
+      const s = await sampler({ kind: 'fault-tracepoint', mode: 'aggregate', pid: child.pid, maxPages: 40 }); // 320 pages at most
       s.attachTracepoints();
       await child.touch();
       s.detach();
@@ -401,6 +404,7 @@ describe.skipIf(skip)('sampler.bpf.o in the running kernel', () => {
       const drained = await s.drainPagesAsync();
       const weight = sampleWeight(drained);
       const after = s.counters();
+      expect(after.mapFull).toBeGreaterThan(0n);
       expect(after.samples).toBe(BigInt(weight) + after.mapFull);
       expect(after.samples).toBeGreaterThanOrEqual(BigInt(pages));
     } finally {
