@@ -61,6 +61,8 @@ export interface SamplerStartOptions {
   /** Page sources: aggregation map capacity in pages (default 262144). */
   maxPages?: number;
   verbose?: boolean;
+  /** Where sysfs lives for the PMU and DAMON lookups (tests: a fake tree). Default /sys. */
+  sysRoot?: string;
 }
 
 export interface SamplerDescription {
@@ -125,7 +127,7 @@ export class Sampler {
     let source: SampleSource;
     if (name === 'damon') {
       if (opts.pid !== undefined) notes.push('damon monitors physical memory of the whole machine: --pid does not filter it');
-      source = await DamonSource.start({ ...opts.damon, mode: damonMode ?? 'auto', ramRanges, verbose: opts.verbose });
+      source = await DamonSource.start({ ...opts.damon, mode: damonMode ?? 'auto', ramRanges, verbose: opts.verbose, sysRoot: opts.sysRoot });
     } else {
       source = await PageSource.start({
         source: name,
@@ -136,6 +138,7 @@ export class Sampler {
         raw: opts.raw,
         maxPages: opts.maxPages,
         verbose: opts.verbose,
+        sysRoot: opts.sysRoot,
       });
     }
     const mode = source instanceof DamonSource ? source.info.mode : undefined;

@@ -1,5 +1,9 @@
 // The state journal: originals on disk before any change, restore on exit, on error,
 // on signals, and after SIGKILL by recoverLeftover(). One real sysctl, the rest on files.
+// The real sysctl is fs.lease-break-time (seconds a file lease holder gets before the
+// lease is broken): nothing on this machine or in the other tests takes file leases, and
+// it moves by one second only. BPF run-time stats are not flipped here: they come from a
+// held BPF_ENABLE_STATS fd (refcounted by the kernel), never from the sysctl.
 import { afterEach, describe, expect, it } from 'vitest';
 import { spawn, spawnSync } from 'node:child_process';
 import { existsSync, mkdtempSync, readdirSync, readFileSync, writeFileSync } from 'node:fs';
@@ -8,7 +12,8 @@ import { join, resolve } from 'node:path';
 import { KernelStateJournal, recoverLeftover, sysctlPath } from '../guest-agent/kernel-state.js';
 
 const DIST_JOURNAL = resolve('dist/guest-agent/kernel-state.js');
-const BPF_STATS = '/proc/sys/kernel/bpf_stats_enabled';
+const SYSCTL = 'fs.lease-break-time';
+const SYSCTL_PATH = '/proc/sys/fs/lease-break-time';
 
 function tmp(): string {
   return mkdtempSync(join(tmpdir(), 'vtier-journal-'));
@@ -19,11 +24,19 @@ function childScript(body: string): string {
   return `import * as J from ${JSON.stringify(DIST_JOURNAL)};\n${body}`;
 }
 
+const initialSysctl = readFileSync(SYSCTL_PATH, 'utf8').trim();
+/** A value that differs from the current one by a second. */
+function otherValue(current: string): string {
+  return String(Number(current) + 1);
+}
+
 afterEach(() => {
-  // Whatever a test did, the real sysctl must be back (the test files run one at a time).
-  expect(readFileSync(BPF_STATS, 'utf8').trim()).toBe(initialBpfStats);
+  // Whatever a test did, the real sysctl must be back: put it back ourselves if a failed
+  // test left it changed, then fail that test.
+  const now = readFileSync(SYSCTL_PATH, 'utf8').trim();
+  if (now !== initialSysctl) writeFileSync(SYSCTL_PATH, initialSysctl);
+  expect(now, `${SYSCTL} was left at ${now}`).toBe(initialSysctl);
 });
-const initialBpfStats = readFileSync(BPF_STATS, 'utf8').trim();
 
 describe('kernel state journal', () => {
   it('journals the original before writing, restores newest first, idempotently', async () => {
@@ -52,7 +65,8 @@ describe('kernel state journal', () => {
   });
 
   it('sysctl names map to /proc/sys paths', () => {
-    expect(sysctlPath('kernel.bpf_stats_enabled')).toBe(BPF_STATS);
+    expect(sysctlPath('kernel.bpf_stats_enabled')).toBe('/proc/sys/kernel/bpf_stats_enabled');
+    expect(sysctlPath(SYSCTL)).toBe(SYSCTL_PATH);
     expect(() => sysctlPath('../etc/passwd')).toThrow(TypeError);
   });
 
@@ -114,9 +128,9 @@ describe('kernel state journal', () => {
     expect(existsSync(join(dir, 'journal-1-0.json'))).toBe(true);
   });
 
-  it('real sysctl: kernel.bpf_stats_enabled changed through the journal comes back after an uncaught error', () => {
-    const before = readFileSync(BPF_STATS, 'utf8').trim();
-    const target = before === '0' ? '1' : '0';
+  it('real sysctl: fs.lease-break-time changed through the journal comes back after an uncaught error', () => {
+    const before = readFileSync(SYSCTL_PATH, 'utf8').trim();
+    const target = otherValue(before);
     const dir = tmp();
     const result = spawnSync(
       process.execPath,
@@ -126,8 +140,8 @@ describe('kernel state journal', () => {
         childScript(`
           import { readFileSync } from 'node:fs';
           const j = await J.KernelStateJournal.open(${JSON.stringify(join(dir, 'journal-sysctl.json'))});
-          j.setSysctl('kernel.bpf_stats_enabled', ${target});
-          process.stdout.write('during=' + readFileSync(${JSON.stringify(BPF_STATS)}, 'utf8').trim() + '\\n');
+          j.setSysctl(${JSON.stringify(SYSCTL)}, ${target});
+          process.stdout.write('during=' + readFileSync(${JSON.stringify(SYSCTL_PATH)}, 'utf8').trim() + '\\n');
           throw new Error('failing on purpose');`),
       ],
       { encoding: 'utf8' },
@@ -135,13 +149,13 @@ describe('kernel state journal', () => {
     expect(result.status).toBe(1);
     expect(result.stderr).toContain('failing on purpose');
     expect(result.stdout).toContain(`during=${target}`);
-    expect(readFileSync(BPF_STATS, 'utf8').trim()).toBe(before);
+    expect(readFileSync(SYSCTL_PATH, 'utf8').trim()).toBe(before);
     expect(existsSync(join(dir, 'journal-sysctl.json'))).toBe(false);
   });
 
   it('real sysctl: restored when the process gets SIGTERM, and it still dies by the signal', async () => {
-    const before = readFileSync(BPF_STATS, 'utf8').trim();
-    const target = before === '0' ? '1' : '0';
+    const before = readFileSync(SYSCTL_PATH, 'utf8').trim();
+    const target = otherValue(before);
     const dir = tmp();
     const child = spawn(
       process.execPath,
@@ -150,36 +164,36 @@ describe('kernel state journal', () => {
         '-e',
         childScript(`
           const j = await J.KernelStateJournal.open(${JSON.stringify(join(dir, 'journal-term.json'))});
-          j.setSysctl('kernel.bpf_stats_enabled', ${target});
+          j.setSysctl(${JSON.stringify(SYSCTL)}, ${target});
           process.stdout.write('ready\\n');
           setInterval(() => {}, 1000);`),
       ],
       { stdio: ['ignore', 'pipe', 'inherit'] },
     );
     await new Promise<void>((done) => child.stdout.once('data', () => done()));
-    expect(readFileSync(BPF_STATS, 'utf8').trim()).toBe(target);
+    expect(readFileSync(SYSCTL_PATH, 'utf8').trim()).toBe(target);
     child.kill('SIGTERM');
     const guard = setTimeout(() => child.kill('SIGKILL'), 10_000);
     const [code, signal] = await new Promise<[number | null, string | null]>((done) => child.once('exit', (c, s) => done([c, s])));
     clearTimeout(guard);
     expect(signal).toBe('SIGTERM');
     expect(code).toBeNull();
-    expect(readFileSync(BPF_STATS, 'utf8').trim()).toBe(before);
+    expect(readFileSync(SYSCTL_PATH, 'utf8').trim()).toBe(before);
   });
 
   it('real sysctl: a test that fails on purpose after setting it still restores it (in process)', async () => {
-    const before = readFileSync(BPF_STATS, 'utf8').trim();
+    const before = readFileSync(SYSCTL_PATH, 'utf8').trim();
     const journal = await KernelStateJournal.open(join(tmp(), 'journal-inproc.json'));
     const failingTest = () => {
       try {
-        journal.setSysctl('kernel.bpf_stats_enabled', before === '0' ? 1 : 0);
-        expect(readFileSync(BPF_STATS, 'utf8').trim()).not.toBe(before);
+        journal.setSysctl(SYSCTL, otherValue(before));
+        expect(readFileSync(SYSCTL_PATH, 'utf8').trim()).not.toBe(before);
         throw new Error('failing on purpose');
       } finally {
         journal.restoreAll();
       }
     };
     expect(failingTest).toThrow('failing on purpose');
-    expect(readFileSync(BPF_STATS, 'utf8').trim()).toBe(before);
+    expect(readFileSync(SYSCTL_PATH, 'utf8').trim()).toBe(before);
   });
 });

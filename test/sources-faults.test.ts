@@ -3,7 +3,7 @@
 // hooks: the page_fault_user tracepoint and the software page-faults perf event.
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { spawn, spawnSync, type ChildProcessWithoutNullStreams } from 'node:child_process';
-import { existsSync, mkdtempSync, writeFileSync } from 'node:fs';
+import { existsSync, mkdirSync, mkdtempSync, readdirSync, readlinkSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { createInterface } from 'node:readline';
@@ -20,23 +20,38 @@ const run = ready || inCi;
 
 // A child that maps N pages (2 MiB aligned), no THP (one fault per page) or with
 // "thp" MADV_HUGEPAGE (one fault per 2 MiB folio), waits for "go", writes one byte per
-// page, says "done", then waits until its stdin closes.
+// page (with a third argument R: R pages a second, paced by the monotonic clock; with a
+// fourth S: every S-th page only), says "done", then waits until its stdin closes.
 const TOUCH_C = `
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 #include <sys/mman.h>
+#include <time.h>
 int main(int argc, char **argv) {
   long pages = atol(argv[1]);
   int thp = argc > 2 && strcmp(argv[2], "thp") == 0;
-  char *raw = mmap(NULL, pages * 4096 + (2 << 20), PROT_READ | PROT_WRITE, MAP_PRIVATE | MAP_ANONYMOUS, -1, 0);
+  long rate = argc > 3 ? atol(argv[3]) : 0;
+  long stride = argc > 4 ? atol(argv[4]) : 1;
+  struct timespec t0, due;
+  clock_gettime(CLOCK_MONOTONIC, &t0);
+  char *raw = mmap(NULL, pages * stride * 4096 + (2 << 20), PROT_READ | PROT_WRITE, MAP_PRIVATE | MAP_ANONYMOUS, -1, 0);
   if (raw == MAP_FAILED) return 1;
   char *p = (char *)(((unsigned long)raw + (2 << 20) - 1) & ~((2UL << 20) - 1));
-  madvise(p, pages * 4096, thp ? MADV_HUGEPAGE : MADV_NOHUGEPAGE);
+  madvise(p, pages * stride * 4096, thp ? MADV_HUGEPAGE : MADV_NOHUGEPAGE);
   printf("%lu\\n", (unsigned long)p); fflush(stdout);
   char line[16];
   if (!fgets(line, sizeof line, stdin)) return 2;
-  for (long i = 0; i < pages; i++) p[i * 4096] = 1;
+  clock_gettime(CLOCK_MONOTONIC, &t0);
+  for (long i = 0; i < pages; i++) {
+    p[i * stride * 4096] = 1;
+    if (rate > 0 && (i + 1) % 16 == 0) {
+      long long ns = t0.tv_nsec + (long long)(i + 1) * 1000000000LL / rate;
+      due.tv_sec = t0.tv_sec + ns / 1000000000LL;
+      due.tv_nsec = ns % 1000000000LL;
+      clock_nanosleep(CLOCK_MONOTONIC, TIMER_ABSTIME, &due, NULL);
+    }
+  }
   printf("done\\n"); fflush(stdout);
   while (fgets(line, sizeof line, stdin)) {}
   return 0;
@@ -58,8 +73,8 @@ interface Toucher {
   next(): Promise<string>;
 }
 
-async function startToucher(pages: number, thp = false): Promise<Toucher> {
-  const child = spawn(touchBinary, thp ? [String(pages), 'thp'] : [String(pages)]);
+async function startToucher(pages: number, thp = false, pagesPerSecond = 0, stride = 1): Promise<Toucher> {
+  const child = spawn(touchBinary, [String(pages), thp ? 'thp' : 'nothp', String(pagesPerSecond), String(stride)]);
   const lines = createInterface({ input: child.stdout })[Symbol.asyncIterator]();
   const next = async () => String((await lines.next()).value);
   const base = Number(await next());
@@ -164,6 +179,38 @@ describe.skipIf(!run)('faults source (real kernel)', () => {
     }
   });
 
+  it('a map that fills before the epoch ends is drained early: (almost) nothing lost', { timeout: 60_000 }, async () => {
+    // 3000 faults/s for 5 s into a 5000-page map with a 2 s epoch: 6000 faults an epoch,
+    // so without early drains ~1000 of them meet a full map each epoch. The fill check
+    // runs 8 times an epoch (every 250 ms, 750 faults), and a drain starts at 75% (3750
+    // pages), which leaves 1250 free pages for the faults until the drain. Every 16th page
+    // only: each fault is a map entry of its own even if entries cover a few adjacent pages.
+    const pages = 15_000;
+    const maxPages = 5000;
+    const toucher = await startToucher(pages, false, 3000, 16);
+    children.push(toucher.child);
+    const sampler = await Sampler.start({ source: 'faults', pid: toucher.child.pid, epochMs: 2000, maxPages });
+    const seen = new Set<number>();
+    let batches = 0;
+    sampler.onBatch((_t, batch) => {
+      batches++;
+      for (let i = 0; i < batch.count; i++) for (let p = 0; p < batch.pages[i]; p++) seen.add(batch.gpaPfn[i] + p);
+    });
+    try {
+      toucher.child.stdin.write('go\n');
+      expect(await toucher.next()).toBe('done');
+    } finally {
+      await sampler.stop();
+      toucher.child.stdin.end();
+    }
+    const stats = sampler.stats();
+    console.log(`[sources-faults] early drain: ${JSON.stringify(stats)}, ${batches} batches, ${seen.size} pages seen of ${pages}`);
+    expect(stats.earlyDrains).toBeGreaterThanOrEqual(1);
+    expect(stats.samples).toBeGreaterThanOrEqual(pages);
+    expect(stats.mapFull).toBeLessThan(pages * 0.02);
+    expect(seen.size).toBeGreaterThanOrEqual(pages * 0.95);
+  });
+
   it('perf software page-faults event: >= 95% as well', async () => {
     const { recall } = await recallOfTouchedPages('perf', 4000);
     console.log(`[sources-faults] perf page-faults recall ${(recall * 100).toFixed(2)}% (4000 pages)`);
@@ -213,11 +260,26 @@ describe.skipIf(!run)('faults source (real kernel)', () => {
     await expect(Sampler.start({ source: 'faults', pid: 2 ** 22 + 4321 })).rejects.toBeInstanceOf(TargetGoneError);
   });
 
-  it('pebs / ibs refuse with a clear message and leave nothing loaded', async () => {
-    await expect(Sampler.start({ source: 'pebs' })).rejects.toThrow(
+  it('pebs / ibs refuse with a clear message on a machine without a hardware PMU, and leave nothing loaded', async () => {
+    // A VM without vPMU, as a fake sysfs tree: software and tracepoint PMUs only.
+    const sysRoot = mkdtempSync(join(tmpdir(), 'vtier-nopmu-'));
+    for (const [device, type] of [['software', 1], ['tracepoint', 2]] as const) {
+      mkdirSync(join(sysRoot, 'bus/event_source/devices', device), { recursive: true });
+      writeFileSync(join(sysRoot, 'bus/event_source/devices', device, 'type'), `${type}\n`);
+    }
+    const bpfFds = () => readdirSync('/proc/self/fd').filter((fd) => {
+      try {
+        return /^anon_inode:bpf-(prog|map|link)/.test(readlinkSync(`/proc/self/fd/${fd}`));
+      } catch {
+        return false;
+      }
+    }).length;
+    const before = bpfFds();
+    await expect(Sampler.start({ source: 'pebs', sysRoot })).rejects.toThrow(
       "no hardware PMU: the 'cpu' perf PMU is absent (VMs need PEBS virtualization); use --source damon or faults",
     );
-    await expect(Sampler.start({ source: 'ibs' })).rejects.toThrow(/ibs_op' perf PMU is absent/);
+    await expect(Sampler.start({ source: 'ibs', sysRoot })).rejects.toThrow(/ibs_op' perf PMU is absent/);
     await expect(Sampler.start({ source: 'bogus' as never })).rejects.toThrow(/unknown source "bogus"/);
+    expect(bpfFds()).toBe(before);
   });
 });

@@ -59,11 +59,6 @@ function addonLeaderAttr(event: PerfEventAttr): AddonPerfAttr | undefined {
   return { type: l.type, config: l.config, config1: l.config1, config2: l.config2, excludeKernel: l.excludeKernel, excludeHv: l.excludeHv };
 }
 
-/** One line for a CPU whose event the kernel refused. */
-export function describeCpuFailure(f: { cpu: number; code: string; message: string }): string {
-  return `cpu ${f.cpu} not sampled: ${f.message}`;
-}
-
 const DEFAULT_MAX_PAGES = 262144;
 /** Fraction of the map's capacity that triggers a drain before the epoch ends. */
 export const EARLY_DRAIN_FILL = 0.75;
@@ -236,7 +231,6 @@ export class PageSource implements SampleSource {
         source.perfEvents = events;
         const failed = source.followCpus();
         if (!source.perfCpus.attached.length) throw failed[0]?.error ?? new Error(`no online CPU is covered by ${String(tunables.event)}`);
-        for (const f of source.perfCpus.failed) source.notes.push(describeCpuFailure(f));
       } else {
         obj.attachTracepoints();
       }
@@ -332,8 +326,8 @@ export class PageSource implements SampleSource {
   }
 
   /** Attaches the perf events to online CPUs that lack them and detaches the CPUs that went
-   *  offline (vCPU hotplug). Returns this pass's failures; they stay in perfCpus.failed (and
-   *  are not retried) until the CPU goes offline. */
+   *  offline (vCPU hotplug). Returns this pass's failures; they stay in perfCpus.failed (the
+   *  summaries' NOT SAMPLED lines) and are not retried until the CPU goes offline. */
   private followCpus(): PerfCpuFailure[] {
     const online = new Set((this.opts.readOnlineCpus ?? onlineCpus)());
     const st = this.perfCpus;
@@ -358,9 +352,7 @@ export class PageSource implements SampleSource {
       if (!first) st.onlined += r.cpus.length;
       for (const f of r.failed) {
         failures.push(f);
-        const failure = { cpu: f.cpu, code: f.error.code, message: f.error.message };
-        st.failed.push(failure);
-        if (!first) this.notes.push(describeCpuFailure(failure));
+        st.failed.push({ cpu: f.cpu, code: f.error.code, message: f.error.message });
       }
     }
     st.attached = [...attached].sort((a, b) => a - b);
