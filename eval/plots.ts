@@ -231,32 +231,39 @@ export function intervalSpec(title: string, points: IntervalPoint[], yTitle: str
   } as unknown as TopLevelSpec;
 }
 
-/** Grouped bars: one bar per system inside each group (workload, or promoted/demoted). */
-export function barSpec(title: string, points: BarPoint[], yTitle: string, groupTitle: string, domain?: [number, number]): TopLevelSpec {
+/** Grouped bars: one bar per system inside each group (workload, or promoted/demoted), each
+ *  system told apart by colour and by a shape on top of its bar (greyscale prints, colour-blind readers). */
+export function barSpec(title: string, points: BarPoint[], yTitle: string, groupTitle: string, domain?: [number, number], legendTitle = 'system'): TopLevelSpec {
+  const systems = points.map((p) => p.system);
+  const x = { field: 'group', type: 'nominal', title: groupTitle, axis: { labelAngle: 0 } };
+  const y = { field: 'value', type: 'quantitative', title: yTitle, ...(domain ? { scale: { domain } } : {}) };
+  const color = { field: 'system', type: 'nominal', title: legendTitle, scale: colorScale(systems) };
   return {
     ...frame(title),
     data: { values: points },
-    mark: { type: 'bar' },
-    encoding: {
-      x: { field: 'group', type: 'nominal', title: groupTitle, axis: { labelAngle: 0 } },
-      xOffset: { field: 'system', type: 'nominal' },
-      y: { field: 'value', type: 'quantitative', title: yTitle, ...(domain ? { scale: { domain } } : {}) },
-      color: { field: 'system', type: 'nominal', title: null, scale: colorScale(points.map((p) => p.system)) },
-      tooltip: [{ field: 'system' }, { field: 'group' }, { field: 'value' }],
-    },
-  };
+    layer: [
+      {
+        mark: { type: 'bar' },
+        encoding: { x, xOffset: { field: 'system', type: 'nominal' }, y, color, tooltip: [{ field: 'system' }, { field: 'group' }, { field: 'value' }] },
+      },
+      {
+        mark: { type: 'point', filled: true, size: 40, stroke: '#1d1d1f', strokeWidth: 0.5 },
+        encoding: { x, xOffset: { field: 'system', type: 'nominal' }, y, color, shape: { field: 'system', type: 'nominal', title: legendTitle, scale: shapeScale(systems) } },
+      },
+    ],
+  } as unknown as TopLevelSpec;
 }
 
-/** True when positive x values span at least two decades: the sweep then reads on a log axis. */
+/** True when positive x values span more than a decade: the sweep then reads on a log axis. */
 export function wantsLogX(xs: number[]): boolean {
   const positive = xs.filter((x) => x > 0);
-  return positive.length === xs.length && positive.length > 1 && Math.max(...positive) / Math.min(...positive) >= 100;
+  return positive.length === xs.length && positive.length > 1 && Math.max(...positive) / Math.min(...positive) > 10;
 }
 
 /**
  * A swept parameter (DRAM size, sampling period) against a metric: one line per system with the
  * spread of its runs/seeds as a band, colour and shape per system, a log x axis when the values
- * span decades, and the oracle drawn dashed on top so it stays visible where lines overlap.
+ * span more than a decade, and the oracle drawn dashed on top so it stays visible where lines overlap.
  */
 export function sweepSpec(title: string, points: SweepPoint[], xTitle: string, yTitle: string, domain?: [number, number]): TopLevelSpec {
   const systems = points.map((p) => p.system);
@@ -269,9 +276,19 @@ export function sweepSpec(title: string, points: SweepPoint[], xTitle: string, y
     layers.push({ mark: { type: 'area', opacity: 0.18 }, encoding: { x, y: { field: 'low', type: 'quantitative' }, y2: { field: 'high' }, color } });
   }
   layers.push({
+    transform: [{ filter: "datum.system !== 'oracle'" }],
     mark: { type: 'line', strokeWidth: 2, point: false },
-    encoding: { x, y, color, strokeDash: { condition: { test: "datum.system === 'oracle'", value: [6, 3] }, value: [1, 0] }, order: { field: 'x' } },
+    encoding: { x, y, color, order: { field: 'x' } },
   });
+  // The oracle last, dashed and a little wider: drawn over the policies it bounds, it stays
+  // visible where a policy reaches it.
+  if (points.some((p) => p.system === 'oracle')) {
+    layers.push({
+      transform: [{ filter: "datum.system === 'oracle'" }],
+      mark: { type: 'line', strokeWidth: 2.5, strokeDash: [6, 3], point: false },
+      encoding: { x, y, color, order: { field: 'x' } },
+    });
+  }
   layers.push({
     mark: { type: 'point', filled: true, size: 50 },
     encoding: {

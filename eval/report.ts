@@ -200,11 +200,30 @@ function dramShareSection(observations: Observation[]): Section | null {
     title: 'Accesses served from DRAM per policy',
     caption: 'Share of memory accesses that hit the fast tier; higher is better.',
     table: { columns: ['workload', 'policy', 'DRAM-served share'], rows: points.map((p) => [p.group, p.system, fmt(p.value)]) },
-    spec: barSpec('DRAM-served share per policy', points, 'share of accesses from DRAM', 'workload', [0, 1]),
+    spec: barSpec('DRAM-served share per policy', points, 'share of accesses from DRAM (fraction 0–1)', 'workload', [0, 1], 'policy'),
   };
 }
 
 const SWEEP_METRICS = [METRICS.dramServedShare, METRICS.recall, METRICS.precision, METRICS.f1, 'modelled_slowdown'];
+
+/** A swept parameter's axis title, with its unit (DRAM sizes are plotted in GiB). */
+export function sweepParamTitle(param: string): string {
+  const titles: Record<string, string> = {
+    dram_bytes: 'DRAM size (GiB)',
+    period: 'sample period (events per sample)',
+    sample_period_events: 'sample period (events per sample)',
+    damon_sample_ms: 'DAMON sampling interval (ms)',
+    tracking_budget: 'tracking budget (share of a core)',
+  };
+  return titles[param] ?? `${param} (as recorded)`;
+}
+
+/** A plotted metric's axis title, with its unit. */
+export function metricTitle(metric: string): string {
+  if (metric === 'modelled_slowdown') return 'modelled slowdown (ratio, 1 = none)';
+  if (metric === METRICS.dramServedShare) return 'DRAM-served share (fraction 0–1)';
+  return `${metric} (fraction 0–1)`;
+}
 
 /** One section per swept parameter and plotted metric (DRAM size, sampling period, ...). */
 function sweepSections(observations: Observation[]): Section[] {
@@ -215,7 +234,7 @@ function sweepSections(observations: Observation[]): Section[] {
     const param = list[0].param ?? '';
     const metric = list[0].metric;
     const isDram = param === 'dram_bytes';
-    const xTitle = isDram ? 'DRAM size (GiB)' : param;
+    const xTitle = sweepParamTitle(param);
     const workloads = new Set(list.map((o) => o.workload));
     const points: SweepPoint[] = [];
     for (const [, group] of groupBy(list, (o) => `${o.workload}\u0000${o.system}\u0000${o.paramValue}`)) {
@@ -232,7 +251,7 @@ function sweepSections(observations: Observation[]): Section[] {
         ? 'DRAM-served share as the fast tier grows; a good policy approaches the oracle with less DRAM.'
         : `${metric} as ${param} varies.`,
       table: { columns: ['system', xTitle, metric, 'runs', 'range over runs'], rows: points.map((p) => [p.system, fmt(p.x), fmt(p.value), String(p.n ?? 1), (p.n ?? 1) > 1 ? `${fmt(p.low ?? p.value)} – ${fmt(p.high ?? p.value)}` : '']) },
-      spec: sweepSpec(isDram ? `DRAM-size sensitivity (${metric})` : `${param} sensitivity (${metric})`, points, xTitle, metric, bounded ? [0, 1] : undefined),
+      spec: sweepSpec(isDram ? `DRAM-size sensitivity (${metric})` : `${param} sensitivity (${metric})`, points, xTitle, metricTitle(metric), bounded ? [0, 1] : undefined),
     });
   }
   return sections;
@@ -257,7 +276,7 @@ function migrationSection(observations: Observation[]): Section | null {
     title: 'Migration traffic',
     caption: `Bytes moved between tiers per run (${unit}); less traffic for the same DRAM share is better.`,
     table: { columns: ['direction', 'system', `bytes moved (${unit})`], rows: points.map((p) => [p.group, p.system, fmt(p.value)]) },
-    spec: barSpec('Migration traffic', points, unit, 'direction'),
+    spec: barSpec('Migration traffic', points, `bytes moved (${unit})`, 'direction'),
   };
 }
 
