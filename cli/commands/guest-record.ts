@@ -24,6 +24,7 @@ import { processAlive } from '../../guest-agent/pagemap.js';
 import { busyMessage, damonStatus } from '../../guest-agent/damon.js';
 import { Sampler, recommendSource } from '../../guest-agent/sampler.js';
 import { EARLY_DRAIN_FILL } from '../../guest-agent/sources/pages.js';
+import type { PerfCpuStats } from '../../guest-agent/sources/common.js';
 
 export const SOURCES = ['auto', 'damon', 'faults', 'pebs', 'ibs'] as const;
 export type SourceChoice = (typeof SOURCES)[number];
@@ -254,8 +255,8 @@ export function parseSetup(o: { source: string; damonMode: string; epoch: string
   };
 }
 
-/** What the summary says about samples the aggregation map could not take. */
-export function lossLines(stats: { samples: number; mapFull?: number; earlyDrains?: number }, tunables: Record<string, unknown>): string[] {
+/** What the summary says about samples the aggregation map could not take and CPUs not sampled. */
+export function lossLines(stats: { samples: number; mapFull?: number; earlyDrains?: number; perfCpus?: PerfCpuStats }, tunables: Record<string, unknown>): string[] {
   const lines: string[] = [];
   const cap = typeof tunables.maxPages === 'number' ? tunables.maxPages : undefined;
   if (stats.mapFull) {
@@ -263,6 +264,11 @@ export function lossLines(stats: { samples: number; mapFull?: number; earlyDrain
     lines.push(`  LOST ${stats.mapFull} samples${pct}: the aggregation map (${cap ?? '?'} pages) was full; raise --max-pages or shorten --epoch`);
   }
   if (stats.earlyDrains) lines.push(`  the map filled past ${Math.round(EARLY_DRAIN_FILL * 100)}% ${stats.earlyDrains} time${stats.earlyDrains === 1 ? '' : 's'} and was drained before the epoch ended`);
+  const cpus = stats.perfCpus;
+  for (const f of cpus?.failed ?? []) lines.push(`  NOT SAMPLED cpu ${f.cpu}: ${f.message}`);
+  if (cpus && (cpus.onlined || cpus.offlined)) {
+    lines.push(`  CPU hotplug: ${cpus.onlined} CPU(s) attached as they came online, ${cpus.offlined} dropped going offline; sampling CPUs ${cpus.attached.join(',') || 'none'} at the end`);
+  }
   return lines;
 }
 
@@ -473,6 +479,7 @@ async function record(command: string[], o: RecordCliOptions): Promise<void> {
       pagesSeen: stats.pagesSeen,
       drops: stats.drops,
       mapFull: stats.mapFull ?? 0,
+      perfCpus: stats.perfCpus ?? null,
       earlyDrains: stats.earlyDrains ?? 0,
       untranslated: stats.untranslated,
       batches,
