@@ -271,7 +271,7 @@ function registerCompare(evalCmd: Command): void {
     'vtier eval compare --lab --systems vtier,autonuma --runs 1 --duration 30s --workload shift',
     'vtier eval compare --systems autonuma,static --runs 3 -- vtier workload hotspot --size 8G --duration 60s',
     'vtier eval compare --vtier-cmd "vtier guest run --connect vsock:2:7070 --source damon" -- ./bench',
-    `(on one NUMA node) ${'vtier sim --workload hotspot --size 10G --dram 2G --policy vtier,autonuma,static'}`,
+    'vtier sim --workload hotspot --size 10G --dram 2G --policy vtier,autonuma,static   # on one NUMA node',
   ]);
 }
 

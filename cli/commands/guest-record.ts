@@ -185,7 +185,10 @@ export function targetArgv(command: string[]): string[] {
 /** Starts `command` stopped (sh stops itself, then execs: the pid stays the same), with
  *  `vtier` on its PATH (the shim eval campaigns use). */
 export async function spawnPaused(command: string[]): Promise<ChildProcess> {
-  const child = spawn('sh', ['-c', 'kill -STOP $$ && exec "$@"', 'vtier-target', ...targetArgv(command)], { stdio: ['ignore', 2, 2], env: withVtierOnPath() });
+  const argv = targetArgv(command);
+  // The workload binary's stdout is its event stream for startWorkload(), not for people.
+  const stdout = argv[0] === workloadBinary() && argv !== command ? 'ignore' : 2;
+  const child = spawn('sh', ['-c', 'kill -STOP $$ && exec "$@"', 'vtier-target', ...argv], { stdio: ['ignore', stdout, 2], env: withVtierOnPath() });
   const pid = child.pid;
   if (pid === undefined) throw new UserError(`cannot start ${command[0]}`, 'target-failed');
   for (let i = 0; i < 500; i++) {
