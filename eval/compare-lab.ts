@@ -29,6 +29,11 @@ export interface LabSystemSummary {
   runs: number;
   /** Means over the runs. */
   hotDramShareMean: number | null;
+  /** Share of the accesses served from DRAM (access-weighted placement), where recorded. */
+  accessDramShareMean: number | null;
+  /** What the calibration compares with the model's DRAM-served share: the access-weighted
+   *  share where recorded, else the hot set's share on DRAM. */
+  dramServedShareMean: number | null;
   hotDramShareEnd: number | null;
   reach90S: number | null;
   migratedBytes: number;
@@ -55,25 +60,37 @@ const avg = (values: Array<number | null>): number | null => {
 
 export const TCG_LABEL = 'lab VM under TCG, both NUMA nodes on the same host DRAM: placement and migration traffic are real, throughput does not show CXL latency';
 
+/** The order of the arms in round `run` (1-based): the list rotated by run - 1, so each system
+ *  runs first in turn (with two systems the order alternates) and drift over the campaign does
+ *  not always favour the same one. */
+export function armOrder<T>(systems: readonly T[], run: number): T[] {
+  if (systems.length === 0) return [];
+  const shift = (run - 1) % systems.length;
+  return [...systems.slice(shift), ...systems.slice(0, shift)];
+}
+
+/** The argv of one arm inside its VM (`vtier eval arm`). */
+export function armCommand(o: LabWorkloadSpec & { promoteRateMBps?: number }, system: LabSystem, run: number, out: string): string[] {
+  return [
+    'vtier', 'eval', 'arm', '--system', system, '--workload', o.workload,
+    '--size', String(o.sizeBytes), '--hot-frac', String(o.hotFrac), '--duration', `${o.durationMs}ms`,
+    '--shift-every', `${o.shiftEveryMs}ms`, '--seed', String(o.seed + run - 1), '--out', out,
+    ...(o.promoteRateMBps !== undefined ? ['--promote-rate', String(o.promoteRateMBps)] : []),
+  ];
+}
+
 export async function runLabCompare(o: LabCompareOptions): Promise<LabCompareSummary> {
   const total = o.runs * o.systems.length;
   let done = 0;
   const arms: ArmSummary[] = [];
   const failedArms: LabCompareSummary['failedArms'] = [];
   for (let run = 1; run <= o.runs; run++) {
-    const shift = (run - 1) % o.systems.length;
-    const order = [...o.systems.slice(shift), ...o.systems.slice(0, shift)];
-    for (const system of order) {
+    for (const system of armOrder(o.systems, run)) {
       if (o.signal.aborted) break;
       o.onProgress?.(done, total, `run ${run} ${system}`);
       const armDir = join(o.results.dir, 'arms', `run${run}-${system}`);
       const inner = join(armDir, 'arm');
-      const command = [
-        'vtier', 'eval', 'arm', '--system', system, '--workload', o.workload,
-        '--size', String(o.sizeBytes), '--hot-frac', String(o.hotFrac), '--duration', `${o.durationMs}ms`,
-        '--shift-every', `${o.shiftEveryMs}ms`, '--seed', String(o.seed + run - 1), '--out', inner,
-        ...(o.promoteRateMBps !== undefined ? ['--promote-rate', String(o.promoteRateMBps)] : []),
-      ];
+      const command = armCommand(o, system, run, inner);
       const lab = await runLab({ nodes: 2, memBytes: o.memBytes, cxlBytes: o.cxlBytes, smp: 2, timeoutMs: o.durationMs + 8 * 60_000, resultsDir: armDir, command, signal: o.signal });
       const summaryPath = join(inner, 'summary.json');
       if (lab.end !== 'exited' || lab.exitStatus !== 0 || !existsSync(summaryPath)) {
@@ -89,12 +106,14 @@ export async function runLabCompare(o: LabCompareOptions): Promise<LabCompareSum
       o.results.writeRaw(`run${run}-${system}`, { ...arm, lab: { bootMs: lab.bootMs, wallMs: lab.wallMs, accel: lab.accelReason, kernel: lab.kernel } });
       // The arm's time series, under this campaign's run number.
       const warnings: string[] = [];
-      const series = readObservations(join(inner, 'observations.csv'), warnings).filter((x) => x.metric === 'hot_dram_share');
+      const series = readObservations(join(inner, 'observations.csv'), warnings).filter((x) => x.metric === 'hot_dram_share' || x.metric === 'access_dram_share');
       o.results.observe(series.map((x) => ({ ...x, system, run })));
       const at = { system, workload: o.workload, run };
       const obs: Observation[] = [
         { ...at, metric: 'hot_dram_share_mean', value: arm.hotDramShare.mean ?? NaN, unit: 'fraction' },
         { ...at, metric: 'hot_dram_share_end', value: arm.hotDramShare.end ?? NaN, unit: 'fraction' },
+        { ...at, metric: 'access_dram_share_mean', value: arm.accessDramShare?.mean ?? NaN, unit: 'fraction' },
+        { ...at, metric: 'access_dram_share_end', value: arm.accessDramShare?.end ?? NaN, unit: 'fraction' },
         { ...at, metric: 'migrated_bytes', value: arm.migratedBytes, unit: 'bytes' },
         { ...at, metric: 'promoted_bytes', value: arm.promotedBytes, unit: 'bytes' },
         { ...at, metric: 'demoted_bytes', value: arm.demotedBytes, unit: 'bytes' },
@@ -118,6 +137,8 @@ export async function runLabCompare(o: LabCompareOptions): Promise<LabCompareSum
       system,
       runs: mine.length,
       hotDramShareMean: avg(mine.map((a) => a.hotDramShare.mean)),
+      accessDramShareMean: avg(mine.map((a) => a.accessDramShare?.mean ?? null)),
+      dramServedShareMean: avg(mine.map((a) => a.accessDramShare?.mean ?? a.hotDramShare.mean)),
       hotDramShareEnd: avg(mine.map((a) => a.hotDramShare.end)),
       reach90S: avg(mine.map((a) => a.reach90S)),
       migratedBytes: avg(mine.map((a) => a.migratedBytes)) ?? 0,
@@ -132,6 +153,7 @@ export async function runLabCompare(o: LabCompareOptions): Promise<LabCompareSum
   for (const row of calibration) {
     o.results.observe([
       { system: row.system, workload: o.workload, run: 0, metric: 'sim_dram_served_share', value: row.simDramServedShare ?? NaN, unit: 'fraction' },
+      { system: row.system, workload: o.workload, run: 0, metric: 'sim_migrated_bytes', value: row.simMigratedBytes ?? NaN, unit: 'bytes' },
     ].filter((x) => Number.isFinite(x.value)));
   }
   return { workload: o.workload, runs: o.runs, systems, failedArms, calibration, labels: [TCG_LABEL] };

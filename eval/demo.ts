@@ -14,7 +14,7 @@ import type { GuestSampleSource } from '../guest-agent/replay-source.js';
 import { Sampler, type SourceName } from '../guest-agent/sampler.js';
 import { observeKdamond } from '../guest-agent/damon.js';
 import { readSystemRam } from '../guest-agent/iomem.js';
-import { startWorkload, type RunningWorkload, type WorkloadSummary } from '../guest-agent/workload.js';
+import { startWorkload, type RunningWorkload, type Truth, type WorkloadSummary } from '../guest-agent/workload.js';
 import { DEFAULT_LIMITS, PAGE_SIZE } from '../src/protocol/index.js';
 import { timeToConverge, type HotSetScore, type ScorePoint } from '../src/accuracy/index.js';
 import type { PageSamples } from '../src/samples.js';
@@ -40,7 +40,7 @@ export interface DemoOptions {
    *  kernel (node 0 while it has room: nothing to promote). Ignored on one tier. */
   firstTouch?: FirstTouch;
   /** The built-in workload's pattern (default hotspot); shift moves the hot set every shiftEveryMs. */
-  pattern?: 'hotspot' | 'shift';
+  pattern?: 'hotspot' | 'shift' | 'zipf';
   shiftEveryMs?: number;
   /** The `system` label of the observations (default vtier-<source>). */
   system?: string;
@@ -50,8 +50,9 @@ export interface DemoOptions {
   onTick?: (tick: DemoTick) => void;
   /** Called once per phase change (workload ready, host ready, ...). */
   onStep?: (line: string) => void;
-  /** Called with each placement query's result (seconds since the workload was ready). */
-  onPlacement?: (timeS: number, placement: HotPlacement) => void;
+  /** Called with each placement query's result (seconds since the workload was ready), the
+   *  workload's pid and its truth as last read (for queries of one's own). */
+  onPlacement?: (timeS: number, placement: HotPlacement, workload: { pid: number; truth: Truth }) => void;
   /** Called with the sampler's kdamond CPU seconds (own DAMON) just before it stops. */
   onKdamondCpu?: (seconds: number) => void;
 }
@@ -81,7 +82,7 @@ export interface DemoTick {
 export interface DemoSummary {
   source: string;
   sourceNotes: string[];
-  workload: { pattern: 'hotspot' | 'shift'; accessesPerSec: number | null; sizeBytes: number; hotFrac: number; hotProb: number; thp: boolean; pid: number; residentPages: number; hotPages: number };
+  workload: { pattern: 'hotspot' | 'shift' | 'zipf'; accessesPerSec: number | null; sizeBytes: number; hotFrac: number; hotProb: number; thp: boolean; pid: number; residentPages: number; hotPages: number };
   durationS: number;
   epochs: number;
   samples: number;
@@ -108,6 +109,45 @@ export interface DemoSummary {
   /** The true hot set's placement by the kernel: after the first touch, and at the end. */
   hotPlacement: { start: HotPlacement | null; end: HotPlacement | null };
   interrupted: boolean;
+  /** The source the loop really ran (never "auto") and the intervals in force; null when the
+   *  sampler never started. */
+  sampling: DemoSampling | null;
+}
+
+/** What the sampler was, as it ran: the report's and the run-length check's view of it. */
+export interface DemoSampling {
+  source: string;
+  damonMode: string | null;
+  /** DAMON: the kdamond and whose it is. */
+  kdamond: string | null;
+  owner: string | null;
+  sampleUs: number | null;
+  aggrUs: number | null;
+  /** Page sources: the event sampled and its period. */
+  event: string | null;
+  samplePeriod: number | null;
+  epochMs: number;
+  /** Batches the sampler delivered (one per DAMON aggregation, or per epoch). */
+  batches: number;
+}
+
+/** The sampling facts of a started sampler (tunables as sources/damon.ts and pages.ts set them). */
+export function demoSampling(described: { source: string; damonMode?: string; tunables: Record<string, unknown> }, epochMs: number, batches: number): DemoSampling {
+  const t = described.tunables;
+  const num = (v: unknown): number | null => (typeof v === 'number' && Number.isFinite(v) ? v : null);
+  const str = (v: unknown): string | null => (typeof v === 'string' ? v : null);
+  return {
+    source: described.source,
+    damonMode: described.damonMode ?? null,
+    kdamond: str(t.kdamond),
+    owner: str(t.kdamondOwner),
+    sampleUs: num(t.sampleUs),
+    aggrUs: num(t.aggrUs),
+    event: str(t.event),
+    samplePeriod: num(t.samplePeriod),
+    epochMs,
+    batches,
+  };
 }
 
 export const DEMO_CONVERGED_RECALL = 0.9;
@@ -123,6 +163,7 @@ class WorkloadFramesSource implements GuestSampleSource {
 
   constructor(private readonly sampler: Sampler) {
     sampler.onBatch((tNs, batch) => {
+      this.batches += 1;
       if (!this.scorer || !this.listener) this.pending.push([tNs, batch]);
       else this.deliver(tNs, batch);
     });
@@ -151,6 +192,8 @@ class WorkloadFramesSource implements GuestSampleSource {
 
   /** DAMON batches from the first touch that were not given to the classifier. */
   droppedFirstTouch = 0;
+  /** Batches the sampler delivered, the first touch's included. */
+  batches = 0;
 
   describe(): object {
     return this.sampler.describe();
@@ -370,7 +413,7 @@ export async function runDemo(options: DemoOptions): Promise<DemoSummary> {
           placement = p;
           if (p?.dramShare != null) {
             const timeS = Number(((performance.now() - readyAtMs) / 1000).toFixed(3));
-            options.onPlacement?.(timeS, p);
+            options.onPlacement?.(timeS, p, { pid: workload.pid, truth: scorer.current });
             const obs: Observation = { system: options.system ?? `vtier-${described.source}`, workload: pattern, run: 1, metric: 'hot_dram_share', value: p.dramShare, unit: 'fraction', timeS };
             results.observe([obs]);
           }
@@ -444,6 +487,7 @@ export async function runDemo(options: DemoOptions): Promise<DemoSummary> {
     tiers: { dramNodes: tierNodes.dramNodes, cxlNodes: tierNodes.cxlNodes, how: tierNodes.how, firstTouch, firstTouchMovedPages },
     hotPlacement: { start: startPlacement, end: placement },
     interrupted,
+    sampling: described ? demoSampling(described, options.epochMs, parts.source?.batches ?? 0) : null,
   };
   return summary;
 }

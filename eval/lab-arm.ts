@@ -5,7 +5,8 @@
 //   damos     the kernel's DAMON tiering (eval/damos-tiering.ts, as samples/damon/mtier.c);
 //   vtier     guest agent + host agent (local-process target), the demo's loop (eval/demo.ts).
 // Every system is measured the same way: once a second a move_pages placement query of the
-// true hot set (`hot_dram_share`), /proc/vmstat migration counters before and after, the CPU
+// true hot set (`hot_dram_share`) and of the pages weighted by their expected share of the
+// accesses (`access_dram_share`, eval/access-share.ts: for zipf the two differ), /proc/vmstat migration counters before and after, the CPU
 // the tracking used where it is a thread of its own (kdamond, the vtier agents), and the
 // workload's own access rate, which under TCG on one host memory says nothing about CXL latency.
 // Settings go through the kernel-state journal and are restored at the end, also on Ctrl-C.
@@ -15,7 +16,8 @@ import { join } from 'node:path';
 import { KernelStateJournal } from '../guest-agent/kernel-state.js';
 import { startWorkload } from '../guest-agent/workload.js';
 import { defaultTierNodes, readNumaTopology } from '../host-agent/numa.js';
-import { migrationBytes, readVmstat, REAL_ROOTS, systemSettings, vmstatDelta } from './compare.js';
+import { migrationBytes, readVmstat, REAL_ROOTS, systemSettings, vmstatDelta, type Roots } from './compare.js';
+import { queryAccessShare } from './access-share.js';
 import { runDemo, threadCpuSeconds, type DemoSummary } from './demo.js';
 import { damosStats, startDamosTiering } from './damos-tiering.js';
 import { moveRegion, queryHotPlacement, type HotPlacement } from './placement.js';
@@ -25,7 +27,7 @@ import type { Observation, ResultsWriter } from './results.js';
 
 export const LAB_SYSTEMS = ['vtier', 'autonuma', 'damos', 'static'] as const;
 export type LabSystem = (typeof LAB_SYSTEMS)[number];
-export const LAB_WORKLOADS = ['hotspot', 'shift'] as const;
+export const LAB_WORKLOADS = ['hotspot', 'shift', 'zipf'] as const;
 export type LabWorkload = (typeof LAB_WORKLOADS)[number];
 
 /** The workload every lab arm runs, as the comparison, each arm and the calibration see it. */
@@ -54,6 +56,9 @@ export interface ArmSummary {
   workload: LabWorkload;
   /** The true hot set on DRAM by the kernel's placement: after the first touch, mean over the run, at the end. */
   hotDramShare: { start: number | null; mean: number | null; end: number | null };
+  /** The share of the accesses served from DRAM (placement weighted by the truth's expected
+   *  per-page shares), the same three; absent in results written before it was recorded. */
+  accessDramShare?: { start: number | null; mean: number | null; end: number | null };
   /** Seconds until the hot set was >= 90% on DRAM (null: never). */
   reach90S: number | null;
   vmstat: Record<string, number>;
@@ -77,6 +82,15 @@ export interface ArmSummary {
 
 const cpuSeconds = (pid: number): number => threadCpuSeconds(pid) ?? 0;
 
+/** The kernel settings a system runs under, as written through the journal: NUMA balancing and
+ *  demotion off but for autonuma, which also gets `promoteRateMBps` as
+ *  numa_balancing_promote_rate_limit_MBps when one is given (else the kernel's value stays). */
+export function armSettings(system: LabSystem, promoteRateMBps: number | undefined, roots: Roots = REAL_ROOTS): Array<{ path: string; value: string }> {
+  return systemSettings(system === 'autonuma' ? 'autonuma' : 'static', roots, promoteRateMBps ?? 0).filter(
+    (s) => !(s.path.endsWith('numa_balancing_promote_rate_limit_MBps') && promoteRateMBps === undefined),
+  );
+}
+
 
 function mean(values: number[]): number | null {
   return values.length === 0 ? null : values.reduce((a, b) => a + b, 0) / values.length;
@@ -95,6 +109,13 @@ export async function runArm(options: ArmOptions): Promise<ArmSummary> {
     if (p?.dramShare == null) return;
     series.push({ t, share: p.dramShare });
   };
+  const accessSeries: Array<{ t: number; share: number }> = [];
+  let accessStart: number | null = null;
+  const recordAccess = (t: number, share: number | null) => {
+    if (share === null) return;
+    accessSeries.push({ t, share });
+    options.results.observe([{ system: options.system, workload: options.workload, run: 1, metric: 'access_dram_share', value: share, unit: 'fraction', timeS: t }]);
+  };
   let damosBytes: { promoted: number; demoted: number } | null = null;
   let summaryExtra: { vtierMoved: ArmSummary['vtierMoved']; accessesPerSec: number | null; start: number | null; end: number | null } = { vtierMoved: null, accessesPerSec: null, start: null, end: null };
   let cpuBefore = 0;
@@ -107,11 +128,7 @@ export async function runArm(options: ArmOptions): Promise<ArmSummary> {
     // The system's settings: static ones now; autonuma's once the workload sits on the CXL
     // node, so every system starts from the same layout at the same moment.
     const applySettings = () => {
-      for (const s of systemSettings(options.system === 'autonuma' ? 'autonuma' : 'static', REAL_ROOTS, options.promoteRateMBps ?? 0)) {
-        // The kernel's default promote rate limit unless one was asked for.
-        if (s.path.endsWith('numa_balancing_promote_rate_limit_MBps') && options.promoteRateMBps === undefined) continue;
-        journal.set(s.path, s.value);
-      }
+      for (const s of armSettings(options.system, options.promoteRateMBps)) journal.set(s.path, s.value);
       if (options.system === 'autonuma') {
         const rate = readFileSync(join(REAL_ROOTS.procSys, 'kernel/numa_balancing_promote_rate_limit_MBps'), 'utf8').trim();
         const tierOf = (n: number) => topology.memoryTiers.find((t) => t.nodes.includes(n))?.tier;
@@ -122,6 +139,7 @@ export async function runArm(options: ArmOptions): Promise<ArmSummary> {
     };
     if (options.system !== 'autonuma') applySettings();
     if (options.system === 'vtier') {
+      const accessQueries: Array<Promise<void>> = [];
       vmBefore = readVmstat();
       cpuBefore = process.cpuUsage().user + process.cpuUsage().system;
       const demo: DemoSummary = await runDemo({
@@ -140,10 +158,15 @@ export async function runArm(options: ArmOptions): Promise<ArmSummary> {
         results: options.results,
         signal: options.signal,
         onStep: step,
-        onPlacement: (t, p) => record(t, p),
+        onPlacement: (t, p, w) => {
+          record(t, p);
+          accessQueries.push(queryAccessShare(w.pid, w.truth, tiers).then((share) => recordAccess(t, share), () => {}));
+        },
         onKdamondCpu: (seconds) => (demoKdamondCpuS = seconds),
       });
       vmAfter = readVmstat();
+      await Promise.all(accessQueries);
+      accessSeries.sort((a, b) => a.t - b.t);
       // The starting layout was made with move_pages inside the demo: not the system's traffic.
       vmBefore.set('pgmigrate_success', (vmBefore.get('pgmigrate_success') ?? 0) + (demo.tiers.firstTouchMovedPages ?? 0));
       const cpuUs = process.cpuUsage().user + process.cpuUsage().system - cpuBefore;
@@ -178,10 +201,12 @@ export async function runArm(options: ArmOptions): Promise<ArmSummary> {
           scorer.refresh();
           return queryHotPlacement(workload.pid, scorer.current, tiers);
         };
+        const queryAccess = (): Promise<number | null> => queryAccessShare(workload.pid, scorer.current, tiers);
         await moveRegion(workload.pid, scorer.current, tiers.cxlNodes[0]);
         const ready = performance.now();
         vmBefore = readVmstat();
         const first = await query();
+        accessStart = await queryAccess();
         if (options.system === 'autonuma') applySettings();
         summaryExtra.start = first?.dramShare ?? null;
         step(`workload pid ${workload.pid}: ${options.workload} over ${(options.sizeBytes / 2 ** 30).toFixed(2)} GiB, true hot set ${scorer.truthHotPages} pages, ${((first?.dramShare ?? 0) * 100).toFixed(1)}% on DRAM after the first touch`);
@@ -200,6 +225,7 @@ export async function runArm(options: ArmOptions): Promise<ArmSummary> {
           const t = Number(((performance.now() - ready) / 1000).toFixed(3));
           record(t, last);
           if (last?.dramShare != null) options.results.observe([{ system: options.system, workload: options.workload, run: 1, metric: 'hot_dram_share', value: last.dramShare, unit: 'fraction', timeS: t }]);
+          recordAccess(t, await queryAccess());
         }
         summaryExtra.end = last?.dramShare ?? null;
         vmAfter = readVmstat();
@@ -226,6 +252,7 @@ export async function runArm(options: ArmOptions): Promise<ArmSummary> {
     system: options.system,
     workload: options.workload,
     hotDramShare: { start: summaryExtra.start, mean: mean(series.map((p) => p.share)), end: summaryExtra.end },
+    accessDramShare: { start: accessStart, mean: mean(accessSeries.map((p) => p.share)), end: accessSeries.at(-1)?.share ?? null },
     reach90S: reach ? reach.t : null,
     vmstat: delta,
     migratedBytes: (delta.pgmigrate_success ?? 0) * 4096,

@@ -94,9 +94,13 @@ function formatLabCompare(s: LabCompareSummary, dir: string, report: string | nu
   }
   const widths = rows[0].map((_, c) => Math.max(...rows.map((r) => r[c].length)));
   const lines = rows.map((r) => r.map((cell, c) => cell.padEnd(widths[c])).join('  ').trimEnd());
-  lines.push('', 'simulator on the same configuration (DRAM = the true hot set):');
+  lines.push('', 'simulator on the same configuration (DRAM = the true hot set, every page starting on the CXL tier):');
+  const mib = (v: number | null) => (v === null ? '-' : `${(v / 2 ** 20).toFixed(1)} MiB`);
   for (const c of s.calibration) {
-    lines.push(`  ${c.system} (sim ${c.simPolicy}): real ${pct(c.realDramServedShare)}, sim ${pct(c.simDramServedShare)}${c.remark ? ` — ${c.remark}` : ''}`);
+    lines.push(
+      `  ${c.flagged ? '!' : ' '} ${c.system} (sim ${c.simPolicy}): DRAM-served real ${pct(c.realDramServedShare)}, sim ${pct(c.simDramServedShare)}; ` +
+        `migrated real ${mib(c.realMigratedBytes)}, sim ${mib(c.simMigratedBytes)}${c.remark ? ` — ${c.remark}` : ''}`,
+    );
   }
   for (const x of s.systems) for (const n of x.notes) lines.push(`${x.system}: ${n}`);
   for (const f of s.failedArms) lines.push(`run ${f.run} ${f.system} FAILED: ${f.why}`);
