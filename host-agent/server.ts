@@ -206,7 +206,11 @@ export class HostServer extends EventEmitter<HostServerEvents> {
     this.reattachMs = o.reattachMs ?? 2000;
     this.layoutPollMs = o.layoutPollMs ?? 5000;
     this.listenFn = o.listen ?? transportListen;
-    this.log = o.log ?? (() => {});
+    // Every line is escaped at the source, whatever it carries (QMP error descriptions,
+    // memory-region names, guest strings): one event is one line, and no escape sequence
+    // reaches a terminal. Escaping twice changes nothing, so sinks may escape again.
+    const sink = o.log ?? (() => {});
+    this.log = (line) => sink(safeText(line, 4096));
     for (const cfg of o.config.vms) {
       const vm = new VmState(cfg, o.config.limits);
       this.vms.set(cfg.name, vm);

@@ -6,6 +6,7 @@ import { UserError, printResult, type OutputOptions } from '../output.js';
 import { readHostConfig } from '../../host-agent/config.js';
 import { HostServer, type HostStatus } from '../../host-agent/server.js';
 import { serveStatus } from '../../host-agent/status.js';
+import { safeText } from '../../host-agent/text.js';
 import { formatStatus } from './host-status.js';
 import { parseDurationMs } from '../../src/util/units.js';
 
@@ -32,7 +33,8 @@ export function registerHostRun(host: Command): void {
     const config = readHostConfig(options.config);
     if (options.statusSocket) config.statusSocket = options.statusSocket;
     const durationMs = options.duration ? parseDurationMs(options.duration, 'duration') : undefined;
-    const log = options.quiet ? () => {} : (line: string) => process.stderr.write(`vtier host: ${line}\n`);
+    // QMP and guest strings reach these lines: control characters escaped, one line each.
+    const log = options.quiet ? () => {} : (line: string) => process.stderr.write(`vtier host: ${safeText(line, 4096)}\n`);
     const server = new HostServer({ config, log });
     try {
       await server.start();

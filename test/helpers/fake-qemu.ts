@@ -45,7 +45,7 @@ def on_usr1(signum, frame):
 
 signal.signal(signal.SIGUSR1, on_usr1)
 
-mtree = 'FlatView #0\n AS "memory", root: system\n Root memory region: system\n  0000000000000000-%016x (prio 0, ram): mem0\n' % (size - 1)
+mtree = 'FlatView #0\n AS "memory", root: system\n Root memory region: system\n  0000000000000000-%016x (prio 0, ram): %s\n' % (size - 1, opts.get('regionName', 'mem0'))
 
 def answer(m):
     cmd = m.get('execute')
@@ -112,6 +112,8 @@ export interface FakeQemuOptions {
   victimMemPath?: string;
   /** After the remap, QMP names the victim's file ('victim') or still its own ('own'). */
   remapAnswer?: 'victim' | 'own';
+  /** The RAM region's name in \`info mtree -f\` (default mem0, the memdev's id). */
+  regionName?: string;
   /** QMP commands answered with {"error": {"desc": ...}}. */
   errors?: Record<string, string>;
   /** Put the QMP socket path on the command line (as QEMU's -qmp does); default true. */
