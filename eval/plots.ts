@@ -345,3 +345,28 @@ export function wssSpec(title: string, points: Array<{ timeS: number; wssMiB: nu
     },
   };
 }
+
+/**
+ * One line per system over time (the lab's DRAM-served share): colour and point shape per
+ * system in one legend, units in the axis titles, the y axis fixed to [0, 1] for shares.
+ */
+export function systemLinesSpec(title: string, points: Array<{ system: string; timeS: number; value: number }>, yTitle: string, domain?: [number, number]): TopLevelSpec {
+  const systems = points.map((p) => p.system);
+  const color = { field: 'system', type: 'nominal', title: 'system', scale: colorScale(systems) };
+  const shape = { field: 'system', type: 'nominal', title: 'system', scale: shapeScale(systems) };
+  const x = { field: 'timeS', type: 'quantitative', title: 'time since the system started (s)' };
+  const y = { field: 'value', type: 'quantitative', title: yTitle, ...(domain ? { scale: { domain } } : {}) };
+  const every = Math.max(1, Math.ceil(points.length / 150));
+  return {
+    ...frame(title),
+    data: { values: points },
+    layer: [
+      { mark: { type: 'line', strokeWidth: 2 }, encoding: { x, y, color, detail: { field: 'system' } } },
+      {
+        transform: [{ window: [{ op: 'row_number', as: 'i' }], groupby: ['system'] }, { filter: `datum.i % ${every} === 1 || ${every} === 1` }],
+        mark: { type: 'point', filled: true, size: 40 },
+        encoding: { x, y, color, shape, tooltip: [{ field: 'system' }, { field: 'timeS', title: 'time (s)' }, { field: 'value', title: yTitle }] },
+      },
+    ],
+  } as unknown as TopLevelSpec;
+}

@@ -7,6 +7,8 @@ import type { TopLevelSpec } from 'vega-lite';
 import { loadResults, METRICS, type CommandFacts, type LoadedResults, type Observation } from './results.js';
 import { barSpec, heatmapSpec, intervalSpec, wssSpec, renderSvg, setSystemOrder, sweepSpec, timeSeriesSpec, type BarPoint, type IntervalPoint, type PairPoint, type TimeMarkers, type SweepPoint, type TimePoint } from './plots.js';
 import { intervalWarnings, mean, meanInterval } from './stats.js';
+import { demoLoopSection } from './report-demo.js';
+import { labSections, LAB_SECTION_METRICS } from './report-lab.js';
 import { describeTrace, summarizeTrace, traceHeatmap, traceWss, type DecodedTrace } from '../src/trace/index.js';
 
 export interface Table {
@@ -21,6 +23,8 @@ export interface Section {
   table: Table;
   spec?: TopLevelSpec;
   svg?: string;
+  /** Show the table, not behind the "data" fold. */
+  open?: boolean;
 }
 
 export interface ReportModel {
@@ -285,6 +289,7 @@ const KEY_METRICS: string[] = [
   METRICS.slowdown, 'cpu_slowdown', 'modelled_slowdown', METRICS.dramServedShare, 'precision_steady', 'recall_steady', 'epochs_to_converge',
   METRICS.throughput, METRICS.wallTime, 'workload_cpu', METRICS.agentCpu, METRICS.agentCpuShare,
   METRICS.promotedBytes, METRICS.demotedBytes, 'vmstat:pgpromote_success', 'vmstat:numa_hint_faults',
+  'access_dram_share_mean', 'hot_dram_share_mean', 'migrated_bytes',
 ];
 
 /** Unit shown in a column header; ratios and fractions speak for themselves. */
@@ -326,7 +331,7 @@ function summaryTable(observations: Observation[]): Table {
 /** Every other scalar metric, one row per (workload, system, metric). */
 function otherMetricsTable(observations: Observation[]): Table {
   const rows: string[][] = [];
-  const scalar = observations.filter((o) => o.timeS === undefined && unswept(o) && !KEY_METRICS.includes(o.metric));
+  const scalar = observations.filter((o) => o.timeS === undefined && unswept(o) && !KEY_METRICS.includes(o.metric) && !LAB_SECTION_METRICS.has(o.metric));
   const groups = [...groupBy(scalar, (o) => [o.workload, o.system, o.metric, o.unit].join('\u0000'))].sort((a, b) => byText(a[0], b[0]));
   for (const [, group] of groups) {
     const o = group[0];
@@ -342,7 +347,9 @@ export async function buildReport(results: LoadedResults, options: { plots?: boo
   const obs = results.observations;
   setSystemOrder([...new Set(obs.filter((o) => o.metric !== 'shift_time').map((o) => o.system))].sort());
   const sections: Section[] = [
+    demoLoopSection(results.summary),
     ...timeSeriesSections(obs, results.summary),
+    ...labSections(obs),
     slowdownSection(obs),
     dramShareSection(obs),
     ...sweepSections(obs),
@@ -479,7 +486,7 @@ export function renderHtml(model: ReportModel): string {
   if (!model.complete && model.campaign === 'trace') {
     parts.push('<div class="banner" id="interrupted"><strong>Truncated trace:</strong> the recorder stopped before writing its end record; the views cover the batches present.</div>');
   } else if (!model.complete) {
-    parts.push('<div class="banner" id="interrupted"><strong>Interrupted run:</strong> the campaign did not finish (no DONE marker). The numbers below cover only the runs completed before it stopped.</div>');
+    parts.push('<div class="banner" id="interrupted"><strong>Partial (interrupted):</strong> the campaign did not finish (no DONE marker). The numbers below cover only the runs completed before it stopped.</div>');
   }
   for (const warning of model.warnings) parts.push(`<p class="warn">⚠ ${escapeHtml(warning)}</p>`);
   parts.push(`<h2 id="summary">${model.campaign === 'trace' ? 'The trace' : 'Key numbers'}</h2>`);
@@ -488,7 +495,7 @@ export function renderHtml(model: ReportModel): string {
     parts.push(`<h2 id="${escapeHtml(section.id)}">${escapeHtml(section.title)}</h2>`);
     if (section.svg) parts.push(`<figure class="plot" data-plot="${escapeHtml(section.id)}">${section.svg}<figcaption>${escapeHtml(section.caption)}</figcaption></figure>`);
     else parts.push(`<p>${escapeHtml(section.caption)}</p>`);
-    parts.push(`<details><summary>data</summary>${htmlTable(section.table)}</details>`);
+    parts.push(`<details${section.open ? ' open' : ''}><summary>data</summary>${htmlTable(section.table)}</details>`);
   }
   parts.push('<h2 id="facts">Command and machine</h2>');
   parts.push(htmlTable({ columns: ['fact', 'value'], rows: factRows(model.command, model.machine) }, 'facts'));
@@ -512,7 +519,7 @@ function mdTable(table: Table): string {
 export function renderMarkdown(model: ReportModel): string {
   const out: string[] = [`# ${model.title}`, ''];
   if (model.command) out.push(`\`${commandLine(model.command)}\``, '');
-  if (!model.complete) out.push('> **Interrupted run:** the campaign did not finish (no DONE marker); the numbers cover only the completed runs.', '');
+  if (!model.complete) out.push('> **Partial (interrupted):** the campaign did not finish (no DONE marker); the numbers cover only the completed runs.', '');
   for (const warning of model.warnings) out.push(`> warning: ${warning}`, '');
   out.push('## Key numbers', '', model.summary.rows.length ? mdTable(model.summary) : 'No observations.', '');
   for (const section of model.sections) out.push(`## ${section.title}`, '', section.caption, '', mdTable(section.table), '');
