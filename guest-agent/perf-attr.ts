@@ -104,7 +104,7 @@ export function detectPmu(sysRoot = '/sys'): PmuInfo {
     const parts = intel.map((name) => {
       const type = readTrim(join(dir, name, 'type'));
       const aux = existsSync(join(dir, name, 'events', 'mem-loads-aux'));
-      return `'${name}' PMU (type ${type ?? '?'})${aux ? ' in a group led by mem-loads-aux, as perf mem does' : ''}`;
+      return `'${name}' PMU (type ${type ?? '?'}${aux ? ', in a group led by mem-loads-aux as perf mem does' : ''})`;
     });
     return { kind: 'intel', detail: `Intel PEBS mem-loads on the ${parts.join(' and the ')}` };
   }
