@@ -42,11 +42,18 @@ static __always_inline __u64 perf_sample_phys_addr(struct bpf_perf_event_data *c
 	return BPF_CORE_READ(data, phys_addr);
 }
 
-/* damon:damon_aggregated lost its leading `struct damon_target *t` argument in 6.x
- * (only target_id remains). tp_btf arguments are positional and clang < 15 has no
- * bpf_core_type_matches, so sampler.bpf.c carries one program per prototype and the
- * loader autoloads the one matching the running kernel's btf_trace_damon_aggregated. */
-#define VT_DAMON_ARGS_WITH_TARGET 4
-#define VT_DAMON_ARGS_WITHOUT_TARGET 3
+/* damon:damon_aggregated has had three prototypes:
+ *   (struct damon_target *t, struct damon_region *r, unsigned int nr_regions)        5.15
+ *   (struct damon_target *t, unsigned int target_id, struct damon_region *r, ...)    then
+ *   (unsigned int target_id, struct damon_region *r, unsigned int nr_regions)        now
+ * The first and the last have the same number of arguments. tp_btf arguments are
+ * positional and clang < 15 has no bpf_core_type_matches, so sampler.bpf.c carries one
+ * program per prototype and the loader (guest-agent/btf-proto.ts) autoloads the one whose
+ * parameter types match the running kernel's btf_trace_damon_aggregated. */
+
+/* 5.15's damon_target: id (unsigned long) is what later kernels pass as target_id. */
+struct damon_target___v515 {
+	unsigned long id;
+} __attribute__((preserve_access_index));
 
 #endif

@@ -184,7 +184,7 @@ static __always_inline void damon_region(__u32 target_id, struct damon_region *r
 	bpf_ringbuf_submit(rec, 0);
 }
 
-/* prototype differs by kernel version: see core_fixes.bpf.h */
+/* prototype differs by kernel version: see core_fixes.bpf.h; user space autoloads one */
 SEC("tp_btf/damon_aggregated")
 int BPF_PROG(on_damon_aggregated, unsigned int target_id, struct damon_region *r,
 	     unsigned int nr_regions)
@@ -198,6 +198,17 @@ int BPF_PROG(on_damon_aggregated_with_target, struct damon_target *t, unsigned i
 	     struct damon_region *r, unsigned int nr_regions)
 {
 	damon_region(target_id, r, nr_regions);
+	return 0;
+}
+
+SEC("tp_btf/damon_aggregated")
+int BPF_PROG(on_damon_aggregated_target_ptr, struct damon_target *t, struct damon_region *r,
+	     unsigned int nr_regions)
+{
+	struct damon_target___v515 *old = (void *)t;
+
+	/* the low 32 bits of t->id, as 5.15's trace event printed it */
+	damon_region(bpf_core_field_exists(old->id) ? (__u32)BPF_CORE_READ(old, id) : 0, r, nr_regions);
 	return 0;
 }
 

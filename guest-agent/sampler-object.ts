@@ -1,7 +1,6 @@
 // A typed layer over build/bpf/sampler.bpf.o: one source kind per object, its tunables,
 // its program, its ring buffer and the per-page aggregation map, decoded.
 import {
-  btfFuncProtoArgs,
   builtPath,
   openBpfObject,
   type BpfObject,
@@ -11,6 +10,7 @@ import {
   type PerfTarget,
   type RingBufferHandle,
 } from '../native/addon.js';
+import { damonAggregatedProgram, funcProtoParams, readKernelBtf } from './btf-proto.js';
 import {
   COUNTER,
   DAMON_RECORD,
@@ -75,7 +75,7 @@ export interface SamplerCounters {
   inserts: bigint;
 }
 
-const PROGRAMS = ['on_perf_sample', 'on_page_fault_user', 'on_damon_aggregated', 'on_damon_aggregated_with_target'];
+const PROGRAMS = ['on_perf_sample', 'on_page_fault_user', 'on_damon_aggregated', 'on_damon_aggregated_with_target', 'on_damon_aggregated_target_ptr'];
 const MIN_RING_BYTES = 4096;
 
 function isPowerOfTwo(n: number): boolean {
@@ -98,15 +98,19 @@ export function samplerProgram(kind: SamplerKind): string {
     case 'fault-tracepoint':
       return 'on_page_fault_user';
     case 'damon': {
-      // tp_btf arguments are positional; the prototype changed (bpf/core_fixes.bpf.h).
-      const args = btfFuncProtoArgs('btf_trace_damon_aggregated');
-      if (args === 5) return 'on_damon_aggregated_with_target';
-      if (args === 4) return 'on_damon_aggregated';
+      // tp_btf arguments are positional; the prototype changed twice, once keeping its
+      // argument count (bpf/core_fixes.bpf.h): match the parameter types from BTF.
+      const btf = readKernelBtf();
+      const params = btf && funcProtoParams(btf, 'btf_trace_damon_aggregated');
+      const choice = params ? damonAggregatedProgram(params) : undefined;
+      if (choice && 'program' in choice) return choice.program;
       throw Object.assign(
         new Error(
-          args < 0
-            ? 'this kernel has no damon:damon_aggregated tracepoint (CONFIG_DAMON off)'
-            : `damon:damon_aggregated has an unknown prototype (${args - 1} arguments)`,
+          !btf
+            ? 'this kernel has no BTF (/sys/kernel/btf/vmlinux): vtier needs CONFIG_DEBUG_INFO_BTF=y'
+            : !choice
+              ? 'this kernel has no damon:damon_aggregated tracepoint (CONFIG_DAMON off)'
+              : `damon:damon_aggregated has an unknown prototype ${choice.unknown}`,
         ),
         { code: 'ENOTSUP' },
       );

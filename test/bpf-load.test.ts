@@ -8,8 +8,9 @@ import { createInterface } from 'node:readline';
 import { Worker } from 'node:worker_threads';
 import { pathToFileURL } from 'node:url';
 import { afterAll, afterEach, describe, expect, it } from 'vitest';
-import { btfFuncProtoArgs, builtPath, onlineCpus, packageRoot } from '../native/addon.js';
+import { btfFuncProtoArgs, builtPath, onlineCpus, openBpfObject, packageRoot } from '../native/addon.js';
 import { openSampler, type SamplerObject } from '../guest-agent/sampler-object.js';
+import { damonAggregatedProgram, funcProtoParams, readKernelBtf } from '../guest-agent/btf-proto.js';
 import { FLAG_PHYS, FLAG_WRITE, KIND_PHYS, KIND_VIRT, PAGE_GROUP_PAGES, SRC_FAULT_TP, SRC_MASK, SRC_PERF } from '../guest-agent/record-layout.js';
 
 function bpfUnavailable(): string | undefined {
@@ -205,15 +206,27 @@ describe.skipIf(skip)('sampler.bpf.o in the running kernel', () => {
 
   it('damon: damon_aggregated attaches (without starting DAMON); close detaches', async () => {
     const s = await sampler({ kind: 'damon' });
-    // the program matching this kernel's tracepoint prototype (bpf/core_fixes.bpf.h)
-    const args = btfFuncProtoArgs('btf_trace_damon_aggregated');
-    expect(s.program).toBe(args === 5 ? 'on_damon_aggregated_with_target' : 'on_damon_aggregated');
+    // the program matching this kernel's tracepoint prototype by parameter types
+    // (bpf/core_fixes.bpf.h; test/btf-proto.test.ts covers the other prototypes)
+    const choice = damonAggregatedProgram(funcProtoParams(readKernelBtf()!, 'btf_trace_damon_aggregated')!);
+    expect(choice).toEqual({ program: s.program });
     expect(btfFuncProtoArgs('btf_trace_no_such_tracepoint')).toBe(-1);
     s.attachTracepoints();
     const { progId } = s.bpfStats();
     expect(progExists(progId)).toBe(true);
     s.close();
     expect(await progGone(progId)).toBe(true);
+  });
+
+  it("damon: 5.15's program (damon_target *, damon_region *, nr) passes the verifier here too (damon_target.id read behind a CO-RE guard)", () => {
+    const obj = openBpfObject(builtPath('bpf', 'sampler.bpf.o'));
+    try {
+      for (const p of obj.programs()) obj.setAutoload(p.name, p.name === 'on_damon_aggregated_target_ptr');
+      expect(() => obj.load()).not.toThrow();
+      expect(obj.progInfo('on_damon_aggregated_target_ptr').id).toBeGreaterThan(0);
+    } finally {
+      obj.close();
+    }
   });
 
   for (const kind of ['perf', 'fault-tracepoint'] as const) {
