@@ -204,10 +204,11 @@ async function drainAtScale(binary: string, pages: number) {
     faulter.go();
     await faulter.result;
     s.detach();
+    const entries = s.mapFill();
     const t0 = performance.now();
     const batch = s.drainPages();
     const batchMs = performance.now() - t0;
-    return { entries: batch.count, batchMs, entriesPerSec: batch.count / (batchMs / 1000) };
+    return { entries, pages: batch.count, batchMs, entriesPerSec: entries / (batchMs / 1000) };
   } finally {
     s.close();
   }
@@ -383,7 +384,7 @@ async function main(): Promise<void> {
   }
   if (!drain) return;
   console.log(
-    `aggregation map drain (bpf_map_lookup_and_delete_batch -> typed arrays): ${f(drain.entries)} entries in ${f(drain.batchMs, 1)} ms (${f(drain.entriesPerSec)} entries/s)`,
+    `aggregation map drain (bpf_map_lookup_and_delete_batch -> typed arrays): ${f(drain.pages)} pages in ${f(drain.entries)} map entries in ${f(drain.batchMs, 1)} ms (${f(drain.entriesPerSec)} entries/s)`,
   );
   console.log('ring buffer -> JS, live (bounded by the child fault rate):');
   for (const r of live) {
