@@ -14,6 +14,9 @@ import { calibrate, relativeError } from '../eval/calibrate.js';
 import { armCommand, armOrder } from '../eval/compare-lab.js';
 import { armSettings } from '../eval/lab-arm.js';
 import { haveChromium, ci, probe } from './helpers/browser.js';
+import { resolvePromoteRate } from '../cli/commands/eval-lab.js';
+import { execFileSync } from 'node:child_process';
+import { repoRoot } from '../eval/results.js';
 
 const base = mkdtempSync(join(tmpdir(), 'vtier-compare-lab-report-'));
 afterAll(() => rmSync(base, { recursive: true, force: true }));
@@ -208,5 +211,25 @@ describe('lab arms', () => {
       ]);
     }
   });
-});
 
+  it('--rate-limit and --promote-rate are one setting: either works, both must agree', () => {
+    // Neither given: undefined (the lab keeps the kernel's value; the host comparison its 65536).
+    expect(resolvePromoteRate('65536', false, undefined)).toBeUndefined();
+    expect(resolvePromoteRate('100', true, undefined)).toBe(100);
+    expect(resolvePromoteRate('65536', false, '200')).toBe(200);
+    expect(resolvePromoteRate('200', true, '200')).toBe(200);
+    expect(() => resolvePromoteRate('100', true, '200')).toThrow(/--rate-limit 100 and --promote-rate 200 set the same thing/);
+    expect(() => resolvePromoteRate('x', true, undefined)).toThrow(/--rate-limit/);
+    // From the command line: refused as a usage error before anything starts (no VM, no sysctl).
+    let out = '';
+    let status = 0;
+    try {
+      execFileSync(process.execPath, ['bin/vtier.js', 'eval', 'compare', '--lab', '--rate-limit', '100', '--promote-rate', '200', '--json'], { cwd: repoRoot(), encoding: 'utf8', stdio: 'pipe' });
+    } catch (err) {
+      out = (err as { stdout: string }).stdout;
+      status = (err as { status: number }).status;
+    }
+    expect(status).toBe(2);
+    expect(JSON.parse(out).error).toMatchObject({ kind: 'usage', message: expect.stringMatching(/same thing/) });
+  });
+});

@@ -45,7 +45,7 @@ function addLabWorkloadOptions(cmd: Command, scope: string): Command {
     .option('--duration <duration>', `${scope}how long each system runs after the first touch`, '60s')
     .option('--shift-every <duration>', `${scope}with --workload shift: how often the hot set moves`, '20s')
     .option('--seed <n>', `${scope}workload seed (compare: run r uses seed + r - 1)`, '1')
-    .option('--promote-rate <MBps>', `${scope}autonuma's numa_balancing_promote_rate_limit_MBps (default: the kernel's)`);
+    .option('--promote-rate <MBps>', `autonuma's numa_balancing_promote_rate_limit_MBps (${scope ? 'with --lab default: the kernel\'s; without: 65536; --rate-limit is the same setting' : 'default: the kernel\'s'})`);
 }
 
 /** The workload spec from those options (usage errors name the option). */
@@ -61,6 +61,22 @@ function parseLabWorkload(options: LabWorkloadCliOptions): LabWorkloadSpec & { p
     seed: parsePositiveInt(options.seed ?? '1', '--seed'),
     promoteRateMBps: options.promoteRate === undefined ? undefined : parsePositiveInt(options.promoteRate, '--promote-rate'),
   };
+}
+
+/**
+ * `eval compare` has two names for one kernel setting (numa_balancing_promote_rate_limit_MBps):
+ * `--rate-limit` from the host comparison and `--promote-rate` from the lab's. Either works in
+ * both modes; both given with different values is a usage error. Returns the rate asked for,
+ * or undefined when neither was given (the lab then leaves the kernel's value, the host
+ * comparison uses its 65536 default).
+ */
+export function resolvePromoteRate(rateLimit: string | undefined, rateLimitGiven: boolean, promoteRate: string | undefined): number | undefined {
+  const fromRateLimit = rateLimitGiven && rateLimit !== undefined ? parsePositiveInt(rateLimit, '--rate-limit') : undefined;
+  const fromPromote = promoteRate !== undefined ? parsePositiveInt(promoteRate, '--promote-rate') : undefined;
+  if (fromRateLimit !== undefined && fromPromote !== undefined && fromRateLimit !== fromPromote) {
+    throw new UserError(`--rate-limit ${fromRateLimit} and --promote-rate ${fromPromote} set the same thing (numa_balancing_promote_rate_limit_MBps): give one`, 'usage', 2);
+  }
+  return fromPromote ?? fromRateLimit;
 }
 
 /** The options `eval compare` takes for the lab (added to the host comparison's). */

@@ -32,7 +32,7 @@ import {
 } from '../../eval/accuracy.js';
 import { SamplerError } from '../../guest-agent/sampler.js';
 import { WorkloadError } from '../../guest-agent/workload.js';
-import { addLabCompareOptions, registerEvalArm, runLabCompareCommand, wantsLab, type LabCompareCliOptions } from './eval-lab.js';
+import { addLabCompareOptions, registerEvalArm, resolvePromoteRate, runLabCompareCommand, wantsLab, type LabCompareCliOptions } from './eval-lab.js';
 
 interface CampaignOptions extends OutputOptions {
   out?: string;
@@ -181,7 +181,7 @@ function registerCompare(evalCmd: Command): void {
     .option('--systems <list>', `comma-separated: ${SYSTEMS.join(',')}`, SYSTEMS.join(','))
     .option('--runs <n>', 'rounds (each runs every system once, order rotated)', '3')
     .option('--preset <name>', `built-in workload instead of a command: ${Object.keys(PRESETS).join(', ')}`)
-    .option('--rate-limit <MBps>', 'kernel.numa_balancing_promote_rate_limit_MBps for autonuma', '65536')
+    .option('--rate-limit <MBps>', 'kernel.numa_balancing_promote_rate_limit_MBps for autonuma (--promote-rate is the same setting; with --lab the default is the kernel\'s)', '65536')
     .option('--vtier-cmd <command>', 'the vtier agent for the vtier system: a shell command ({pid} = the workload process)')
     .option('--warmup <duration>', 'time given to the agent to attach before the workload starts', '2s')
     .option('-o, --out <dir>', 'results directory (default results/compare-<timestamp>)')
@@ -189,7 +189,10 @@ function registerCompare(evalCmd: Command): void {
   addLabCompareOptions(cmd);
   action<CompareCliOptions & LabCompareCliOptions>(cmd, async (args, options, self) => {
     const argv = (args[0] as string[] | undefined) ?? [];
+    // --rate-limit and --promote-rate: one setting under two names, either in both modes.
+    const promoteRate = resolvePromoteRate(options.rateLimit, self.getOptionValueSource('rateLimit') === 'cli', options.promoteRate);
     if (wantsLab(options, argv.length > 0 || options.preset !== undefined)) {
+      options.promoteRate = promoteRate === undefined ? undefined : String(promoteRate);
       if (argv.length > 0 || options.preset) throw new UserError('--lab runs the built-in workloads (--workload hotspot|shift), not a command or --preset', 'usage', 2);
       // In the lab the kernel's DAMOS tiering is one more system, on by default.
       if (self.getOptionValueSource('systems') === 'default') options.systems = 'vtier,autonuma,damos,static';
@@ -200,7 +203,7 @@ function registerCompare(evalCmd: Command): void {
     for (const s of systems) if (!(SYSTEMS as readonly string[]).includes(s)) throw new UserError(`--systems: unknown system "${s}" (known: ${SYSTEMS.join(', ')})`, 'bad-input', 2);
     if (systems.length === 0) throw new UserError('--systems: empty list', 'bad-input', 2);
     const runs = parsePositiveInt(options.runs ?? '3', '--runs');
-    const rateLimit = parsePositiveInt(options.rateLimit ?? '65536', '--rate-limit');
+    const rateLimit = promoteRate ?? parsePositiveInt(options.rateLimit ?? '65536', '--rate-limit');
     const warmupMs = parseDurationMs(options.warmup ?? '2s', '--warmup');
     // Refuse before anything is written or changed.
     const check = checkTieredMachine(REAL_ROOTS);
