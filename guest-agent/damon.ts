@@ -6,6 +6,11 @@
 //             runs): configure nothing, read its settings, and listen to its
 //             damon:damon_aggregated events filtered by its pid.
 // Every path sits under an injectable sysfs root so the restore logic runs on a fake tree.
+// Kernel versions differ (test/fixtures/damon/<version>/ mirror them): 6.1 has the core
+// files only; 6.15+ adds monitoring_attrs/intervals/intervals_goal/ (auto-tuned intervals
+// when access_bp > 0); 6.18 adds contexts/N/addr_unit (region addresses, in sysfs and in
+// the damon_aggregated tracepoint, are in units of addr_unit bytes). Only files that exist
+// are read or written.
 import { existsSync, readdirSync, readFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { gunzipSync } from 'node:zlib';
@@ -149,6 +154,15 @@ export interface DamonOwnOptions {
   maxRegions?: number;
 }
 
+/** monitoring_attrs/intervals/intervals_goal (6.15+): DAMON tunes sample and aggregation
+ *  intervals itself (same ratio) while accessBp > 0. */
+export interface IntervalsGoal {
+  accessBp: number;
+  aggrs: number;
+  minSampleUs: number;
+  maxSampleUs: number;
+}
+
 export interface DamonSessionInfo {
   mode: DamonMode;
   kdamondIndex: number;
@@ -159,8 +173,12 @@ export interface DamonSessionInfo {
   updateUs: number;
   minRegions: number;
   maxRegions: number;
-  /** Configured target regions, physical byte ranges [start, end). */
+  /** Configured target regions, physical byte ranges [start, end) (scaled by addrUnit). */
   targetRanges: Array<{ start: number; end: number }>;
+  /** Bytes per DAMON address unit (contexts/N/addr_unit, 6.18+; 1 where the file is absent). */
+  addrUnit: number;
+  /** null where the kernel has no intervals_goal directory. */
+  intervalsGoal: IntervalsGoal | null;
 }
 
 export const DAMON_OWN_DEFAULTS = { sampleUs: 5_000, aggrUs: 100_000, updateUs: 1_000_000, minRegions: 10, maxRegions: 1_000 } as const;
@@ -213,6 +231,12 @@ export function startOwnKdamond(journal: KernelStateJournal, ramRanges: PageRuns
   journal.set(join(ctx, 'monitoring_attrs', 'nr_regions', 'min'), minRegions);
   journal.set(join(ctx, 'monitoring_attrs', 'nr_regions', 'max'), maxRegions);
   journal.set(join(ctx, 'targets', 'nr_targets'), 1);
+  // Files only some versions have: byte addresses (addr_unit 1, 6.18+) and fixed intervals
+  // (intervals_goal off, 6.15+), so the tracepoint's addresses and our intervals hold.
+  const addrUnitPath = join(ctx, 'addr_unit');
+  if (existsSync(addrUnitPath)) journal.set(addrUnitPath, 1);
+  const accessBpPath = join(ctx, 'monitoring_attrs', 'intervals', 'intervals_goal', 'access_bp');
+  if (existsSync(accessBpPath)) journal.set(accessBpPath, 0);
   journal.set(join(target, 'regions', 'nr_regions'), targetRanges.length);
   targetRanges.forEach((range, i) => {
     journal.set(join(target, 'regions', String(i), 'start'), range.start);
@@ -221,7 +245,149 @@ export function startOwnKdamond(journal: KernelStateJournal, ramRanges: PageRuns
   journal.set(join(k, 'state'), 'on');
   const pid = readInt(join(k, 'pid'));
   if (!(pid > 0)) throw new DamonError(`DAMON: kdamond.0 did not start (pid file reads ${pid})`);
-  return { mode: 'own', kdamondIndex: 0, kdamondPid: pid, ops: 'paddr', sampleUs, aggrUs, updateUs, minRegions, maxRegions, targetRanges };
+  const intervalsGoal = readIntervalsGoal(ctx);
+  return { mode: 'own', kdamondIndex: 0, kdamondPid: pid, ops: 'paddr', sampleUs, aggrUs, updateUs, minRegions, maxRegions, targetRanges, addrUnit: 1, intervalsGoal };
+}
+
+function readIntervalsGoal(ctx: string): IntervalsGoal | null {
+  const dir = join(ctx, 'monitoring_attrs', 'intervals', 'intervals_goal');
+  if (!existsSync(join(dir, 'access_bp'))) return null;
+  return {
+    accessBp: readInt(join(dir, 'access_bp')),
+    aggrs: readInt(join(dir, 'aggrs')),
+    minSampleUs: readInt(join(dir, 'min_sample_us')),
+    maxSampleUs: readInt(join(dir, 'max_sample_us')),
+  };
+}
+
+/** Largest byte address a JS number holds exactly. */
+const MAX_EXACT_BYTES = Number.MAX_SAFE_INTEGER;
+
+/** contexts/N/addr_unit: 1 where the file is absent (before 6.18). */
+function readAddrUnit(ctx: string): number {
+  const path = join(ctx, 'addr_unit');
+  if (!existsSync(path)) return 1;
+  const unit = readInt(path);
+  if (!(Number.isSafeInteger(unit) && unit >= 1)) throw new DamonError(`DAMON: ${path} reads ${readTrim(path) ?? '?'}, not a positive address unit`, 'damon-unavailable');
+  return unit;
+}
+
+/** What one kdamond looks like now (sysfs): read each epoch to notice restarts. */
+export interface KdamondSnapshot {
+  /** 'gone': its directory (or nr_kdamonds) no longer has it. */
+  state: 'on' | 'off' | 'gone';
+  pid: number;
+  ops: string;
+  sampleUs: number;
+  aggrUs: number;
+  addrUnit: number;
+  intervalsGoal: IntervalsGoal | null;
+}
+
+export function readKdamond(index: number, sysRoot = '/sys'): KdamondSnapshot {
+  const kdamonds = join(adminDir(sysRoot), 'kdamonds');
+  const dir = join(kdamonds, String(index));
+  const state = readTrim(join(dir, 'state'));
+  const nr = readInt(join(kdamonds, 'nr_kdamonds'));
+  if (state === undefined || nr <= index) {
+    return { state: 'gone', pid: -1, ops: '?', sampleUs: -1, aggrUs: -1, addrUnit: 1, intervalsGoal: null };
+  }
+  const ctx = join(dir, 'contexts', '0');
+  let addrUnit = 1;
+  try {
+    addrUnit = readAddrUnit(ctx);
+  } catch {
+    addrUnit = -1;
+  }
+  return {
+    state: state === 'on' ? 'on' : 'off',
+    pid: readInt(join(dir, 'pid')),
+    ops: readTrim(join(ctx, 'operations')) ?? '?',
+    sampleUs: readInt(join(ctx, 'monitoring_attrs', 'intervals', 'sample_us')),
+    aggrUs: readInt(join(ctx, 'monitoring_attrs', 'intervals', 'aggr_us')),
+    addrUnit,
+    intervalsGoal: readIntervalsGoal(ctx),
+  };
+}
+
+/** What changed since the last look at the observed kdamond. */
+export type KdamondEvent =
+  | { kind: 'restarted'; fromPid: number; toPid: number; snapshot: KdamondSnapshot }
+  | { kind: 'stopped'; pid: number; why: 'off' | 'gone' }
+  | { kind: 'not-paddr'; ops: string }
+  | { kind: 'stalled'; pid: number; silentMs: number; expectedMs: number }
+  | { kind: 'resumed'; pid: number }
+  | { kind: 'intervals'; sampleUs: number; aggrUs: number; fromSampleUs: number; fromAggrUs: number };
+
+/**
+ * Watches one kdamond through sysfs (reads only): its pid changes when it restarts (the
+ * BPF filter is bound to the old one), it stops ('off') or disappears, it stops delivering
+ * aggregations while 'on', or (intervals_goal active) its intervals change.
+ */
+export class KdamondWatch {
+  pid: number;
+  sampleUs: number;
+  aggrUs: number;
+  private down: 'off' | 'gone' | undefined;
+  private stalled = false;
+  private sinceMs: number;
+
+  constructor(
+    readonly index: number,
+    info: { kdamondPid: number; sampleUs: number; aggrUs: number },
+    private readonly sysRoot = '/sys',
+    nowMs = Date.now(),
+  ) {
+    this.pid = info.kdamondPid;
+    this.sampleUs = info.sampleUs;
+    this.aggrUs = info.aggrUs;
+    this.sinceMs = nowMs;
+  }
+
+  /** Silence longer than this while 'on' is a stall: three aggregations and a second. */
+  stallAfterMs(): number {
+    return (3 * Math.max(this.aggrUs, 0)) / 1000 + 1000;
+  }
+
+  /** One look. lastAggregationMs: when the last aggregation arrived (undefined: none yet). */
+  check(lastAggregationMs: number | undefined, nowMs = Date.now()): KdamondEvent[] {
+    const now = readKdamond(this.index, this.sysRoot);
+    const events: KdamondEvent[] = [];
+    if (now.state !== 'on') {
+      if (this.down !== now.state) events.push({ kind: 'stopped', pid: this.pid, why: now.state });
+      this.down = now.state;
+      this.stalled = false;
+      return events;
+    }
+    if (now.ops !== 'paddr') return [{ kind: 'not-paddr', ops: now.ops }];
+    if (now.pid > 0 && now.pid !== this.pid) {
+      events.push({ kind: 'restarted', fromPid: this.pid, toPid: now.pid, snapshot: now });
+      this.pid = now.pid;
+      this.down = undefined;
+      this.stalled = false;
+      this.sinceMs = nowMs;
+    } else if (this.down) {
+      // back on with the same pid (a restart that reused it): the filter still matches
+      this.down = undefined;
+      this.sinceMs = nowMs;
+      events.push({ kind: 'resumed', pid: this.pid });
+    }
+    if (now.sampleUs > 0 && now.aggrUs > 0 && (now.sampleUs !== this.sampleUs || now.aggrUs !== this.aggrUs)) {
+      events.push({ kind: 'intervals', sampleUs: now.sampleUs, aggrUs: now.aggrUs, fromSampleUs: this.sampleUs, fromAggrUs: this.aggrUs });
+      this.sampleUs = now.sampleUs;
+      this.aggrUs = now.aggrUs;
+    }
+    const last = Math.max(lastAggregationMs ?? -Infinity, this.sinceMs);
+    const silentMs = nowMs - last;
+    if (silentMs > this.stallAfterMs()) {
+      if (!this.stalled) events.push({ kind: 'stalled', pid: this.pid, silentMs, expectedMs: this.aggrUs / 1000 });
+      this.stalled = true;
+    } else if (this.stalled && lastAggregationMs !== undefined && lastAggregationMs > this.sinceMs) {
+      this.stalled = false;
+      events.push({ kind: 'resumed', pid: this.pid });
+    }
+    return events;
+  }
 }
 
 /** Reads a running paddr kdamond's settings. Writes nothing. */
@@ -236,14 +402,27 @@ export function observeKdamond(sysRoot = '/sys', status = damonStatus(sysRoot)):
       'damon-unavailable',
     );
   }
+  return readSession(sysRoot, running);
+}
+
+/** The settings of a running kdamond (observe mode, and again after it restarts). */
+export function readSession(sysRoot: string, running: RunningKdamond): DamonSessionInfo {
   const ctx = join(adminDir(sysRoot), 'kdamonds', String(running.index), 'contexts', '0');
+  const addrUnit = readAddrUnit(ctx);
   const targetRanges: Array<{ start: number; end: number }> = [];
   for (const t of listIndexDirs(join(ctx, 'targets'))) {
     const regions = join(ctx, 'targets', t, 'regions');
     for (const r of listIndexDirs(regions)) {
       const start = readInt(join(regions, r, 'start'));
       const end = readInt(join(regions, r, 'end'));
-      if (start >= 0 && end > start) targetRanges.push({ start, end });
+      if (!(start >= 0 && end > start)) continue;
+      if (end * addrUnit > MAX_EXACT_BYTES) {
+        throw new DamonError(
+          `DAMON observe: kdamond.${running.index} region ${r} ends at ${end} x addr_unit ${addrUnit} bytes, past 2^53: vtier cannot scale its addresses exactly`,
+          'damon-unavailable',
+        );
+      }
+      targetRanges.push({ start: start * addrUnit, end: end * addrUnit });
     }
   }
   return {
@@ -257,6 +436,8 @@ export function observeKdamond(sysRoot = '/sys', status = damonStatus(sysRoot)):
     minRegions: readInt(join(ctx, 'monitoring_attrs', 'nr_regions', 'min')),
     maxRegions: readInt(join(ctx, 'monitoring_attrs', 'nr_regions', 'max')),
     targetRanges,
+    addrUnit,
+    intervalsGoal: readIntervalsGoal(ctx),
   };
 }
 
@@ -278,5 +459,7 @@ export function resolveDamonMode(requested: 'auto' | DamonMode, status: DamonSta
 export function describeSession(info: DamonSessionInfo): string {
   const ranges = info.targetRanges.map((r) => `0x${r.start.toString(16)}-0x${r.end.toString(16)}`).join(', ');
   const who = info.mode === 'own' ? 'our own kdamond' : `someone else's kdamond (observed, not configured by vtier)`;
-  return `DAMON ${info.mode}: ${who} kdamond.${info.kdamondIndex} pid ${info.kdamondPid}, ${info.ops}, sample ${info.sampleUs / 1000} ms, aggr ${info.aggrUs / 1000} ms, regions ${info.minRegions}-${info.maxRegions}, target ${ranges}`;
+  const unit = info.addrUnit !== 1 ? `, addr_unit ${info.addrUnit} (addresses scaled to bytes)` : '';
+  const goal = info.intervalsGoal && info.intervalsGoal.accessBp > 0 ? `, intervals auto-tuned by DAMON (access_bp ${info.intervalsGoal.accessBp}: re-read each epoch)` : '';
+  return `DAMON ${info.mode}: ${who} kdamond.${info.kdamondIndex} pid ${info.kdamondPid}, ${info.ops}, sample ${info.sampleUs / 1000} ms, aggr ${info.aggrUs / 1000} ms${goal}, regions ${info.minRegions}-${info.maxRegions}, target ${ranges}${unit}`;
 }

@@ -98,6 +98,8 @@ export class Sampler {
       this.fatal = err;
       for (const cb of this.errorCbs) cb(err);
     });
+    // notes of the run (a DAMON kdamond restarted...) join describe().notes as they come
+    source.onNote?.((note) => description.notes.push(note));
   }
 
   static async start(opts: SamplerStartOptions): Promise<Sampler> {

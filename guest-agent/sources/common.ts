@@ -18,6 +18,29 @@ export interface SourceStats {
   /** Perf page sources: CPUs sampled now, CPUs whose event could not be opened (errno code,
    *  one line), CPUs attached / dropped since the start as they came online / went offline. */
   perfCpus?: PerfCpuStats;
+  /** DAMON: what happened to the kdamond during the run. */
+  kdamond?: KdamondStats;
+}
+
+export interface KdamondStats {
+  /** The pid sampled now, and the kdamond's state at the last look. */
+  pid: number;
+  state: 'on' | 'off' | 'gone';
+  /** Pid changes seen (restarts), and re-attaches to the new pid that worked. */
+  restarts: number;
+  reattached: number;
+  /** Times it was seen stopped (off) or removed. */
+  stops: number;
+  /** Times it was on but delivered no aggregation for three aggregation intervals. */
+  stalls: number;
+  /** Interval changes seen in sysfs (intervals_goal auto-tuning, or its owner). */
+  intervalChanges: number;
+  addrUnit: number;
+  /** Regions skipped because addr_unit-scaled addresses exceed 2^53 bytes. */
+  unscalable: number;
+  /** Aggregation interval in sysfs now, and as measured between aggregations (median). */
+  aggrUs?: number;
+  measuredAggrUs?: number;
 }
 
 export interface PerfCpuStats {
@@ -34,6 +57,8 @@ export interface SampleSource {
   onBatch(cb: (tNs: number, samples: PageSamples) => void): void;
   /** A fatal condition (target gone): the source has stopped itself, then reports. */
   onFatal(cb: (err: Error) => void): void;
+  /** Notes added during the run (e.g. a DAMON kdamond restarted). */
+  onNote?(cb: (note: string) => void): void;
   stats(): SourceStats;
   /** Final delivery, detach, unload. Idempotent. */
   stop(): Promise<void>;
