@@ -154,7 +154,7 @@ export interface ClassifierStats {
   histogramLog2: number[];
   /** Pooled per-page arrays (4 bytes per tracked page plus growth slack). */
   pooledBytes: number;
-  /** Directory, chunk keys, histogram. */
+  /** Directory, chunk keys, histogram, per-region burst history (2 bytes per 2 MiB region). */
   overheadBytes: number;
   /** (pooled + overhead) / tracked pages. */
   bytesPerTrackedPage: number;
@@ -174,6 +174,9 @@ function nextWord(word: number, count: number, idle: number, threshold: number, 
 /** Sort keys for rate estimates: 64 steps per octave of (1 + 4e), so estimates 1/4 sample
  *  apart are told apart at the low end and within 1.1% at the top. */
 const EVIDENCE_KEYS = 1280;
+/** Standard deviations of noise a swap must clear when its incoming page is a split region's
+ *  page known from one sample (the sparse-sampling coin flip), whatever `confidence` says. */
+const SINGLE_SAMPLE_Z = 0.5;
 /** Counts below this get their key memoised per region in the decision pass. */
 const KEY_MEMO = 64;
 function estimateKey(e: number): number {
@@ -188,7 +191,7 @@ function estimateKey(e: number): number {
  *  units. A rise must hold for two epochs (the pages sampled the epoch before, and not since,
  *  must be as many as that rate predicts), so a region a stream swept through once (graph edge
  *  arrays) is not promoted after the stream has moved on. */
-function recentRegionRate(m: number, n: number, recent: number, before: number, window: number): number {
+function recentRegionRate(m: number, n: number, recent: number, before: number, window: number, mayFall: boolean): number {
   // Every page sampled: a region sample (DAMON) or saturation; the count says nothing more.
   if (recent >= n) return m;
   const expected = n * (1 - Math.exp(-m / window));
@@ -200,8 +203,35 @@ function recentRegionRate(m: number, n: number, recent: number, before: number, 
     if (before < beforeExpected - 3 * Math.sqrt(beforeExpected) - 1) return m;
     return rate * window;
   }
-  if (recent < expected - slack) return -Math.log(1 - recent / n) * window;
+  if (mayFall && recent < expected - slack) return -Math.log(1 - recent / n) * window;
   return m;
+}
+
+/** A region's burst history, one decision later: `idle` is its epochs without a sample at the
+ *  last decision (255 = never sampled), `gap` the idle epochs between its recent bursts,
+ *  `lastSampled` its epochs without a sample now, `before` the epochs decided before this one.
+ *  A gap that closes (sampled now, idle before) sets gap to max(that gap, gap - 1); a first
+ *  sample closes the gap since the start, counted up to FIRST_GAP_CAP; each further epoch
+ *  sampled in a row takes one off, so a region that turns steady forgets its old gaps. */
+export function nextRegionGap(gap: number, idle: number, lastSampled: number, before = 0): number {
+  if (lastSampled > 0) return gap;
+  const closed = idle >= IDLE_NEVER ? Math.min(FIRST_GAP_CAP, before) : idle;
+  if (closed > 0) return Math.max(closed, gap - 1);
+  return gap > 0 ? gap - 1 : 0;
+}
+/** Idle epochs before a region's first sample that count as a gap: the run's start is no
+ *  burst, but a sweep's first pass is told from steady use by the two epochs before it, and a
+ *  region first touched later (a new allocation, a shift) is not held back longer. */
+const FIRST_GAP_CAP = 2;
+/** Region gap byte: the gap (epochs) in the low 7 bits, GAP_FIRST when it came from a first sample. */
+const GAP_MASK = 0x7f;
+const GAP_FIRST = 0x80;
+
+/** Idle epochs a region must show before its estimate may fall: none for a region sampled
+ *  every epoch (gap 0), its last burst gap plus one epoch of jitter for one swept in bursts
+ *  (a fall must hold as long as the gap it follows, as a rise must hold two epochs). */
+export function fallHoldEpochs(gap: number): number {
+  return gap === 0 ? 0 : gap + 1;
 }
 
 /** The (lower end of the) estimate a key stands for. */
@@ -633,8 +663,8 @@ export class Classifier {
       coolings: this.coolings,
       histogramLog2,
       pooledBytes: table.pooledBytes,
-      overheadBytes: table.overheadBytes,
-      bytesPerTrackedPage: tracked === 0 ? 0 : (table.pooledBytes + table.overheadBytes) / tracked,
+      overheadBytes: table.overheadBytes + this.regionIdle.byteLength + this.regionGap.byteLength,
+      bytesPerTrackedPage: tracked === 0 ? 0 : (table.pooledBytes + table.overheadBytes + this.regionIdle.byteLength + this.regionGap.byteLength) / tracked,
     };
   }
 
@@ -701,6 +731,9 @@ export class Classifier {
     const end = table.trackedPages;
     const keyOf = this.scratch.uint16(4, end);
     const shrinkOf = this.scratch.float64(5, chunks);
+    // Per region: relative variance of a bursty region's rate (1 / bursts in the window).
+    const burstOf = this.scratch.float64(7, chunks);
+    const observed = Math.max(1, Math.min(this.epoch, window));
     const keyHist = new Uint32Array(EVIDENCE_KEYS);
     const cxlHist = new Uint32Array(EVIDENCE_KEYS);
     const dramHist = new Uint32Array(EVIDENCE_KEYS);
@@ -713,12 +746,16 @@ export class Classifier {
     let demoteCount = 0;
     const idleCap = 3 * window; // samples a window may hold for a page idle one epoch
     const memo = new Uint16Array(KEY_MEMO);
+    this.growRegionHistory(chunks);
+    const regionIdle = this.regionIdle;
+    const regionGap = this.regionGap;
     for (let chunk = 0; chunk < chunks; chunk++) {
       const base = chunk * PAGES_PER_CHUNK;
       let n = 0;
       let sum = 0;
       let sumSq = 0;
       let minIdle = IDLE_NEVER;
+      let lastSampled = IDLE_NEVER; // epochs since any page's last sample, counts cooled or not
       let recent = 0;
       let before = 0;
       let dramIn = 0;
@@ -732,10 +769,11 @@ export class Classifier {
         n++;
         if (word & FLAG_DRAM) dramIn++;
         const c = word & COUNT_MASK;
+        const i = (word & IDLE_FIELD) >>> IDLE_SHIFT;
+        if (i < lastSampled) lastSampled = i;
         if (c === 0) continue;
         sum += c;
         sumSq += c * c;
-        const i = (word & IDLE_FIELD) >>> IDLE_SHIFT;
         if (i < minIdle) minIdle = i;
         if (i === 0) recent++;
         else if (i === 1) before++;
@@ -746,12 +784,29 @@ export class Classifier {
       // region look skewed by chance, and splitting on that chance is the one-beats-zero coin flip.
       const excess = n > 0 ? sumSq / n - m * m - m : 0;
       const tau2 = n > 0 && excess > 2 * Math.sqrt((m + 2 * m * m) / n) ? excess : 0;
+      // Burst history: a region swept in bursts (graph edge arrays) is idle between them by
+      // design; its estimate may fall only once it has been idle longer than its last gap.
+      // (Snapshot sources, one estimate per snapshot, keep no history: a region absent from a
+      // snapshot had no access in it, which is not a burst gap.)
+      // The top bit marks a gap known only from a first sample (the run's start before it):
+      // it holds falls but does not say the region's rate is uncertain.
+      const raw = regionGap[chunk];
+      const idleBefore = regionIdle[chunk];
+      const gap = this.coolEachIngest ? 0 : Math.min(GAP_MASK, nextRegionGap(raw & GAP_MASK, idleBefore, lastSampled, this.epoch - 1));
+      const firstGap = gap > 0 && lastSampled === 0 ? idleBefore >= IDLE_NEVER : gap > 0 && (raw & GAP_FIRST) !== 0;
+      regionGap[chunk] = firstGap ? gap | GAP_FIRST : gap;
+      regionIdle[chunk] = lastSampled;
+      const hold = fallHoldEpochs(gap);
+      const mayFall = minIdle > hold;
       // Region staleness: the whole region expected > 3 samples since its last one.
-      if (minIdle > 0 && m * n > idleCap / minIdle) m = idleCap / (minIdle * n);
-      else if (n > 0 && window > 1) m = recentRegionRate(m, n, recent, before, window);
+      if (minIdle > 0 && mayFall && m * n > idleCap / minIdle) m = idleCap / (minIdle * n);
+      else if (n > 0 && window > 1) m = recentRegionRate(m, n, recent, before, window, mayFall || hold === 0);
       // beta: prior strength in windows; Infinity = the region estimate alone.
       const beta = tau2 > 0 && m > 0 ? m / tau2 : Infinity;
       shrinkOf[chunk] = beta;
+      // A region swept in bursts every gap + 1 epochs has seen observed / (gap + 1) of them:
+      // its rate is known to 1/sqrt(bursts), not to the Poisson noise of its many samples.
+      burstOf[chunk] = gap > 0 && !firstGap ? Math.min(1, (gap + 1) / observed) : 0;
       const regionKey = estimateKey(m);
       memo.fill(0xffff);
       let chunkMax = 0;
@@ -797,7 +852,7 @@ export class Classifier {
         const i = (word & IDLE_FIELD) >>> IDLE_SHIFT;
         let key: number;
         if (beta === Infinity) key = regionKey;
-        else if (c > 0 && i > 0 && c * i > idleCap) key = estimateKey((idleCap / i + beta * m) / (1 + beta));
+        else if (c > 0 && i > hold && c * i > idleCap) key = estimateKey((idleCap / i + beta * m) / (1 + beta));
         else if (c < KEY_MEMO) {
           // Sparse counts repeat: one log per distinct small count per region.
           key = memo[c];
@@ -927,7 +982,13 @@ export class Classifier {
       if (demoteCursor >= demoteNeeded) break;
       const q = demoteOrder[demoteCursor];
       const eq = keyEstimate(demoteSortedKeys[demoteCursor]);
-      const margin = 2 * costOne + z * Math.sqrt(variance(p, e) + variance(q, eq)) + this.hysteresis * eq;
+      const bp = burstOf[p >>> CHUNK_SHIFT];
+      const bq = burstOf[q >>> CHUNK_SHIFT];
+      const burst = bp + bq > 0 ? Math.sqrt(e * e * bp + eq * eq * bq) : 0;
+      // A page of a split region known from one sample is the sparse-sampling coin flip: its
+      // swap must clear one standard deviation of the noise whatever `confidence` says.
+      const zp = z < SINGLE_SAMPLE_Z && shrinkOf[p >>> CHUNK_SHIFT] !== Infinity && (state[p] & COUNT_MASK) <= 1 ? SINGLE_SAMPLE_Z : z;
+      const margin = 2 * costOne + zp * Math.sqrt(variance(p, e) + variance(q, eq)) + burst + this.hysteresis * eq;
       if (e - eq <= margin) break; // later candidates are colder, later DRAM pages hotter
       demoteCursor++;
       picked.demote(1);
@@ -1175,6 +1236,22 @@ export class Classifier {
   }
 
   private rankCache: Uint32Array | undefined;
+
+  /** Per 2 MiB region (by chunk index): epochs idle at the last decision and the idle gap
+   *  between its recent bursts (nextRegionGap): 2 bytes per 512 pages. */
+  private regionIdle = new Uint8Array(0);
+  private regionGap = new Uint8Array(0);
+
+  private growRegionHistory(chunks: number): void {
+    if (this.regionIdle.length >= chunks) return;
+    const size = Math.max(64, chunks, Math.ceil(this.regionIdle.length * 1.5));
+    const idle = new Uint8Array(size).fill(IDLE_NEVER);
+    idle.set(this.regionIdle);
+    const gap = new Uint8Array(size);
+    gap.set(this.regionGap);
+    this.regionIdle = idle;
+    this.regionGap = gap;
+  }
 
   /** Page indexes -> coalesced pfn runs: an LSD radix sort by (chunk rank, offset), then a
    *  merge with whole never-sampled chunks (sorted keys). O(n + chunks). Sets or clears
