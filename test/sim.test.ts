@@ -157,10 +157,13 @@ describe('sim engine', () => {
     expect(s.pingPongPages).toBe(0);
   });
 
-  it('models slowdown from the DRAM share: all-CXL-ish placement is ~279/107 slower', () => {
+  it('models slowdown from the DRAM share: all-CXL-ish placement is ~279/107 slower at idle latency, more under load', () => {
     const w = makeWorkload({ kind: 'uniform', pages: 10_000, seed: 1 });
-    const r = runSimulation(config(10_000, 1, 3), w, policies(['static']));
-    expect(r.policies[0].slowdown).toBeCloseTo(279 / 107, 1);
+    const idle = runSimulation(config(10_000, 1, 3, { tiers: { ...DEFAULT_SIM.tiers, cxlQueueFactor: 0 } }), w, policies(['static']));
+    expect(idle.policies[0].slowdown).toBeCloseTo(279 / 107, 1);
+    // 6.4 GB/s on a 17.6 GB/s link: the loaded latency adds to it.
+    const loaded = runSimulation(config(10_000, 1, 3), makeWorkload({ kind: 'uniform', pages: 10_000, seed: 1 }), policies(['static']));
+    expect(loaded.policies[0].slowdown).toBeGreaterThan(idle.policies[0].slowdown * 1.03);
   });
 });
 
@@ -282,9 +285,11 @@ describe('baseline policies show their characteristic behaviour', () => {
     const damon = makePolicy('damon', settings);
     // 1e6 accesses/s: a 5 ms sample finds a hot page accessed 39% of the time, a cold one 3%.
     const res = runSimulation(config(40_000, 8000, 12, { timeline: true, accessRatePerSec: 1e6 }), w, [damon]);
+    // As many regions as the tracking budget pays for at 5 ms sampling (R = 2500 at 1%), of
+    // which it monitors R/2..R.
     const regions = damon.counters!().regions;
     expect(regions).toBeGreaterThanOrEqual(10);
-    expect(regions).toBeLessThanOrEqual(1000);
+    expect(regions).toBeLessThanOrEqual(2500);
     const quotaPages = (200 * 2 ** 20) / 4096;
     for (const n of res.policies[0].timeline!.promotedPages) expect(n).toBeLessThanOrEqual(quotaPages);
     expect(res.policies[0].recallSteady).toBeGreaterThan(0.9);

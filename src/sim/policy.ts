@@ -130,6 +130,13 @@ export const trackingRates = {
   scanIntervalMs(s: PolicySettings, pages: number, minMs = 10): number {
     return Math.max(minMs, (pages * s.ptScanCostNsPerPage) / (s.trackingBudget * 1e9) * 1000);
   },
+  /** DAMON regions the budget pays for at a sampling interval (one check per region per
+   *  interval): how DAMON spends more CPU for finer monitoring (min/max_nr_regions). */
+  damonRegions(s: PolicySettings, pages: number, sampleMs: number): number {
+    const checksPerRegionPerSec = 1000 / sampleMs;
+    const regions = Math.floor((s.trackingBudget * 1e9) / (checksPerRegionPerSec * s.ptScanCostNsPerPage * DAMON_CHECK_COST_STEPS));
+    return Math.max(10, Math.min(pages, regions));
+  },
   /** DAMON sampling interval for `regions` regions (one check per region per interval). */
   damonSampleMs(s: PolicySettings, regions: number, aggregateMs: number): number {
     const ms = (regions * s.ptScanCostNsPerPage * DAMON_CHECK_COST_STEPS) / (s.trackingBudget * 1e9) * 1000;

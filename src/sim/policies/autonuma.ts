@@ -12,8 +12,10 @@
 // - kswapd demotes the least recently used DRAM pages when a promotion finds no free page,
 //   down to the promotion watermark. LRU order comes from aging, as in the kernel: once per
 //   epoch the DRAM pages' accessed bits are checked and cleared (page_referenced), and a victim
-//   is the page whose bit was last seen longest ago (ties by address). The policy never sees
-//   true access rates, only the bits.
+//   is the page whose bit was last seen longest ago; among those, the one that entered DRAM
+//   first (the LRU list's insertion order; first-touch pages in a seeded random order, as a
+//   guest faults them in). Ties are never broken by address: a hot set laid out at an offset
+//   would then decide the victims. The policy never sees true access rates, only the bits.
 // - the scan size is sized to the tracking budget (PTE updates + hint faults), adapted every
 //   epoch from the last epoch's cost (the kernel adapts its scan period to faults the same way).
 import { CXL, DRAM, PageList, type Migrations, type Policy, type PolicyContext, type PolicySettings } from '../policy.js';
@@ -54,6 +56,10 @@ export class AutonumaPolicy implements Policy {
   private promotedNow: Uint8Array | null = null;
   /** Epoch + 1 in which each page's accessed bit was last found set by aging (0 = never). */
   private lastReferenced: Int32Array | null = null;
+  /** Epoch + 1 in which each page was promoted (0 = placed there at first touch). */
+  private enteredDram: Int32Array | null = null;
+  /** Pages in a seeded random order: the LRU order of first-touch pages. */
+  private faultOrder: Uint32Array | null = null;
   private last = { trackingNs: 0, events: 0 };
   /** nbp_threshold: 0 means "use the default". */
   private thresholdMs = 0;
@@ -143,6 +149,7 @@ export class AutonumaPolicy implements Policy {
       }
       promote.push(page);
       promotedNow[page] = 1;
+      (this.enteredDram ??= new Int32Array(ctx.pages))[page] = ctx.epoch + 1;
       used++;
       this.c.pgpromote_success++;
     }
@@ -189,21 +196,19 @@ export class AutonumaPolicy implements Policy {
     return checked * this.settings.ptScanCostNsPerPage;
   }
 
-  /** DRAM pages, least recently referenced first (by the aging stamps; ties by address). */
+  /** DRAM pages, least recently referenced first (by the aging stamps), then in LRU insertion
+   *  order (promotion epoch; first-touch pages in fault order): two stable counting sorts. */
   private lruOrder(ctx: PolicyContext): Uint32Array {
     const last = this.lastReferenced as Int32Array;
-    const buckets = ctx.epoch + 2;
-    const counts = new Uint32Array(buckets + 1);
+    const entered = (this.enteredDram ??= new Int32Array(ctx.pages));
+    const faultOrder = (this.faultOrder ??= shuffled(ctx.pages, ctx.rng));
     let n = 0;
-    for (let p = 0; p < ctx.pages; p++) {
-      if (ctx.tier[p] !== DRAM) continue;
-      counts[last[p] + 1]++;
-      n++;
-    }
-    for (let k = 1; k <= buckets; k++) counts[k] += counts[k - 1];
-    const order = new Uint32Array(n);
-    for (let p = 0; p < ctx.pages; p++) if (ctx.tier[p] === DRAM) order[counts[last[p]]++] = p;
-    return order;
+    for (let p = 0; p < ctx.pages; p++) if (ctx.tier[p] === DRAM) n++;
+    const byFault = new Uint32Array(n);
+    for (let i = 0, k = 0; i < ctx.pages; i++) if (ctx.tier[faultOrder[i]] === DRAM) byFault[k++] = faultOrder[i];
+    const buckets = ctx.epoch + 2;
+    const byEntry = stableCountingSort(byFault, entered, buckets);
+    return stableCountingSort(byEntry, last, buckets);
   }
 
   overhead() {
@@ -212,4 +217,27 @@ export class AutonumaPolicy implements Policy {
   counters() {
     return { ...this.c, hot_threshold_ms: this.currentThresholdMs, scan_size_pages: this.scanner?.chunkPages ?? 0 };
   }
+}
+
+/** 0..n-1 in a random order (Fisher-Yates with the policy's own generator). */
+function shuffled(n: number, rng: PolicyContext['rng']): Uint32Array {
+  const out = new Uint32Array(n);
+  for (let i = 0; i < n; i++) out[i] = i;
+  for (let i = n - 1; i > 0; i--) {
+    const j = rng.below(i + 1);
+    const t = out[i];
+    out[i] = out[j];
+    out[j] = t;
+  }
+  return out;
+}
+
+/** `items` ordered by key[item] (0..buckets-1), keeping their order within a key. */
+function stableCountingSort(items: Uint32Array, key: Int32Array, buckets: number): Uint32Array {
+  const counts = new Uint32Array(buckets + 1);
+  for (let i = 0; i < items.length; i++) counts[key[items[i]] + 1]++;
+  for (let k = 1; k <= buckets; k++) counts[k] += counts[k - 1];
+  const out = new Uint32Array(items.length);
+  for (let i = 0; i < items.length; i++) out[counts[key[items[i]]]++] = items[i];
+  return out;
 }

@@ -3,13 +3,17 @@
 // - migrate_hot: regions in CXL with nr_accesses >= hotMinNr, hottest (then oldest) first;
 // - migrate_cold: DRAM regions with nr_accesses <= coldMaxNr and age >= coldMinAgeAggr, coldest
 //   (then oldest) first, to keep freeGoalFrac of DRAM free and to make room for hotter regions;
-// each under a size quota per second. Monitoring: 5 ms sampling, 100 ms aggregation, 10..1000
-// regions (see DamonMonitor in samplers.ts).
+// each under a size quota per second. Monitoring: 5 ms sampling, 100 ms aggregation, and as
+// many regions as the tracking budget pays for: R, with min_nr_regions R/4 and max_nr_regions
+// R, so it monitors R/2..R regions (DAMON's cost is one check per region per sampling
+// interval: its knob for finer monitoring at more CPU is the region count). DamonMonitor in
+// samplers.ts models the monitor.
 import { CXL, DAMON_CHECK_COST_STEPS, DRAM, PageList, trackingRates, type Migrations, type Policy, type PolicyContext, type PolicySettings } from '../policy.js';
 import { DamonMonitor } from '../samplers.js';
 
 export interface DamonParams {
-  /** Sampling interval, ms; 0 = what the tracking budget buys for maxRegions regions. */
+  /** Sampling interval, ms; 0 = DAMON's default 5 ms with the region count sized from the
+   *  tracking budget (minRegions and maxRegions then unused). */
   sampleMs: number;
   aggregateMs: number;
   minRegions: number;
@@ -38,6 +42,9 @@ export const DAMON_DEFAULTS: DamonParams = {
   freeGoalFrac: 0.005,
 };
 
+/** The kernel's default sampling interval (damon_attrs.sample_interval, 5 ms). */
+export const DAMON_DEFAULT_SAMPLE_MS = 5;
+
 export class DamonPolicy implements Policy {
   readonly name = 'damon';
   monitor: DamonMonitor | null = null;
@@ -50,7 +57,13 @@ export class DamonPolicy implements Policy {
 
   onEpoch(ctx: PolicyContext): Migrations {
     const o = this.params;
-    this.monitor ??= new DamonMonitor(ctx.pages, o.sampleMs || trackingRates.damonSampleMs(this.settings, o.maxRegions, o.aggregateMs), o.aggregateMs, o.minRegions, o.maxRegions);
+    if (this.monitor === null) {
+      if (o.sampleMs > 0) this.monitor = new DamonMonitor(ctx.pages, o.sampleMs, o.aggregateMs, o.minRegions, o.maxRegions);
+      else {
+        const regions = trackingRates.damonRegions(this.settings, ctx.pages, DAMON_DEFAULT_SAMPLE_MS);
+        this.monitor = new DamonMonitor(ctx.pages, DAMON_DEFAULT_SAMPLE_MS, o.aggregateMs, Math.max(10, Math.floor(regions / 4)), regions);
+      }
+    }
     const m = this.monitor;
     m.run(ctx.signals, ctx.epochMs, ctx.rng);
     this.last = { trackingNs: m.samplesThisEpoch * this.settings.ptScanCostNsPerPage * DAMON_CHECK_COST_STEPS, events: m.samplesThisEpoch };
