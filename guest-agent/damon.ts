@@ -344,9 +344,13 @@ export class KdamondWatch {
     this.sinceMs = nowMs;
   }
 
+  /** Aggregation interval measured between aggregations (intervals_goal tunes it without
+   *  sysfs showing it until the owner asks): the stall bound follows the longer one. */
+  measuredAggrUs: number | undefined;
+
   /** Silence longer than this while 'on' is a stall: three aggregations and a second. */
   stallAfterMs(): number {
-    return (3 * Math.max(this.aggrUs, 0)) / 1000 + 1000;
+    return (3 * Math.max(this.aggrUs, this.measuredAggrUs ?? 0, 0)) / 1000 + 1000;
   }
 
   /** One look. lastAggregationMs: when the last aggregation arrived (undefined: none yet). */
@@ -380,7 +384,7 @@ export class KdamondWatch {
     const last = Math.max(lastAggregationMs ?? -Infinity, this.sinceMs);
     const silentMs = nowMs - last;
     if (silentMs > this.stallAfterMs()) {
-      if (!this.stalled) events.push({ kind: 'stalled', pid: this.pid, silentMs, expectedMs: this.aggrUs / 1000 });
+      if (!this.stalled) events.push({ kind: 'stalled', pid: this.pid, silentMs, expectedMs: Math.max(this.aggrUs, this.measuredAggrUs ?? 0) / 1000 });
       this.stalled = true;
     } else if (this.stalled && lastAggregationMs !== undefined && lastAggregationMs > this.sinceMs) {
       this.stalled = false;

@@ -65,6 +65,15 @@ describe.each(['6.1', '6.18'])('kdamond watch on a fake %s tree', (version) => {
     expect(watch.check(1900, 2100)).toEqual([]);
   });
 
+  it('the stall bound follows the measured aggregation interval when it is longer (auto-tuned intervals)', () => {
+    const root = copyOf(version);
+    const watch = new KdamondWatch(0, observeKdamond(root), root, 0); // sysfs says 100 ms
+    watch.measuredAggrUs = 2_000_000; // the kdamond really aggregates every 2 s
+    expect(watch.stallAfterMs()).toBe(7000);
+    expect(watch.check(0, 6000)).toEqual([]);
+    expect(watch.check(0, 7100)).toEqual([{ kind: 'stalled', pid: 4242, silentMs: 7100, expectedMs: 2000 }]);
+  });
+
   it('a kdamond that now monitors something else than physical memory is refused', () => {
     const root = copyOf(version);
     const watch = new KdamondWatch(0, observeKdamond(root), root, 0);

@@ -231,6 +231,11 @@ export class DamonSource implements SampleSource {
       if (this.periodsNs.length > 16) this.periodsNs.shift();
     }
     this.lastAggregationNs = tNs;
+    const measured = this.measuredAggrUs();
+    if (measured !== undefined) {
+      this.watch.measuredAggrUs = measured;
+      this.tunables.measuredAggrUs = measured;
+    }
     for (let i = 0; i < samples.count; i++) if (samples.reads[i] > 0) this.seen.addRun(samples.gpaPfn[i], samples.pages[i]);
     for (const cb of this.batchCbs) cb(tNs, samples);
   }
@@ -379,10 +384,16 @@ export class DamonSource implements SampleSource {
     for (const cb of this.fatalCbs) cb(err);
   }
 
-  private kdamondStats(): KdamondStats {
+  /** Median time between the last aggregations, in µs (what the kdamond really does, even
+   *  while intervals_goal tunes it). */
+  private measuredAggrUs(): number | undefined {
+    if (this.periodsNs.length < 2) return undefined;
     const sorted = [...this.periodsNs].sort((a, b) => a - b);
-    const measured = sorted.length ? Math.round(sorted[Math.floor(sorted.length / 2)] / 1000) : undefined;
-    return { ...this.kdamond, unscalable: this.assembler.unscalable, aggrUs: this.info.aggrUs, measuredAggrUs: measured };
+    return Math.round(sorted[Math.floor(sorted.length / 2)] / 1000);
+  }
+
+  private kdamondStats(): KdamondStats {
+    return { ...this.kdamond, unscalable: this.assembler.unscalable, aggrUs: this.info.aggrUs, measuredAggrUs: this.measuredAggrUs() };
   }
 
   stats(): SourceStats {
