@@ -17,6 +17,12 @@ export const DEFAULTS = {
   hotFrac: '0.1',
   /** Transparent huge pages back the built-in workload unless --no-thp. */
   thp: true,
+  /** The built-in workload's region on this machine (guest record, eval accuracy, demo). The
+   *  simulator's --size is simulated memory (its own default); eval compare --lab's is the lab
+   *  VM's workload, sized to its 2 GiB node (a deliberate lab default). */
+  workloadSize: '1G',
+  /** The simulator's guest memory. */
+  simSize: '10G',
 } as const;
 
 /** The one name of the shifting-hot-set workload. */
@@ -31,6 +37,12 @@ export function outOption(what: string, argName = 'path'): Option {
 export function sizeOption(what = 'workload region (512M, 10G)', fallback?: string): Option {
   const o = new Option('--size <bytes>', what);
   return fallback === undefined ? o : o.default(fallback);
+}
+
+/** A DRAM budget option other than --dram (guest run --dram-budget, lab run --host-dram-budget):
+ *  the same values, a size or a share. */
+export function dramBudgetOption(flag: string, what: string): Option {
+  return new Option(`${flag} <size|pct>`, `${what}; a size (2G) or a share of the memory (20%)`);
 }
 
 /** `--dram <size|pct>`: a DRAM budget as bytes (2G) or a share of the memory it splits (20%). */

@@ -8,13 +8,15 @@ import { readFileSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { describe, expect, it } from 'vitest';
 import { DEFAULTS } from '../cli/options.js';
+import { Classifier } from '../src/classifier/index.js';
+import { runsFrom } from '../src/samples.js';
 
 const ROOT = join(import.meta.dirname, '..');
 const GOLDEN = join(ROOT, 'test', 'golden', 'cli', 'options.txt');
 const ACCEPT = 'VTIER_UPDATE_GOLDEN=1 npx vitest run test/cli-vocabulary.test.ts';
 
 /** The options cli/options.ts declares for every command that takes them. */
-const SHARED = /^(-o, )?--(out|output|size|workload-size|dram|dram-budget|epoch|thp|no-thp|hot-prob|hot-frac|shift-every|sample-period|period) /;
+const SHARED = /^(-o, )?--(out|output|size|workload-size|dram|dram-budget|host-dram-budget|epoch|thp|no-thp|hot-prob|hot-frac|shift-every|sample-period|period|pid) /;
 const SHARED_FLAGS = (flags: string): string => `${flags} `;
 
 const COMMANDS = [
@@ -87,6 +89,73 @@ describe('one CLI vocabulary', () => {
     // (argument placeholders such as <size> / <bytes> are cosmetic; names and defaults are the contract)
   });
 
+  it('--size: one default per meaning', () => {
+    const sizes = [...helps].flatMap(([name, res]) => options(res.stdout).filter((o) => /^--size /.test(o.flags)).map((o) => ({ name, fallback: o.fallback })));
+    // The built-in workload on this machine: one default wherever the command picks it.
+    for (const name of ['guest record', 'eval accuracy', 'demo']) {
+      expect(sizes.find((s) => s.name === name)?.fallback, name).toBe(`"${DEFAULTS.workloadSize}"`);
+    }
+    // Simulated guest memory: its own default, the same in sim and sim sweep.
+    for (const name of ['sim', 'sim sweep']) expect(sizes.find((s) => s.name === name)?.fallback, name).toBe(`"${DEFAULTS.simSize}"`);
+    // Every other --size either has no default (workload: required) or is a deliberate lab
+    // default (eval compare --lab: the lab VM's 2 GiB node); a new one must be placed above.
+    const placed = new Set(['guest record', 'eval accuracy', 'demo', 'sim', 'sim sweep', 'workload', 'eval compare']);
+    expect(sizes.filter((s) => !placed.has(s.name))).toEqual([]);
+    expect(sizes.find((s) => s.name === 'workload')?.fallback).toBeNull();
+  });
+
+  it('DRAM budgets take a size or a share, as --dram does', () => {
+    const budgets = [...helps].flatMap(([name, res]) => options(res.stdout).filter((o) => /dram/.test(o.flags)).map((o) => ({ name, flags: o.flags })));
+    expect(budgets.map((b) => `${b.name}: ${b.flags}`)).toEqual(expect.arrayContaining(['guest run: --dram-budget <size|pct>', 'lab run: --host-dram-budget <size|pct>']));
+    for (const b of budgets) expect(b.flags, b.name).toMatch(/ <size\|pct>$/);
+    // And they parse one: guest run resolves 20% against the replayed guest RAM.
+    const bad = vtier(['guest', 'run', '--connect', 'unix:/nonexistent.sock', '--source', 'replay:/nonexistent.trace', '--dram-budget', '0%', '--json']);
+    expect(bad.status).toBe(2);
+    expect(JSON.parse(bad.stdout).error.message).toMatch(/--dram-budget: "0%" must be a share above 0%/);
+  });
+
+  it('guest record and guest run take the same target: --pid or a command after --', () => {
+    for (const name of ['guest record', 'guest run']) {
+      const help = helps.get(name)?.stdout ?? '';
+      expect(help, name).toMatch(/^Usage: vtier guest \w+ \[options\] \[command\.\.\.\]/m);
+      expect(options(help).map((o) => o.flags), name).toContain('--pid <pid>');
+    }
+  });
+
+  it('classifier cooling defaults in --help are the classifier\'s (evidence rule)', () => {
+    const coolingHelp = (name: string, flag: string) => {
+      const help = (helps.get(name)?.stdout ?? '').replace(/\n\s+/g, ' ');
+      return new RegExp(`${flag} <n>\\s+([^]*?)(?=\\s--|$)`).exec(help)?.[1] ?? '';
+    };
+    // A classifier with its defaults, one sample, no new ones: the epoch of its first halving.
+    const c = new Classifier({ dramBudgetPages: 8, ramRanges: runsFrom([[0, 1024]]) });
+    c.ingest({ count: 1, gpaPfn: new Float64Array([5]), pages: new Uint32Array([1]), reads: new Uint32Array([100]), writes: new Uint32Array([0]) } as never);
+    let firstCooling = 0;
+    for (let e = 1; e <= 200 && !firstCooling; e++) {
+      c.decide();
+      if (c.stats().coolings > 0) firstCooling = e;
+    }
+    expect(firstCooling).toBeGreaterThan(0);
+    for (const name of ['classify', 'eval accuracy']) {
+      expect(coolingHelp(name, '--cool-epochs'), name).toMatch(new RegExp(`default: ${firstCooling}\\b`));
+      expect(coolingHelp(name, '--cool-samples'), name).toMatch(/default: off/);
+    }
+  });
+
+  it('sim says shift, in text and JSON; shifting is understood with a deprecation warning', () => {
+    const small = ['sim', '--size', '64M', '--dram', '16M', '--duration', '2s', '--policy', 'static'];
+    const text = vtier([...small, '--workload', 'shift']);
+    expect(text.status, text.stderr).toBe(0);
+    expect(text.stdout).toMatch(/^workload shift \(/m);
+    expect(text.stdout + text.stderr).not.toMatch(/shifting/);
+    const old = vtier([...small, '--workload', 'shifting', '--json']);
+    expect(old.status, old.stderr).toBe(0);
+    expect(JSON.parse(old.stdout).workload.name).toBe('shift');
+    expect(old.stdout).not.toMatch(/shifting/);
+    expect(old.stderr).toMatch(/--workload shifting is deprecated; use shift/);
+    expect(vtier(['sim', '--help']).stdout.replace(/\s+/g, ' ')).toMatch(/access pattern: uniform, hotspot, zipf, shift, graph, kv\b/);
+  }, 60_000);
+
   it('names the shifting workload shift', () => {
     for (const name of ['workload', 'sim', 'eval accuracy']) {
       const help = helps.get(name)?.stdout ?? '';
@@ -107,7 +176,7 @@ describe('one CLI vocabulary', () => {
       expect(res.status, args.join(' ')).toBe(2);
       expect(JSON.parse(res.stdout).error, args.join(' ')).toMatchObject({ kind: 'usage' });
     }
-  });
+  }, 180_000);
 
   it('documents the exit codes in vtier --help', () => {
     const help = vtier(['--help']).stdout;

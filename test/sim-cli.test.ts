@@ -55,7 +55,7 @@ describe('vtier sim CLI', () => {
     const r = vtier(['sim', ...SMALL, '--workload', 'shift', '--shift-every', '2s', '--policy', 'oracle', '--json']);
     expect(r.code, r.stderr).toBe(0);
     const data = JSON.parse(r.stdout);
-    expect(data.workload.name).toBe('shifting');
+    expect(data.workload.name).toBe('shift');
     expect(data.workload.shiftEveryEpochs).toBe(2);
   });
 

@@ -7,7 +7,7 @@ import { existsSync, mkdirSync, readFileSync, rmSync, statSync } from 'node:fs';
 import { release } from 'node:os';
 import { basename, dirname, resolve } from 'node:path';
 import { action, examples } from '../command.js';
-import { addOptions, epochOption, outOption, samplePeriodOption, sizeOption, thpOptions } from '../options.js';
+import { addOptions, DEFAULTS, epochOption, outOption, samplePeriodOption, sizeOption, thpOptions } from '../options.js';
 import { printResult, UserError, type OutputOptions } from '../output.js';
 import { formatBytes, InputError, parseDurationMs, parsePositiveInt, parseSizeBytes } from '../../src/util/units.js';
 import { describeTrace, summarizeTrace } from '../../src/trace/index.js';
@@ -542,7 +542,7 @@ export function registerGuestRecord(guest: Command): void {
     .addOption(samplePeriodOption())
     .option('--max-pages <n>', `page sources: aggregation map capacity in pages (${MAX_PAGES_RANGE.min}-${MAX_PAGES_RANGE.max}, default 262144); samples a full map refuses are counted and reported`)
     .option('--workload <pattern>', 'built-in workload when no --pid or command is given', 'hotspot')
-    .addOption(sizeOption('built-in workload region size', '1G'))
+    .addOption(sizeOption('built-in workload region size', DEFAULTS.workloadSize))
     .addOption(thpOptions('the built-in workload')[0]).addOption(thpOptions('the built-in workload')[1])
     .option('--truth <file>', 'built-in workload ground truth (default: OUT.truth)')
     .option('--verbose', "libbpf's log on stderr");

@@ -8,7 +8,9 @@ import { GuestAgent, NOT_MOVED_REASONS, classifierDefaultsFor, formatStatusLine,
 import { ReplaySource, type GuestSampleSource } from '../../guest-agent/replay-source.js';
 import { SOURCE_NAMES, Sampler, SamplerError, type SourceName } from '../../guest-agent/sampler.js';
 import { parseTransportSpec } from '../../transport/spec.js';
-import { InputError, parseDurationMs, parseSizeBytes } from '../../src/util/units.js';
+import { InputError, parseDurationMs } from '../../src/util/units.js';
+import { dramBudgetOption, parseDramBytes } from '../options.js';
+import { totalPages } from '../../src/samples.js';
 import { TraceFormatError } from '../../src/trace/index.js';
 import type { PageRuns } from '../../src/samples.js';
 import type { SourceStats } from '../../guest-agent/sources/common.js';
@@ -95,7 +97,7 @@ export function registerGuestRun(guest: Command): void {
     .requiredOption('--connect <spec>', 'host agent address: vsock:2:PORT, unix:PATH, tcp:HOST:PORT or serial:/dev/virtio-ports/NAME')
     .option('--source <source>', 'sample source: auto, damon, faults, pebs, ibs, or replay:TRACE', 'auto')
     .option('--epoch <duration>', 'classifier epoch (default 500ms, or the trace epoch in replay mode)')
-    .option('--dram-budget <size>', 'DRAM to plan for until the host grants a budget (e.g. 2G)')
+    .addOption(dramBudgetOption('--dram-budget', 'DRAM to plan for until the host grants a budget (share: of the guest RAM)'))
     .option('--duration <duration>', 'stop after this long (default: until SIGINT/SIGTERM, or the end of a replayed trace)')
     .option('--speed <factor>', 'replay pace: 1 = as recorded, 10 = ten times faster, max = no waiting (playback starts once a budget is known)', '1')
     .option('--vm-name <name>', 'name this guest claims (the host checks it against the transport identity)')
@@ -113,8 +115,11 @@ export function registerGuestRun(guest: Command): void {
     const speed = parseSpeed(options.speed);
     const requestedEpochMs = options.epoch ? parseDurationMs(options.epoch, 'epoch') : undefined;
     if (requestedEpochMs !== undefined && requestedEpochMs < 1) throw new InputError('epoch: must be at least 1ms');
-    const dramBudgetPages = options.dramBudget ? Math.floor(parseSizeBytes(options.dramBudget, 'dram budget') / 4096) : undefined;
-    if (dramBudgetPages === 0) throw new InputError('dram budget: must be at least one page (4K)');
+    // A share needs the guest RAM, known once the source is open: check the value now.
+    const budgetOf = (ramBytes: number | null) => (options.dramBudget ? Math.floor(parseDramBytes(options.dramBudget, ramBytes, '--dram-budget') / 4096) : undefined);
+    const budgetIsShare = options.dramBudget?.includes('%') ?? false;
+    const earlyBudget = budgetOf(budgetIsShare ? 1 << 30 : null); // a share: its range only
+    if (earlyBudget === 0 && !budgetIsShare) throw new InputError('--dram-budget: must be at least one page (4K)');
     const durationMs = options.duration ? parseDurationMs(options.duration, 'duration') : undefined;
     const statusEveryMs = parseDurationMs(options.statusEvery, 'status period');
     const maxPages = parseMaxPages(options.maxPages);
@@ -138,6 +143,12 @@ export function registerGuestRun(guest: Command): void {
       throw err;
     }
     const epochMs = requestedEpochMs ?? opened.epochMs ?? 500;
+    const dramBudgetPages = budgetOf(totalPages(opened.ramRanges) * 4096);
+    if (dramBudgetPages === 0) {
+      await opened.source.stop();
+      killChild();
+      throw new InputError('--dram-budget: must be at least one page (4K)');
+    }
 
     let agent: GuestAgent;
     try {

@@ -10,6 +10,7 @@ import type { Command } from 'commander';
 import { action, examples } from '../command.js';
 import { printResult, UserError, type OutputOptions } from '../output.js';
 import { withInterrupt } from '../interrupt.js';
+import { dramBudgetOption, parseDramBytes } from '../options.js';
 import { parseDurationMs, parsePositiveInt, parseSizeBytes } from '../../src/util/units.js';
 import { checkoutDir, labCacheDir, labMissing, LabNotReady, readGuestKernel } from '../../lab/cache.js';
 import { ensureInitramfs } from '../../lab/initramfs.js';
@@ -75,7 +76,7 @@ export function registerLab(program: Command): void {
 
   const run = vmOptions(lab.command('run').description('boot a lab VM, run CMD inside (checkout at the same path, `vtier` on its PATH), stream its output, exit with its status'))
     .option('--host-agent', 'also run `vtier host run` on the host wired to this VM (QMP, pidfile, virtio-serial): inside, `vtier guest run --connect serial:/dev/virtio-ports/vtier`')
-    .option('--host-dram-budget <size>', 'with --host-agent: the DRAM budget the host grants this VM (host.json dramBudget)')
+    .addOption(dramBudgetOption('--host-dram-budget', 'with --host-agent: the DRAM budget the host grants this VM (host.json dramBudget; share: of the VM memory)'))
     .argument('<cmd...>', 'command to run inside the VM (after --)');
   examples(run, [
     'vtier lab run -- vtier doctor',
@@ -88,8 +89,8 @@ export function registerLab(program: Command): void {
     const vm = parseVmOptions(options);
     const resultsDir = labResultsDir(options.out);
     if (options.hostDramBudget !== undefined && !options.hostAgent) throw new UserError('--host-dram-budget goes with --host-agent', 'usage', 2);
-    if (options.hostDramBudget !== undefined) parseSizeBytes(options.hostDramBudget!, '--host-dram-budget');
-    const hostExtra = options.hostDramBudget !== undefined ? { dramBudget: options.hostDramBudget } : {};
+    const vmBytes = vm.memBytes + (vm.nodes === 2 ? vm.cxlBytes : 0);
+    const hostExtra = options.hostDramBudget !== undefined ? { dramBudget: parseDramBytes(options.hostDramBudget, vmBytes, '--host-dram-budget') } : {};
     let hostAgent: LabHostAgent | null = null;
     let hostStatus: unknown = null;
     const say = (line: string) => {

@@ -5,7 +5,7 @@
 import type { Command } from 'commander';
 import { readFileSync } from 'node:fs';
 import { action, examples } from '../command.js';
-import { dramOption, epochOption, hotFracOption, hotProbOption, samplePeriodOption, shiftEveryOption, sizeOption } from '../options.js';
+import { DEFAULTS, dramOption, epochOption, hotFracOption, hotProbOption, samplePeriodOption, shiftEveryOption, sizeOption } from '../options.js';
 import { printResult, UserError, type OutputOptions } from '../output.js';
 import { createProgress } from '../progress.js';
 import { formatBytes, InputError, parseDurationMs, parseFraction, parsePositiveInt, parseSizeBytes } from '../../src/util/units.js';
@@ -22,6 +22,7 @@ import {
   replayFromTrace,
   runSimulation,
   WORKLOAD_KINDS,
+  DEPRECATED_WORKLOAD_NAMES,
   type FirstTouchMode,
   type PolicyName,
   type PolicyResult,
@@ -34,6 +35,8 @@ import { describeTrace, summarizeTrace, type TraceSummary } from '../../src/trac
 import { readTraceFile } from '../trace-file.js';
 
 const PAGE_BYTES = 4096;
+/** Deprecated names already warned about in this process (a sweep prepares many runs). */
+const warnedRenames = new Set<string>();
 const DEFAULT_POLICIES = 'vtier,vtier-thp,autonuma,vtmm,memtis,lru,damon,static,oracle';
 const SAMPLERS = ['pebs', 'damon', 'faults', 'abit'] as const;
 
@@ -155,8 +158,14 @@ function prepare(o: SimCliOptions, overrides: { dram?: string; samplePeriod?: nu
     epochs = o.duration ? Math.max(1, Math.round(parseDurationMs(o.duration, '--duration') / epochMs)) : plan.epochs;
     Object.assign(describe, { name: 'trace', file: o.trace, firstPfn: plan.firstPfn, traceEpochs: plan.epochs, samples: plan.samples, trace: summarizeTrace(decoded) });
   } else {
-    // `shift` is what `vtier workload` and `vtier eval accuracy` call the same pattern.
-    if (o.workload === 'shift') o.workload = 'shifting';
+    // `shift` is the one name (vtier workload, eval accuracy, the lab); `shifting` was the
+    // simulator's: still understood, with a warning on stderr (also under --json).
+    const renamed = Object.hasOwn(DEPRECATED_WORKLOAD_NAMES, o.workload) ? DEPRECATED_WORKLOAD_NAMES[o.workload] : undefined;
+    if (renamed) {
+      if (!warnedRenames.has(o.workload)) process.stderr.write(`vtier: warning: --workload ${o.workload} is deprecated; use ${renamed}\n`);
+      warnedRenames.add(o.workload);
+      o.workload = renamed;
+    }
     if (!(WORKLOAD_KINDS as readonly string[]).includes(o.workload)) {
       throw new UserError(`unknown workload "${o.workload}" (known: ${WORKLOAD_KINDS.join(', ')}, or --trace FILE)`, 'bad-input', 2);
     }
@@ -169,7 +178,7 @@ function prepare(o: SimCliOptions, overrides: { dram?: string; samplePeriod?: nu
     if (epochs < 1) throw new InputError('--duration: shorter than one epoch');
     const shiftMs = parseDurationMs(o.shiftEvery, '--shift-every');
     const shiftEveryEpochs = Math.round(shiftMs / epochMs);
-    if (o.workload === 'shifting' && shiftEveryEpochs < 1) throw new InputError('--shift-every: shorter than one epoch');
+    if (o.workload === 'shift' && shiftEveryEpochs < 1) throw new InputError('--shift-every: shorter than one epoch');
     const hotFrac = o.hotFrac === undefined ? undefined : parseFraction(o.hotFrac, '--hot-frac');
     if (hotFrac !== undefined && (hotFrac <= 0 || hotFrac >= 1)) throw new InputError('--hot-frac: must be between 0 and 1 (exclusive)');
     const hotProb = o.hotProb === undefined ? undefined : parseFraction(o.hotProb, '--hot-prob');
@@ -325,8 +334,8 @@ function csvRows(results: Array<{ value?: string; policies: PolicyResult[] }>, v
 
 function addRunOptions(cmd: Command): Command {
   return cmd
-    .option('--workload <name>', `access pattern: ${WORKLOAD_KINDS.map((k) => (k === 'shifting' ? 'shift' : k)).join(', ')}`, 'hotspot')
-    .addOption(sizeOption('simulated guest memory', '10G'))
+    .option('--workload <name>', `access pattern: ${WORKLOAD_KINDS.join(', ')}`, 'hotspot')
+    .addOption(sizeOption('simulated guest memory', DEFAULTS.simSize))
     .addOption(dramOption('DRAM tier size (the rest is CXL)', '20%'))
     .option('--policy <list>', `comma-separated policies: ${POLICY_NAMES.join(', ')}`, DEFAULT_POLICIES)
     .option('--duration <time>', 'simulated time (default 60s; a trace: its own length)')

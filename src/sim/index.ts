@@ -3,7 +3,7 @@ export { runSimulation, validateSimConfig, DEFAULT_SIM, DEFAULT_TIERS, SimPolicy
 export { meanOverSeeds } from './sweep.js';
 export type { SeedSpread } from './sweep.js';
 export type { SimConfig, SimResult, PolicyResult, TierModel, SimHooks, FirstTouchMode } from './engine.js';
-export { makeWorkload, ReplayWorkload, WORKLOAD_KINDS, PAGE_MASK, WRITE_BIT, MAX_SIM_PAGES } from './workloads.js';
+export { makeWorkload, ReplayWorkload, WORKLOAD_KINDS, DEPRECATED_WORKLOAD_NAMES, PAGE_MASK, WRITE_BIT, MAX_SIM_PAGES } from './workloads.js';
 export type { Workload, WorkloadKind, WorkloadOptions, HotLayout } from './workloads.js';
 export { makePolicy, isPolicyName, POLICY_NAMES } from './policies/index.js';
 export type { PolicyName } from './policies/index.js';
