@@ -4,7 +4,7 @@ import { spawn } from 'node:child_process';
 import { readFileSync } from 'node:fs';
 import type { Command } from 'commander';
 import { action, examples } from '../command.js';
-import { addOptions, dramOption, epochOption, hotFracOption, hotProbOption, outOption, parseDramBytes, samplePeriodOption, shiftEveryOption, sizeOption, thpOptions } from '../options.js';
+import { addOptions, DEFAULTS, dramOption, epochOption, hotFracOption, hotProbOption, outOption, parseDramBytes, samplePeriodOption, shiftEveryOption, sizeOption, thpOptions } from '../options.js';
 import { printResult, UserError, type OutputOptions } from '../output.js';
 import { createProgress, PROGRESS_ENV, type Progress } from '../progress.js';
 import { withInterrupt } from '../interrupt.js';
@@ -376,7 +376,7 @@ function registerAccuracy(evalCmd: Command): void {
     .description('the real sampler on the built-in workload: precision, recall and F1 of the classified hot set against the ground truth over time, time to (re-)converge; --sweep repeats it per sampling period')
     .option('--source <source>', 'sample source (auto|damon|faults|pebs|ibs); auto = the best this machine offers', 'auto')
     .option('--workload <pattern>', `access pattern: ${ACCURACY_PATTERNS.join(', ')}`, 'hotspot')
-    .addOption(sizeOption('workload region (512M, 2G)', '1G'))
+    .addOption(sizeOption('workload region (512M, 2G)', DEFAULTS.workloadSize))
     .addOption(hotFracOption('fraction of the region that is hot (hotspot, shift; uniform: the DRAM budget)'))
     .addOption(hotProbOption('probability an access hits the hot set (hotspot, shift); 1 = the other pages stay idle after the first touch, a crisp truth'))
     .addOption(thpOptions('the region')[0]).addOption(thpOptions('the region')[1])
@@ -387,8 +387,8 @@ function registerAccuracy(evalCmd: Command): void {
     .addOption(epochOption('classifier epoch (DAMON: at least one aggregation)'))
     .option('--seed <n>', 'workload seed (hot block position, access stream)', '1')
     .addOption(dramOption('DRAM budget of the classifier (default: the true hot-set size, so precision and recall measure the same set)'))
-    .option('--cool-epochs <n>', 'classifier: halve all counts every N epochs (default never, as the guest agent)')
-    .option('--cool-samples <n>', 'classifier: halve all counts every N page samples (default as the guest agent: 2000000; damon: 0, counts are halved once per aggregation instead)')
+    .option('--cool-epochs <n>', 'classifier: halve all counts every n epochs (default: 32, as the guest agent; damon: off, counts are halved once per aggregation instead)')
+    .option('--cool-samples <n>', 'classifier: halve all counts every n page samples (default: off, as the guest agent)')
     .option('--converge-level <f1>', 'F1 that counts as converged once reached and kept', String(DEFAULT_CONVERGE_LEVEL))
     .option('-o, --out <dir>', 'results directory (default results/accuracy-<timestamp>)')
     .option('--results-dir <dir>', 'parent directory for results', 'results');
