@@ -45,7 +45,7 @@ export interface CalibrateInput extends LabWorkloadSpec {
 
 const KNOWN_DIFFERENCES: Partial<Record<LabSystem, string>> = {
   vtier: 'the lab\'s vtier decides on DAMON aggregations under TCG (its epochs stretch to 1.5-3 s and the classifier waits for confirmation) while the model decides every 1 s epoch on time',
-  damos: 'the lab\'s DAMOS demotion watches the whole 2 GiB DRAM node and moves idle pages of the guest too (pgmigrate counts them); the model\'s DRAM is only the workload\'s hot-set-sized share',
+  damos: 'the lab\'s DAMOS promotes whole DAMON regions (hot and cold pages together) into a DRAM node larger than the workload and demotes idle memory of the whole node, the guest\'s own included (pgmigrate counts it all); the model\'s DRAM is the hot set\'s size, so its damon policy can only bring the hot set up once',
 };
 const GENERIC_DIFFERENCE = 'both start with every page on the CXL node; the lab samples the placement once a second under TCG, the model scores every access of every 1 s epoch';
 
