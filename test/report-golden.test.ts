@@ -53,7 +53,7 @@ describe('report golden', () => {
     const dir = buildReportFixture(join(base, 'partial'), { complete: false });
     const model = await buildReport(loadResults(dir), { plots: false });
     expect(model.complete).toBe(false);
-    expect(renderMarkdown(model)).toMatch(/\*\*Interrupted run:\*\*/);
+    expect(renderMarkdown(model)).toMatch(/\*\*Partial \(interrupted\):\*\*/);
     expect(renderHtml(model)).toContain('id="interrupted"');
   });
 
