@@ -224,11 +224,17 @@ async function main(): Promise<void> {
     // Sampling: RSS and fds every durationMs/30 (>= 1 s).
     const t0 = performance.now();
     const sampleMs = Math.max(1000, durationMs / 30);
-    const samples: Array<{ tS: number; rssKiB: number; fds: number }> = [];
+    // The agent's own view of its memory (status): JS heap vs native (external) vs the rest,
+    // to tell a JS leak from a native one when RSS grows.
+    const samples: Array<{ tS: number; rssKiB: number; fds: number; heapUsedKiB?: number; externalKiB?: number; arrayBuffersKiB?: number }> = [];
     while (performance.now() - t0 < durationMs) {
       await sleep(Math.min(sampleMs, durationMs - (performance.now() - t0)));
-      samples.push({ tS: Math.round((performance.now() - t0) / 1000), rssKiB: rssKiB(agentPid), fds: fdCount(agentPid) });
-      log(`t=${samples[samples.length - 1].tS}s agent RSS ${(samples[samples.length - 1].rssKiB / 1024).toFixed(1)} MiB, fds ${samples[samples.length - 1].fds}, attacks ${attackCount}`);
+      const mem = (await fetchStatus(config.statusSocket, 2000).catch(() => undefined))?.memory;
+      const kib = (b: number | undefined) => (b === undefined ? undefined : Math.round(b / 1024));
+      samples.push({ tS: Math.round((performance.now() - t0) / 1000), rssKiB: rssKiB(agentPid), fds: fdCount(agentPid), heapUsedKiB: kib(mem?.heapUsedBytes), externalKiB: kib(mem?.externalBytes), arrayBuffersKiB: kib(mem?.arrayBuffersBytes) });
+      const last = samples[samples.length - 1];
+      const mib = (k: number | undefined) => (k === undefined ? '?' : (k / 1024).toFixed(1));
+      log(`t=${last.tS}s agent RSS ${mib(last.rssKiB)} MiB (JS heap used ${mib(last.heapUsedKiB)}, external ${mib(last.externalKiB)}), fds ${last.fds}, attacks ${attackCount}`);
     }
     timers.forEach(clearInterval);
     stopLoad = true;
@@ -260,6 +266,8 @@ async function main(): Promise<void> {
       reconnects,
       hostile: { throttled: hostile.throttled, protocolErrors: hostile.protocolErrors, refusedConnections: hostile.refusedConnections, refusedRuns: hostile.refusedRuns },
       rss: { warmKiB: warm.rssKiB, endKiB: end.rssKiB, maxKiB: Math.max(...samples.map((s) => s.rssKiB)), endOverWarm: Number((end.rssKiB / warm.rssKiB).toFixed(3)) },
+      heapUsedKiB: { warm: warm.heapUsedKiB, end: end.heapUsedKiB },
+      externalKiB: { warm: warm.externalKiB, end: end.externalKiB },
       fds: { start: samples[0].fds, end: end.fds, max: Math.max(...samples.map((s) => s.fds)) },
       perVm,
       lostReports: perVm.reduce((n, v) => n + Math.max(0, v.lost), 0),
@@ -272,6 +280,7 @@ async function main(): Promise<void> {
     } else {
       log(`\n${vmCount} VMs at ${rate} decisions/s for ${result.durationS} s, ${attackCount} attacks from the hostile guest`);
       log(`agent RSS after warm-up ${(warm.rssKiB / 1024).toFixed(1)} MiB, end ${(end.rssKiB / 1024).toFixed(1)} MiB (x${result.rss.endOverWarm}), max ${(result.rss.maxKiB / 1024).toFixed(1)} MiB; fds ${result.fds.start} -> ${result.fds.end} (max ${result.fds.max})`);
+      log(`agent JS heap used ${result.heapUsedKiB.warm ?? '?'} -> ${result.heapUsedKiB.end ?? '?'} KiB, external ${result.externalKiB.warm ?? '?'} -> ${result.externalKiB.end ?? '?'} KiB (warm-up -> end)`);
       log('VM     sent  reports  throttled  lost  p50 ms  p99 ms');
       for (const v of perVm) log(`${v.vm.padEnd(6)} ${String(v.sent).padStart(5)}  ${String(v.reports).padStart(7)}  ${String(v.throttled).padStart(9)}  ${String(v.lost).padStart(4)}  ${v.p50Ms.toFixed(2).padStart(6)}  ${v.p99Ms.toFixed(2).padStart(6)}`);
       log(`well-behaved guests re-dialled ${reconnects} times (closed by the agent for flooding)`);

@@ -76,6 +76,8 @@ export interface HostStatus {
   crossNodeMoves: boolean;
   notes: string[];
   unknownPeers: number;
+  /** The agent's own memory (process.memoryUsage()): where growth is, JS heap or native. */
+  memory?: { rssBytes: number; heapUsedBytes: number; heapTotalBytes: number; externalBytes: number; arrayBuffersBytes: number };
   vms: VmStatus[];
 }
 
@@ -784,9 +786,15 @@ export class HostServer extends EventEmitter<HostServerEvents> {
       crossNodeMoves: this.crossNodeMoves,
       notes,
       unknownPeers: this.unknownPeers,
+      memory: memoryNow(),
       vms,
     };
   }
+}
+
+function memoryNow(): NonNullable<HostStatus['memory']> {
+  const m = process.memoryUsage();
+  return { rssBytes: m.rss, heapUsedBytes: m.heapUsed, heapTotalBytes: m.heapTotal, externalBytes: m.external, arrayBuffersBytes: m.arrayBuffers };
 }
 
 /** The files (dev:inode) backing a VM's RAM ranges. */
