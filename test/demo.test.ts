@@ -10,6 +10,8 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { builtPath } from '../native/addon.js';
 import { readNumaTopology } from '../host-agent/numa.js';
+import { resolveSource } from '../eval/accuracy.js';
+import { ADVISED_BATCHES } from '../eval/run-length.js';
 
 const bin = join(__dirname, '..', 'bin', 'vtier.js');
 const inCi = process.env.CI === 'true';
@@ -47,6 +49,33 @@ describe('vtier demo: bad input', () => {
 });
 
 describe.skipIf(!ready && !inCi)('vtier demo (real kernel, real workload, real host agent)', () => {
+  it('refuses a run too short to hold two batches before starting anything', () => {
+    const out = join(mkdtempSync(join(tmpdir(), 'vtier-demo-test-')), 'results');
+    const before = demoTempDirs();
+    // A page source's batch is the classifier epoch: 1 s of 1 s epochs is one batch.
+    const r = spawnSync(process.execPath, [bin, 'demo', '--on', 'host', '--source', 'faults', '--epoch', '1s', '--duration', '1s', '--out', out, '--json'], { encoding: 'utf8', timeout: 30_000 });
+    expect(r.status, r.stderr).toBe(2);
+    expect(JSON.parse(r.stdout).error).toMatchObject({ kind: 'usage', message: expect.stringMatching(/^--duration: 1s holds 1 batch\(es\), one per classifier epoch \(--epoch\) of 1 s; at least 2 are needed.*--duration 10s or more gives 10/) });
+    expect(existsSync(out)).toBe(false);
+    expect(demoTempDirs().filter((d) => !before.includes(d))).toEqual([]);
+    // An observed kdamond: the interval in force is its owner's aggregation, not ours.
+    const damon = (() => {
+      try {
+        return resolveSource('damon');
+      } catch {
+        return null;
+      }
+    })();
+    if (damon?.damonMode === 'observe' && damon.observed && damon.observed.aggrUs >= 1_000_000) {
+      const seconds = Math.max(1, Math.floor((1.5 * damon.observed.aggrUs) / 1e6));
+      const o = spawnSync(process.execPath, [bin, 'demo', '--on', 'host', '--source', 'damon', '--duration', `${seconds}s`, '--out', out], { encoding: 'utf8', timeout: 30_000 });
+      expect(o.status, o.stderr).toBe(2);
+      expect(o.stderr).toMatch(new RegExp(`holds 1 batch\\(es\\), one per DAMON aggregation \\(the observed kdamond's interval, set by its owner\\) of ${damon.observed.aggrUs / 1e6} s`));
+      expect(o.stderr.trim().split('\n')).toHaveLength(1);
+      expect(existsSync(out)).toBe(false);
+    } else console.log(`[demo] observed-kdamond refusal not checked: DAMON here is ${damon ? `${damon.damonMode} (aggregation ${(damon.observed?.aggrUs ?? 100_000) / 1000} ms)` : 'unavailable'}`);
+  });
+
   it('scores the classified hot set against the truth, reports what the host did, writes a report', { timeout: 90_000 }, () => {
     const out = join(mkdtempSync(join(tmpdir(), 'vtier-demo-test-')), 'results');
     const before = demoTempDirs();
@@ -81,6 +110,12 @@ describe.skipIf(!ready && !inCi)('vtier demo (real kernel, real workload, real h
     expect(html).toMatch(/Hot-set precision and recall over time/);
     expect(html).toMatch(/<svg/);
     expect(JSON.parse(readFileSync(join(out, 'machine.json'), 'utf8')).recommendation.source).toBe(s.source);
+    // The source really used, with its intervals in force, and the run's length in batches.
+    expect(s.sampling.source).toBe(s.source);
+    expect(s.sampling.batches).toBeGreaterThan(0);
+    const cadenceMs = s.source === 'damon' ? Math.max(s.sampling.aggrUs / 1000, s.sampling.epochMs) : s.sampling.epochMs;
+    if (Math.floor(15_000 / cadenceMs) < ADVISED_BATCHES) expect(s.warnings.join('\n')).toMatch(/--duration 15s holds only \d+ batches/);
+    else expect(s.warnings).toEqual([]);
     // Nothing left behind.
     expect(alive(s.workload.pid)).toBe(false);
     expect(demoTempDirs().filter((d) => !before.includes(d))).toEqual([]);

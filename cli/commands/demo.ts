@@ -12,6 +12,9 @@ import { parseDurationMs, parseFraction, parseSizeBytes } from '../../src/util/u
 import { compact } from '../../guest-agent/run.js';
 import { FAILURE_REASONS } from '../../src/protocol/index.js';
 import { ResultsWriter } from '../../eval/results.js';
+import { resolveSource, type ResolvedSource } from '../../eval/accuracy.js';
+import { assessRunLength, batchCadence, checkRunLength } from '../../eval/run-length.js';
+import { InputError } from '../../src/util/units.js';
 import { writeReportFile } from '../../eval/report.js';
 import { DEMO_CONVERGED_RECALL, DemoSamplerFailed, FIRST_TOUCH, runDemo, type DemoSummary, type DemoTick, type FirstTouch } from '../../eval/demo.js';
 import { chooseDemoPlace, DEMO_PLACES, runDemoInLab, type DemoPlace } from '../../eval/demo-lab.js';
@@ -57,7 +60,7 @@ export function formatTick(tick: DemoTick): string {
   return [`${tick.elapsedS.toFixed(0).padStart(3)}s`, `${compact(tick.samplesPerSec)} samples/s`, `hot ${compact(s.hotPages)}`, score, `decisions ${s.decisionsSent}`, movesText(tick), placementText(tick)].filter(Boolean).join(' | ');
 }
 
-function formatSummary(summary: DemoSummary, dir: string, report: string | null): string {
+function formatSummary(summary: DemoSummary & { warnings?: string[] }, dir: string, report: string | null): string {
   const f = summary.final;
   const lines = [
     '',
@@ -78,6 +81,7 @@ function formatSummary(summary: DemoSummary, dir: string, report: string | null)
       ? `single NUMA node: moves not possible here (the host agent translated and queried every page; nothing was pretended${summary.pagesRequested.demote > 0 ? '; demotions it could not make are proposed again each epoch, as they would be retried on a tiered host' : ''})`
       : '',
     ...summary.hostNotes.map((n) => `host: ${n}`),
+    ...(summary.warnings ?? []).map((w) => `warning: ${w}`),
     `results: ${dir}`,
     report ? `report: ${report}` : `report: not written (vtier report ${dir})`,
   ];
@@ -146,6 +150,18 @@ export function registerDemo(program: Command): void {
       return;
     }
     if (options.on === 'auto') say(`demo: ${place.why}`);
+    // The source that will run, and its batch interval in force (an observed kdamond's is its
+    // owner's): a run too short to hold two batches is refused before anything starts, one
+    // too short to settle is warned about (the rule eval accuracy uses too).
+    let resolved: ResolvedSource;
+    try {
+      resolved = resolveSource(source);
+    } catch (err) {
+      if (err instanceof InputError) throw err;
+      throw new UserError((err as Error).message, err instanceof SamplerError ? err.code : 'no-source');
+    }
+    const runLength = checkRunLength('--duration', options.duration, durationMs, batchCadence(resolved, epochMs));
+    if (runLength.warning) say(`warning: ${runLength.warning}`);
     const doctor = await gatherDoctor();
     say(formatDoctor(doctor));
     say('');
@@ -189,17 +205,22 @@ export function registerDemo(program: Command): void {
       throw err;
     }
     if (tty) process.stderr.write('\n');
-    results.writeRaw('demo', summary);
+    // The warning as the sampler really ran (its intervals may differ from the ones foreseen).
+    const ran = summary.sampling;
+    const actual = ran ? assessRunLength('--duration', options.duration, durationMs, batchCadence({ source: ran.source, damonMode: ran.damonMode === 'observe' ? 'observe' : 'own', observed: ran.aggrUs === null ? undefined : { aggrUs: ran.aggrUs } }, epochMs, ran.aggrUs ?? undefined)) : { ...runLength, refusal: null };
+    const warnings = [actual.refusal ?? actual.warning].filter((w): w is string => Boolean(w));
+    const data: DemoSummary & { warnings: string[] } = { ...summary, warnings };
+    results.writeRaw('demo', data);
     if (summary.interrupted) {
       throw new UserError(`interrupted: workload, sampler and host agent stopped; what was measured is kept in ${results.dir} (no DONE marker)`, 'interrupted', 130);
     }
-    results.finish(summary);
+    results.finish(data);
     let report: string | null = null;
     try {
       report = await writeReportFile(results.dir);
     } catch (err) {
       say(`warning: report not written: ${(err as Error).message}`);
     }
-    printResult(options, { dir: results.dir, report, ...summary }, () => formatSummary(summary, results.dir, report));
+    printResult(options, { dir: results.dir, report, ...data }, () => formatSummary(data, results.dir, report));
   });
 }

@@ -33,6 +33,7 @@ import {
 import { SamplerError } from '../../guest-agent/sampler.js';
 import { WorkloadError } from '../../guest-agent/workload.js';
 import { addLabCompareOptions, registerEvalArm, resolvePromoteRate, runLabCompareCommand, wantsLab, type LabCompareCliOptions } from './eval-lab.js';
+import { checkRunLength } from '../../eval/run-length.js';
 
 interface CampaignOptions extends OutputOptions {
   out?: string;
@@ -440,9 +441,11 @@ function registerAccuracy(evalCmd: Command): void {
     }
     const periods = resolvePeriods(options.samplePeriod, Boolean(options.sweep), resolved);
     const epochS = Math.max(epochMs, ...periods.map((p) => batchCadenceMs(resolved, p, epochMs))) / 1000;
-    if (durationMs / 1000 < 2 * epochS) {
-      throw new InputError(`--duration: ${options.duration} holds fewer than 2 epochs of ${epochS} s (${resolved.source === 'damon' ? 'one per DAMON aggregation' : '--epoch'})`);
-    }
+    // The run-length rule vtier demo applies too: refused below 2 batches, warned below 10.
+    const runLength = checkRunLength('--duration', options.duration, durationMs, {
+      ms: epochS * 1000,
+      unit: resolved.source === 'damon' && epochS * 1000 > epochMs ? `DAMON aggregation${resolved.damonMode === 'observe' ? " (the observed kdamond's, set by its owner)" : ''}` : 'classifier epoch (--epoch)',
+    });
     const workloadLabel = `${pattern}-${options.size.toLowerCase()}`;
     const settings = {
       source: resolved.source,
@@ -467,6 +470,7 @@ function registerAccuracy(evalCmd: Command): void {
     const progress = createProgress({ label: `accuracy ${pattern}`, total: Math.round((periods.length * durationMs) / 1000), json: options.json });
     const say = (line: string) => progress.log(line);
     say(`source ${resolved.source}${resolved.damonMode ? ` (${resolved.damonMode})` : ''}: ${resolved.why}`);
+    if (runLength.warning) say(`warning: ${runLength.warning}`);
     let summary: AccuracyCampaignSummary;
     try {
       summary = await withInterrupt((signal) =>
