@@ -28,6 +28,8 @@ const MAX_WRITE_BACKLOG = 4 * 1024 * 1024;
 const MAX_PENDING_SESSIONS = 4;
 /** Decisions of one VM in the agent at once: one running, one queued. */
 const MAX_DECISIONS_IN_FLIGHT = 2;
+/** maxThrottledBeforeClose counts the throttles of one connection within this window. */
+const THROTTLE_WINDOW_MS = 10_000;
 
 export interface VmStatus {
   name: string;
@@ -561,13 +563,25 @@ export class HostServer extends EventEmitter<HostServerEvents> {
     const decoder = new FrameDecoder({ from: 'guest', maxFrameBytes: limits.maxFrameBytes });
     let partialTimer: NodeJS.Timeout | undefined;
     let errors = 0;
+    // Throttles that count towards closing this connection, over a sliding 10 s window: a
+    // guest at its rate limit is throttled now and then by timer jitter, and over hours a
+    // lifetime count closed it as a flooder (losing the decisions it had in flight).
     let throttledHere = 0;
+    let throttleWindowStart = performance.now();
     const helloTimer = setTimeout(() => this.closeSession(vm, s, 'no hello', { code: 'hello-timeout', message: `no hello within ${limits.helloTimeoutMs} ms` }), limits.helloTimeoutMs);
     helloTimer.unref();
 
-    const throttle = (what: string): void => {
+    /** A dropped message. `guestFault` false: dropped because the agent is still busy with
+     *  this VM's earlier decisions, which is no reason to close the guest. */
+    const throttle = (what: string, guestFault = true): void => {
       vm.counters.throttled++;
       if (vm.counters.throttled % 16 === 1) this.send(vm, s, { type: 'error', code: 'throttled', message: what });
+      if (!guestFault) return;
+      const now = performance.now();
+      if (now - throttleWindowStart > THROTTLE_WINDOW_MS) {
+        throttleWindowStart = now;
+        throttledHere = 0;
+      }
       if (++throttledHere > limits.maxThrottledBeforeClose) this.closeSession(vm, s, 'flood', { code: 'flood', message: 'too many messages; closing' });
     };
 
@@ -617,8 +631,12 @@ export class HostServer extends EventEmitter<HostServerEvents> {
       switch (msg.type) {
         case 'decisions':
           // Per VM: one decision running and one queued at most, whatever the connection.
-          if (vm.inFlight >= MAX_DECISIONS_IN_FLIGHT || vm.flood.take(1, 1) < 1) {
-            throttle(`decisions dropped: more than ${limits.maxDecisionsPerSec}/s or one still in progress`);
+          if (vm.flood.take(1, 1) < 1) {
+            throttle(`decisions dropped: more than ${limits.maxDecisionsPerSec}/s`);
+            return;
+          }
+          if (vm.inFlight >= MAX_DECISIONS_IN_FLIGHT) {
+            throttle('decisions dropped: the previous ones are still in progress', false);
             return;
           }
           vm.counters.decisions++;
