@@ -5,8 +5,8 @@ import type { Command } from 'commander';
 import { action, examples } from '../command.js';
 import { printResult, UserError, type OutputOptions } from '../output.js';
 import { Classifier, ClassifierConfigError, type ClassifierOptions, type EpochDecision } from '../../src/classifier/index.js';
-import { describeTrace, summarizeTrace, type DecodedTrace, type TraceSummary } from '../../src/trace/index.js';
-import { readTraceFile as readTrace } from '../trace-file.js';
+import { summarizeTrace, type DecodedTrace, type TraceSummary } from '../../src/trace/index.js';
+import { readTraceFile as readTrace, traceLine } from '../trace-file.js';
 import { dramOption, epochOption, parseDramBytes } from '../options.js';
 import { timeToConverge, type HotSetScore } from '../../src/accuracy/index.js';
 import type { PageSamples } from '../../src/samples.js';
@@ -192,7 +192,7 @@ export function formatClassify(result: ClassifyResult, withRuns: boolean): strin
   const { trace, options, summary } = result;
   const pageSize = trace.pageSize;
   const lines = [
-    `trace ${trace.path}: ${describeTrace(trace.summary)}`,
+    traceLine(trace.path, trace.summary),
     `DRAM budget ${formatBytes(options.dramBudgetPages * pageSize)} (${options.dramBudgetPages} pages), epoch ${options.epochMs} ms${options.hugePages ? ', 2 MiB granularity' : ''}`,
     '',
     'hot-set timeline',

@@ -10,8 +10,8 @@ import { action, examples } from '../command.js';
 import { addOptions, DEFAULTS, epochOption, outOption, samplePeriodOption, sizeOption, thpOptions } from '../options.js';
 import { printResult, UserError, type OutputOptions } from '../output.js';
 import { formatBytes, InputError, parseDurationMs, parsePositiveInt, parseSizeBytes } from '../../src/util/units.js';
-import { describeTrace, summarizeTrace } from '../../src/trace/index.js';
-import { readTraceFile } from '../trace-file.js';
+import { summarizeTrace } from '../../src/trace/index.js';
+import { readTraceFile, traceLine } from '../trace-file.js';
 import type { PageRuns, PageSamples } from '../../src/samples.js';
 import type { Scalar, TraceHeader } from '../../src/trace/index.js';
 import { TraceWriteError, TraceWriter } from '../../guest-agent/trace-writer.js';
@@ -496,10 +496,10 @@ async function record(command: string[], o: RecordCliOptions): Promise<void> {
         `recorded ${elapsedS.toFixed(1)} s of ${source}${head.damonMode ? ` (${head.damonMode})` : ''} samples from ${
           targetLabel.workload ? `the built-in ${targetLabel.workload} workload (pid ${targetLabel.pid})` : targetLabel.command ? `${targetLabel.command.join(' ')} (pid ${targetLabel.pid})` : `pid ${targetLabel.pid}`
         }${stopReason === 'interrupted' ? ', interrupted' : stopReason === 'command-exited' ? ', command exited' : ''}`,
-        `  ${describeTrace(traceSummary)}`,
-        `  samples ${stats.samples}, pages seen ${stats.pagesSeen}, drops ${stats.drops}, untranslated ${stats.untranslated}, batches ${batches}`,
+        `  ${traceLine(outPath, traceSummary)}`,
+        `  samples ${stats.samples}, pages seen ${stats.pagesSeen}, drops ${stats.drops}, untranslated ${stats.untranslated}, batches ${batches}; file ${formatBytes(bytes)}`,
         ...lossLines(stats, info.tunables),
-        `  trace ${outPath} (${formatBytes(bytes)})${targetLabel.truthPath ? `, ground truth ${targetLabel.truthPath}` : ''}`,
+        ...(targetLabel.truthPath ? [`  ground truth ${targetLabel.truthPath}`] : []),
         ...(info.notes ?? []).map((n: string) => `  note: ${n}`),
       ].join('\n'),
     );

@@ -7,7 +7,8 @@ import { outOption } from '../options.js';
 import { printResult, UserError, type OutputOptions } from '../output.js';
 import { loadResults } from '../../eval/results.js';
 import { buildReport, buildTraceReport, renderHtml, renderMarkdown } from '../../eval/report.js';
-import { readTraceFile } from '../trace-file.js';
+import { readTraceFile, traceLine } from '../trace-file.js';
+import { summarizeTrace } from '../../src/trace/index.js';
 import '../../eval/sim-import.js';
 
 interface ReportOptions extends OutputOptions {
@@ -43,11 +44,13 @@ export function registerReport(program: Command): void {
     if (format !== 'html' && format !== 'md') throw new UserError(`--format: "${format}" is not html or md`, 'bad-input', 2);
     if (existsSync(dir) && statSync(dir).isFile()) {
       // A trace: heat map and working-set size, next to the trace unless -o says otherwise.
-      const model = await buildTraceReport(readTraceFile(dir), dir, { plots: format === 'html' });
+      const trace = readTraceFile(dir);
+      const summary = summarizeTrace(trace);
+      const model = await buildTraceReport(trace, dir, { plots: format === 'html' });
       const output = options.out ?? `${dir.replace(/\.trace$/, '')}.report.${format}`;
       if (!writeOut(format === 'html' ? renderHtml(model) : renderMarkdown(model), output, options)) return;
-      printResult(options, { output: output === '-' ? null : output, format, trace: dir, sections: model.sections.map((s) => s.id), warnings: model.warnings }, () =>
-        [...model.warnings.map((w) => `warning: ${w}`), `wrote ${output} (${model.sections.map((s) => s.id).join(', ')})`].join('\n'),
+      printResult(options, { output: output === '-' ? null : output, format, trace: dir, summary, sections: model.sections.map((s) => s.id), warnings: model.warnings }, () =>
+        [traceLine(dir, summary), ...model.warnings.map((w) => `warning: ${w}`), `wrote ${output} (${model.sections.map((s) => s.id).join(', ')})`].join('\n'),
       );
       return;
     }

@@ -31,8 +31,8 @@ import {
   type Workload,
   type WorkloadKind,
 } from '../../src/sim/index.js';
-import { describeTrace, summarizeTrace, type TraceSummary } from '../../src/trace/index.js';
-import { readTraceFile } from '../trace-file.js';
+import { summarizeTrace, type TraceSummary } from '../../src/trace/index.js';
+import { readTraceFile, traceLine } from '../trace-file.js';
 
 const PAGE_BYTES = 4096;
 /** Deprecated names already warned about in this process (a sweep prepares many runs). */
@@ -285,7 +285,7 @@ function summaryLine(p: Prepared, r: SimResult): string {
     .map(([k, v]) => `${k}=${v}`)
     .join(' ');
   return (
-    (trace ? `trace ${w.file}: ${describeTrace(trace)}\n` : '') +
+    (trace ? `${traceLine(String(w.file), trace)}\n` : '') +
     `workload ${w.name}${params ? ` (${params})` : ''}; memory ${formatBytes(r.pages * PAGE_BYTES)}, DRAM ${formatBytes(r.dramPages * PAGE_BYTES)}; ` +
     `${r.epochs} epochs x ${r.epochMs} ms; ${(r.accessesPerEpoch / 1e6).toFixed(1)} M simulated accesses/epoch standing for ` +
     `${(r.accessRatePerSec / 1e6).toFixed(0)} M real accesses/s; tracking budget ${pct(p.config.settings.trackingBudget)} of a core` +
