@@ -109,13 +109,30 @@ describe.skipIf(!ready && !inCi)('vtier demo (real kernel, real workload, real h
     const html = readFileSync(s.report, 'utf8');
     expect(html).toMatch(/Hot-set precision and recall over time/);
     expect(html).toMatch(/<svg/);
-    expect(JSON.parse(readFileSync(join(out, 'machine.json'), 'utf8')).recommendation.source).toBe(s.source);
+    expect(JSON.parse(readFileSync(join(out, 'machine.json'), 'utf8')).doctor.recommendation.source).toBe(s.source);
     // The source really used, with its intervals in force, and the run's length in batches.
     expect(s.sampling.source).toBe(s.source);
     expect(s.sampling.batches).toBeGreaterThan(0);
     const cadenceMs = s.source === 'damon' ? Math.max(s.sampling.aggrUs / 1000, s.sampling.epochMs) : s.sampling.epochMs;
     if (Math.floor(15_000 / cadenceMs) < ADVISED_BATCHES) expect(s.warnings.join('\n')).toMatch(/--duration 15s holds only \d+ batches/);
     else expect(s.warnings).toEqual([]);
+    // The report shows the loop it ran, in a table that is not folded away.
+    const loop = /<h2 id="demo-loop">The loop it ran<\/h2>[\s\S]*?<details open>([\s\S]*?)<\/details>/.exec(html);
+    expect(loop, 'a demo-loop section, shown open').not.toBeNull();
+    const row = (fact: string): string => new RegExp(`<tr><td>${fact}</td><td>([^<]*)</td></tr>`).exec(loop![1])?.[1] ?? '';
+    expect(row('source used')).toMatch(new RegExp(`^${s.source}\\b`));
+    expect(row('source used')).not.toMatch(/auto/);
+    const interval = (us: number): string => (us >= 1e6 ? `${us / 1e6} s` : `${us / 1000} ms`);
+    if (s.source === 'damon') expect(row('intervals')).toContain(`sampling ${interval(s.sampling.sampleUs)}, aggregation ${interval(s.sampling.aggrUs)}`);
+    else expect(row('intervals')).toContain(`classifier epoch ${s.sampling.epochMs} ms`);
+    expect(row('decisions sent')).toMatch(new RegExp(`^${s.decisionsSent}; ${s.reports} answered`));
+    expect(row('pages moved')).toBe(`promoted ${s.moved.promote} (to DRAM), demoted ${s.moved.demote} (to CXL)`);
+    expect(row('pages requested')).toBe(`promote ${s.pagesRequested.promote}, demote ${s.pagesRequested.demote}`);
+    expect(row('run')).toMatch(/^complete: /);
+    for (const w of s.warnings) expect(html).toContain(w.replace(/'/g, '&#39;'));
+    // Machine facts.
+    expect(html).toMatch(/<td>machine: cpuCount<\/td>/);
+    expect(html).toMatch(/vtier doctor --json/);
     // Nothing left behind.
     expect(alive(s.workload.pid)).toBe(false);
     expect(demoTempDirs().filter((d) => !before.includes(d))).toEqual([]);
@@ -147,6 +164,14 @@ describe.skipIf(!ready && !inCi)('vtier demo (real kernel, real workload, real h
     expect(alive(pid)).toBe(false);
     expect(existsSync(join(out, 'DONE'))).toBe(false);
     expect(existsSync(join(out, 'observations.csv'))).toBe(true);
+    // A partial report, marked so, with the loop as far as it went.
+    expect(stderr.trim().split('\n').pop()).toContain(`partial report: ${join(out, 'report.html')}`);
+    const html = readFileSync(join(out, 'report.html'), 'utf8');
+    expect(html).toContain('<strong>Partial (interrupted):</strong>');
+    expect(html).toMatch(/<h2 id="demo-loop">The loop it ran — partial \(interrupted\)<\/h2>/);
+    expect(html).toMatch(/<tr><td>run<\/td><td>partial \(interrupted\) after [\d.]+ s<\/td><\/tr>/);
+    expect(html).toMatch(/<tr><td>source used<\/td><td>(damon|faults|pebs|ibs)\b/);
+    expect(JSON.parse(readFileSync(join(out, 'summary.json'), 'utf8')).interrupted).toBe(true);
     expect(demoTempDirs().filter((d) => !before.includes(d))).toEqual([]);
   });
 });

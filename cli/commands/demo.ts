@@ -11,10 +11,12 @@ import { formatDoctor, gatherDoctor } from './doctor.js';
 import { parseDurationMs, parseFraction, parseSizeBytes } from '../../src/util/units.js';
 import { compact } from '../../guest-agent/run.js';
 import { FAILURE_REASONS } from '../../src/protocol/index.js';
-import { ResultsWriter } from '../../eval/results.js';
+import { basicMachineFacts, ResultsWriter } from '../../eval/results.js';
 import { resolveSource, type ResolvedSource } from '../../eval/accuracy.js';
 import { assessRunLength, batchCadence, checkRunLength } from '../../eval/run-length.js';
 import { InputError } from '../../src/util/units.js';
+import { join } from 'node:path';
+import { writeFileSync } from 'node:fs';
 import { writeReportFile } from '../../eval/report.js';
 import { DEMO_CONVERGED_RECALL, DemoSamplerFailed, FIRST_TOUCH, runDemo, type DemoSummary, type DemoTick, type FirstTouch } from '../../eval/demo.js';
 import { chooseDemoPlace, DEMO_PLACES, runDemoInLab, type DemoPlace } from '../../eval/demo-lab.js';
@@ -64,7 +66,7 @@ function formatSummary(summary: DemoSummary & { warnings?: string[] }, dir: stri
   const f = summary.final;
   const lines = [
     '',
-    `demo ${summary.interrupted ? 'interrupted' : 'finished'} after ${summary.durationS.toFixed(0)} s: source ${summary.source}, ${summary.epochs} epochs, ${compact(summary.samples)} sample weight`,
+    `demo ${summary.interrupted ? 'interrupted' : 'finished'} after ${summary.durationS.toFixed(0)} s: source ${summary.source}${samplingText(summary)}, ${summary.epochs} epochs, ${compact(summary.samples)} sample weight`,
     f
       ? `hot set ${f.hotPages} pages vs true ${f.truthPages}: precision ${f.precision.toFixed(3)}, recall ${f.recall.toFixed(3)}, F1 ${f.f1.toFixed(3)} (last epoch)`
       : 'no epoch was scored (no samples reached the classifier)',
@@ -86,6 +88,14 @@ function formatSummary(summary: DemoSummary & { warnings?: string[] }, dir: stri
     report ? `report: ${report}` : `report: not written (vtier report ${dir})`,
   ];
   return lines.filter(Boolean).join('\n');
+}
+
+/** The intervals the source ran with: " (observe, sampling 500 ms, aggregation 5000 ms, 3 aggregations)". */
+function samplingText(summary: DemoSummary): string {
+  const p = summary.sampling;
+  if (!p) return '';
+  if (p.source === 'damon' && p.aggrUs !== null) return ` (${p.damonMode ?? '?'}, sampling ${(p.sampleUs ?? 0) / 1000} ms, aggregation ${p.aggrUs / 1000} ms, ${p.batches} aggregations)`;
+  return ` (epoch ${p.epochMs} ms, ${p.batches} batches)`;
 }
 
 /** Start and end share of the true hot set on DRAM, as the kernel placed it. */
@@ -173,7 +183,7 @@ export function registerDemo(program: Command): void {
         dir: options.out,
         baseDir: options.resultsDir,
         settings: { source, sizeBytes, hotFrac, hotProb, durationMs, epochMs, thp: options.thp, seed },
-        machine: doctor,
+        machine: { basic: basicMachineFacts(), doctor, doctorError: null },
       });
     } catch (err) {
       throw new UserError(`cannot create the results directory: ${(err as Error).message}`, 'io');
@@ -211,15 +221,17 @@ export function registerDemo(program: Command): void {
     const warnings = [actual.refusal ?? actual.warning].filter((w): w is string => Boolean(w));
     const data: DemoSummary & { warnings: string[] } = { ...summary, warnings };
     results.writeRaw('demo', data);
-    if (summary.interrupted) {
-      throw new UserError(`interrupted: workload, sampler and host agent stopped; what was measured is kept in ${results.dir} (no DONE marker)`, 'interrupted', 130);
-    }
-    results.finish(data);
+    // An interrupted run keeps its summary and a report marked partial, without the DONE marker.
+    if (summary.interrupted) writeFileSync(join(results.dir, 'summary.json'), `${JSON.stringify(data, null, 2)}\n`);
+    else results.finish(data);
     let report: string | null = null;
     try {
       report = await writeReportFile(results.dir);
     } catch (err) {
       say(`warning: report not written: ${(err as Error).message}`);
+    }
+    if (summary.interrupted) {
+      throw new UserError(`interrupted: workload, sampler and host agent stopped; what was measured is kept in ${results.dir} (no DONE marker)${report ? `; partial report: ${report}` : ''}`, 'interrupted', 130);
     }
     printResult(options, { dir: results.dir, report, ...data }, () => formatSummary(data, results.dir, report));
   });
