@@ -80,7 +80,7 @@ const CASES: Array<{ name: string; kind: WorkloadKind; layout?: HotLayout }> = [
   { name: 'zipf', kind: 'zipf' },
   { name: 'kv', kind: 'kv' },
   { name: 'graph', kind: 'graph' },
-  { name: 'shifting', kind: 'shifting' },
+  { name: 'shifting', kind: 'shift' },
 ];
 
 function targets() {
