@@ -150,10 +150,14 @@ describe.skipIf(!haveChromium && !ci)('report in headless Chromium', () => {
       '--duration', '12s', '--shift-every', '6s', '--accesses-per-epoch', '50000', '--timeline',
     ]);
     const result = probe(join(out, 'report.html'));
-    expect(result.plots.map((p) => p.id)).toEqual(['accuracy-shifting', 'dram-share', 'migration']);
+    expect(result.plots.map((p) => p.id)).toEqual(['accuracy-shift', 'dram-share', 'migration']);
     for (const plot of result.plots) {
       expect(plot.width, plot.id).toBeGreaterThan(300);
       expect(plot.marks, plot.id).toBeGreaterThan(5);
     }
+    // The workload moved its hot set once (at 6 s of 12): one marker, drawn and labelled.
+    const accuracy = probeEncodings(join(out, 'report.html')).plots.find((p) => p.id === 'accuracy-shift')!;
+    expect(accuracy.texts.filter((t) => t === 'hot set moves')).toHaveLength(1);
+    expect(accuracy.rules.filter((r) => r.dash === '6,3')).toHaveLength(1);
   });
 });
