@@ -90,6 +90,23 @@ describe.skipIf(skip)('vtier lab run (real QEMU guest)', () => {
     expectNothingLeft(out);
   });
 
+  it('a guest kernel panic ends the run (exit 3) with the panic named, nothing left behind', () => {
+    const out = resultsDir();
+    // sysrq-c crashes the guest kernel on purpose; panic=-1 and -no-reboot turn that into QEMU
+    // exiting, which the run must report as a panic, not as a timeout or a missing status.
+    const r = spawnSync(process.execPath, [VTIER, 'lab', 'run', '--nodes', '1', '--mem', '512M', '--timeout', '3m', '--out', out, '--json', '--', 'sh', '-c', 'echo c > /proc/sysrq-trigger; sleep 600'], {
+      encoding: 'utf8',
+      timeout: 200_000,
+    });
+    expect(r.status, r.stderr).toBe(3);
+    const result = JSON.parse(r.stdout);
+    expect(result.end).toBe('panic');
+    expect(result.detail).toMatch(/the guest kernel panicked \(Kernel panic/);
+    expect(result.exitStatus).toBeNull();
+    expect(readFileSync(join(out, 'console.log'), 'utf8')).toMatch(/sysrq: Trigger a crash/);
+    expectNothingLeft(out);
+  });
+
   it('Ctrl-C while the command runs stops QEMU (exit 130), nothing left behind', async () => {
     const out = resultsDir();
     const child = spawn(process.execPath, [VTIER, 'lab', 'run', '--nodes', '1', '--mem', '512M', '--timeout', '3m', '--out', out, '--', 'sleep', '600'], { stdio: ['ignore', 'pipe', 'pipe'] });
