@@ -167,6 +167,24 @@ export class SamplerObject {
     return { cpus: r.links.map((l) => l.cpu), failed: r.failed };
   }
 
+  /** Sets the sample period of every attached perf event (ioctl PERF_EVENT_IOC_PERIOD):
+   *  returns how many took it and the errors of those that did not. 'perf' only. */
+  setPerfPeriod(period: number): { applied: number; failed: Error[] } {
+    if (this.kind !== 'perf') throw new TypeError(`setPerfPeriod: sampler kind is '${this.kind}', not 'perf'`);
+    let applied = 0;
+    const failed: Error[] = [];
+    for (const link of this.#links) {
+      try {
+        this.#obj.setPerfPeriod(link, period);
+        applied++;
+      } catch (err) {
+        if (err instanceof TypeError) throw err;
+        failed.push(err as Error);
+      }
+    }
+    return { applied, failed };
+  }
+
   /** Detaches the perf events attached on one CPU (it went offline); returns how many. */
   detachCpu(cpu: number): number {
     const links = this.#cpuLinks.get(cpu) ?? [];

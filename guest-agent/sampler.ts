@@ -53,6 +53,9 @@ export interface SamplerStartOptions {
   samplePeriod?: number;
   /** faults only: which kernel hook (default tracepoint, or perf when samplePeriod > 1). */
   faultsVia?: 'tracepoint' | 'perf';
+  /** Perf sources (pebs, ibs, faults via perf): size the sample period to this CPU share of
+   *  one core, adapting each epoch (absent: fixed). DAMON and the fault tracepoint have no period. */
+  cpuBudget?: number;
   damon?: { mode?: 'auto' | DamonMode; sampleUs?: number; aggrUs?: number; minRegions?: number; maxRegions?: number };
   /** Page sources: also stream raw samples (onRaw). */
   raw?: boolean;
@@ -136,6 +139,7 @@ export class Sampler {
         pid: opts.pid,
         samplePeriod: opts.samplePeriod,
         faultsVia: opts.faultsVia,
+        cpuBudget: opts.cpuBudget,
         epochMs,
         raw: opts.raw,
         maxPages: opts.maxPages,

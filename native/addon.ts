@@ -176,6 +176,12 @@ export class BpfObject {
     };
     return { links: r.links, failed: r.failed.map((error) => ({ cpu: error.cpu, error })) };
   }
+  /** ioctl(PERF_EVENT_IOC_PERIOD) on a perf link's sampling event (from attachPerfEvent*):
+   *  samples every `period` events from its next overflow on. period: 1..2^32. Throws a
+   *  SyscallError (ENOENT: no such link, EINVAL: not a perf link or refused by the kernel). */
+  setPerfPeriod(link: number, period: number): void {
+    this.#native.setPerfPeriod(link, period);
+  }
   detach(link: number): void {
     this.#native.detach(link);
   }

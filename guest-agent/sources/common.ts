@@ -20,6 +20,25 @@ export interface SourceStats {
   perfCpus?: PerfCpuStats;
   /** DAMON: what happened to the kdamond during the run. */
   kdamond?: KdamondStats;
+  /** Perf page sources under a CPU budget: the sample period in force and how it moved. */
+  period?: PeriodStats;
+}
+
+/** The adaptive sample period of a perf source (src/sampling/period.ts's report). */
+export interface PeriodStats {
+  /** The period in force now, the lowest / highest in force during the run, changes made. */
+  current: number;
+  minSeen: number;
+  maxSeen: number;
+  changes: number;
+  /** The CPU budget (share of one core) and the period's bounds. */
+  budget: number;
+  min: number;
+  max: number;
+  /** Tracking CPU share (the BPF program's run time over the epoch) of the last epoch. */
+  lastShare: number | null;
+  /** The period in force in each of the last epochs (at most 64), oldest first. */
+  history: number[];
 }
 
 export interface KdamondStats {

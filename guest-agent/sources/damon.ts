@@ -148,6 +148,7 @@ export class DamonSource implements SampleSource {
       damonMode: info.mode,
       kdamondOwner: info.mode === 'own' ? 'vtier (configured for this run, restored after)' : "someone else (observed: vtier configured nothing)",
       kdamond: `kdamond.${info.kdamondIndex}`,
+      cpuBudget: 'n/a: DAMON has no sample period (its cost follows the sampling interval and the region count)',
     };
     this.setSessionTunables(info);
     this.notes.push(describeSession(info));

@@ -2,15 +2,17 @@
 // kernel; each epoch we drain that map, translate virtual pages to frames through
 // /proc/PID/pagemap (one pass per process, sorted, one pread per span) and deliver
 // one-page runs. Physical samples (PEBS/IBS with PERF_SAMPLE_PHYS_ADDR) need no translation.
-import type { PerfEventAttr as AddonPerfAttr, PerfCpuFailure } from '../../native/addon.js';
+import { closeSync } from 'node:fs';
+import { enableBpfRunTimeStats, type PerfEventAttr as AddonPerfAttr, type PerfCpuFailure } from '../../native/addon.js';
 import { emptySamples, type PageSamples } from '../../src/samples.js';
+import { MAX_PERIOD, PeriodController } from '../../src/sampling/period.js';
 import { KpageflagsReader } from '../kpageflags.js';
 import { Pagemap, processAlive, TargetGoneError } from '../pagemap.js';
 import { perfEventsFor, type PerfEventAttr } from '../perf-attr.js';
 import type { DecodedPages, DecodedSamples } from '../record-layout.js';
 import { KIND_PHYS } from '../record-layout.js';
 import { openSampler, type SamplerObject } from '../sampler-object.js';
-import { monotonicNs, onlineCpus, PageSet, pageSamplesFrom, type PerfCpuStats, type SampleSource, type SourceStats } from './common.js';
+import { monotonicNs, onlineCpus, PageSet, pageSamplesFrom, type PerfCpuStats, type PeriodStats, type SampleSource, type SourceStats } from './common.js';
 
 export type PageSourceName = 'faults' | 'pebs' | 'ibs';
 
@@ -32,19 +34,25 @@ export interface PageSourceOptions {
   verbose?: boolean;
   /** Where sysfs lives for the PMU lookup (tests: a fake tree). Default /sys. */
   sysRoot?: string;
+  /** Perf events only: a CPU budget (share of one core, (0, 1]) that sizes the sample period
+   *  each epoch (src/sampling/period.ts): the period starts at samplePeriod (the source's
+   *  default) and never goes below it. Absent: a fixed period. The tracepoint has no period. */
+  cpuBudget?: number;
+  /** Highest adaptive period. Default min(2^32, start * 2^16). */
+  maxPeriod?: number;
   /** Reads the online CPU ids (default /sys/devices/system/cpu/online). Perf sources re-read
    *  it every epoch: CPUs that came online get the event, CPUs that went offline lose it. */
   readOnlineCpus?: () => number[];
 }
 
 /** The addon's attr for one of ours. */
-function addonAttr(attr: PerfEventAttr): AddonPerfAttr {
+function addonAttr(attr: PerfEventAttr, samplePeriod = attr.samplePeriod): AddonPerfAttr {
   return {
     type: attr.type,
     config: attr.config,
     config1: attr.config1,
     config2: attr.config2,
-    samplePeriod: attr.samplePeriod,
+    samplePeriod,
     sampleType: attr.sampleType,
     preciseIp: attr.preciseIp as 0 | 1 | 2 | 3,
     excludeKernel: attr.excludeKernel,
@@ -192,6 +200,14 @@ export class PageSource implements SampleSource {
   /** Perf sources: the events (one per PMU) and which CPUs carry them. */
   private perfEvents: PerfEventAttr[] = [];
   private readonly perfCpus: PerfCpuStats = { attached: [], failed: [], onlined: 0, offlined: 0 };
+  /** Under a CPU budget: the controller, the BPF stats holder's fd, the last epoch's marks. */
+  private period: PeriodController | undefined;
+  private statsFd: number | undefined;
+  private periodHistory: number[] = [];
+  /** The cost is the BPF program's run time: the agent's own work (a drain per epoch, the
+   *  translation in slices on the event loop) is not measurable as CPU per epoch here and is
+   *  mostly fixed per epoch, which no period lowers. */
+  private lastMark: { tNs: number; runTimeNs: number; runCnt: number } | undefined;
 
   private constructor(
     private readonly obj: SamplerObject,
@@ -213,9 +229,14 @@ export class PageSource implements SampleSource {
       maxPages: opts.maxPages ?? DEFAULT_MAX_PAGES,
       verbose: opts.verbose,
     });
+    const budget = opts.cpuBudget;
+    if (budget !== undefined && !(typeof budget === 'number' && budget > 0 && budget <= 1)) throw new TypeError(`cpuBudget: ${String(budget)} is not a CPU share in (0, 1]`);
     const tunables: Record<string, unknown> = {
       event: events.length ? events.map((e) => e.describe).join(' + ') : 'tp_btf/page_fault_user (every user page fault)',
       samplePeriod: events.length ? events[0].samplePeriod : 1,
+      cpuBudget: events.length
+        ? (budget ?? 'off (fixed period)')
+        : 'n/a: the page-fault tracepoint sees every user fault and has no sample period to adapt',
       pid: opts.pid ?? 'all',
       epochMs: opts.epochMs,
       raw: Boolean(opts.raw),
@@ -229,12 +250,14 @@ export class PageSource implements SampleSource {
         // One event per CPU with the tgid filter in BPF: covers every thread of the target.
         // A CPU the kernel refuses is reported; the start fails only when none attached.
         source.perfEvents = events;
+        if (budget !== undefined) source.startBudget(budget, events[0].samplePeriod);
         const failed = source.followCpus();
         if (!source.perfCpus.attached.length) throw failed[0]?.error ?? new Error(`no online CPU is covered by ${String(tunables.event)}`);
       } else {
         obj.attachTracepoints();
       }
     } catch (err) {
+      source.endBudget();
       obj.close();
       throw err;
     }
@@ -271,7 +294,67 @@ export class PageSource implements SampleSource {
       earlyDrains: this.earlyDrains,
       untranslated: this.untranslated,
       ...(this.perfEvents.length ? { perfCpus: { ...this.perfCpus, attached: [...this.perfCpus.attached], failed: [...this.perfCpus.failed] } } : {}),
+      ...(this.period ? { period: this.periodStats() } : {}),
     };
+  }
+
+  /** The adaptive period's figures (perf sources under a CPU budget). */
+  periodStats(): PeriodStats | undefined {
+    return this.period ? { ...this.period.report(), history: [...this.periodHistory] } : undefined;
+  }
+
+  /** Holds BPF run-time stats on (refcounted BPF_ENABLE_STATS fd) and starts the controller. */
+  private startBudget(budget: number, start: number): void {
+    try {
+      this.statsFd = enableBpfRunTimeStats();
+    } catch (err) {
+      this.notes.push(`--cpu-budget off: BPF run-time stats cannot be enabled (${(err as Error).message}); the period stays ${start}`);
+      return;
+    }
+    const max = this.opts.maxPeriod ?? Math.min(MAX_PERIOD, start * 2 ** 16);
+    this.period = new PeriodController({ budget, initial: start, min: start, max });
+    this.periodHistory.push(start);
+    this.tunables.cpuBudget = budget;
+    this.tunables.periodRange = [start, max];
+  }
+
+  private noteOnce(note: string): void {
+    if (!this.notes.includes(note)) this.notes.push(note);
+  }
+
+  private endBudget(): void {
+    if (this.statsFd === undefined) return;
+    try {
+      closeSync(this.statsFd);
+    } catch {
+      /* already closed */
+    }
+    this.statsFd = undefined;
+  }
+
+  /** One control step: the epoch's tracking cost (the BPF program's run time, from the
+   *  run-time stats this source holds on) against the budget; a new period goes to every
+   *  CPU's event by ioctl(PERF_EVENT_IOC_PERIOD). */
+  private adaptPeriod(): void {
+    const ctl = this.period;
+    if (!ctl) return;
+    const { runTimeNs, runCnt } = this.obj.bpfStats();
+    const mark = { tNs: monotonicNs(), runTimeNs, runCnt };
+    const last = this.lastMark;
+    this.lastMark = mark;
+    if (!last || mark.tNs <= last.tNs) return;
+    const step = ctl.step({
+      epochNs: mark.tNs - last.tNs,
+      bpfNs: Math.max(0, mark.runTimeNs - last.runTimeNs),
+      samples: Math.max(0, mark.runCnt - last.runCnt),
+    });
+    if (step.period !== step.previous) {
+      const r = this.obj.setPerfPeriod(step.period);
+      if (r.failed.length) this.noteOnce(`sample period ${step.period} refused on ${r.failed.length} event(s): ${r.failed[0].message}`);
+      if (this.opts.verbose) console.error(`vtier: sample period ${step.previous} -> ${step.period} (tracking ${(step.share * 100).toFixed(3)}% of a core, budget ${(ctl.budget * 100).toFixed(3)}%)`);
+    }
+    this.periodHistory.push(step.period);
+    if (this.periodHistory.length > 64) this.periodHistory.shift();
   }
 
   /** BPF run time of the program (zero unless kernel.bpf_stats_enabled=1). */
@@ -347,7 +430,8 @@ export class PageSource implements SampleSource {
       const cpus = [...online].filter((cpu) => !known.has(cpu) && (!covered || covered.has(cpu))).sort((a, b) => a - b);
       if (!cpus.length) continue;
       const leader = addonLeaderAttr(event);
-      const r = this.obj.attachPerfPerCpu(addonAttr(event), { cpus }, leader ? { leader } : {});
+      // a CPU that comes online takes the period in force
+      const r = this.obj.attachPerfPerCpu(addonAttr(event, this.period?.period), { cpus }, leader ? { leader } : {});
       for (const cpu of r.cpus) attached.add(cpu);
       if (!first) st.onlined += r.cpus.length;
       for (const f of r.failed) {
@@ -362,6 +446,11 @@ export class PageSource implements SampleSource {
   private epoch(): void {
     if (this.stopped) return;
     if (this.perfEvents.length) {
+      try {
+        this.adaptPeriod();
+      } catch (err) {
+        this.noteOnce(`sample period not adapted: ${(err as Error).message}`);
+      }
       try {
         this.followCpus();
       } catch {
@@ -401,6 +490,7 @@ export class PageSource implements SampleSource {
     } finally {
       this.keepFinalFigures();
       this.obj.close();
+      this.endBudget();
     }
   }
 

@@ -8,6 +8,7 @@
 #include <errno.h>
 #include <fcntl.h>
 #include <linux/perf_event.h>
+#include <sys/ioctl.h>
 #include <napi.h>
 #include <sys/syscall.h>
 #include <unistd.h>
@@ -174,6 +175,7 @@ class BpfObject : public Napi::ObjectWrap<BpfObject> {
   Napi::Value Attach(const Napi::CallbackInfo &info);
   Napi::Value AttachTracepoint(const Napi::CallbackInfo &info);
   Napi::Value AttachPerfEvent(const Napi::CallbackInfo &info);
+  Napi::Value SetPerfPeriod(const Napi::CallbackInfo &info);
   Napi::Value Detach(const Napi::CallbackInfo &info);
   Napi::Value ProgInfo(const Napi::CallbackInfo &info);
   Napi::Value RingStart(const Napi::CallbackInfo &info);
@@ -208,6 +210,7 @@ class BpfObject : public Napi::ObjectWrap<BpfObject> {
   int nextId_ = 1;
   std::map<int, struct bpf_link *> links_;
   std::map<int, int> groupLeaders_;  // link id -> fd of the perf group leader it belongs to
+  std::map<int, int> perfFds_;       // link id -> its sampling perf event's fd (owned by the link)
   std::map<int, Ring *> rings_;
 };
 
@@ -222,6 +225,7 @@ Napi::Function BpfObject::Define(Napi::Env env) {
                          InstanceMethod<&BpfObject::Attach>("attach"),
                          InstanceMethod<&BpfObject::AttachTracepoint>("attachTracepoint"),
                          InstanceMethod<&BpfObject::AttachPerfEvent>("attachPerfEvent"),
+                         InstanceMethod<&BpfObject::SetPerfPeriod>("setPerfPeriod"),
                          InstanceMethod<&BpfObject::Detach>("detach"),
                          InstanceMethod<&BpfObject::ProgInfo>("progInfo"),
                          InstanceMethod<&BpfObject::RingStart>("ringStart"),
@@ -614,6 +618,7 @@ Napi::Value BpfObject::AttachPerfEvent(const Napi::CallbackInfo &info) {
       continue;
     }
     int id = AddLink(link);  // the link owns the member's fd and closes it on destroy
+    perfFds_[id] = fd;
     if (leaderFd >= 0) groupLeaders_[id] = leaderFd;
     Napi::Object entry = Napi::Object::New(env);
     entry.Set("cpu", cpu);
@@ -626,12 +631,36 @@ Napi::Value BpfObject::AttachPerfEvent(const Napi::CallbackInfo &info) {
   return out;
 }
 
+// setPerfPeriod(link, period): ioctl(PERF_EVENT_IOC_PERIOD) on the sampling event of a
+// link from attachPerfEvent; the new period takes effect at the event's next overflow.
+Napi::Value BpfObject::SetPerfPeriod(const Napi::CallbackInfo &info) {
+  Napi::Env env = info.Env();
+  int64_t id;
+  if (!ToInt(env, info[0], "link", 1, 0x7fffffff, &id)) return env.Undefined();
+  int64_t period;
+  if (!ToInt(env, info[1], "period", 1, int64_t{1} << 32, &period)) return env.Undefined();
+  if (!Alive(env)) return env.Undefined();
+  auto it = perfFds_.find(static_cast<int>(id));
+  if (it == perfFds_.end()) {
+    ThrowErrno(env, links_.count(static_cast<int>(id)) ? EINVAL : ENOENT, "ioctl(PERF_EVENT_IOC_PERIOD)",
+               links_.count(static_cast<int>(id)) ? "link " + std::to_string(id) + " is not a perf event" : "no such link");
+    return env.Undefined();
+  }
+  uint64_t value = static_cast<uint64_t>(period);
+  if (ioctl(it->second, PERF_EVENT_IOC_PERIOD, &value) != 0) {
+    ThrowErrno(env, errno, "ioctl(PERF_EVENT_IOC_PERIOD)", "link " + std::to_string(id) + ", period " + std::to_string(period));
+    return env.Undefined();
+  }
+  return env.Undefined();
+}
+
 // Destroys a link, then closes its group leader (after the member, which it leads).
 int BpfObject::DestroyLink(int id) {
   auto it = links_.find(id);
   if (it == links_.end()) return -ENOENT;
   int err = bpf_link__destroy(it->second);
   links_.erase(it);
+  perfFds_.erase(id);
   auto leader = groupLeaders_.find(id);
   if (leader != groupLeaders_.end()) {
     close(leader->second);
@@ -1071,6 +1100,7 @@ void BpfObject::CloseAll() {
   links_.clear();
   for (auto &entry : groupLeaders_) close(entry.second);
   groupLeaders_.clear();
+  perfFds_.clear();
   if (obj_) bpf_object__close(obj_);
   obj_ = nullptr;
 }
