@@ -4,7 +4,7 @@
 // and moves them with move_pages. Everything shown is computed while it runs: sample rate
 // and hot-set size from the guest agent, precision/recall from the workload's ground truth,
 // moves (or why none are possible) from the host agent's reports.
-import { mkdtempSync, readFileSync, rmSync } from 'node:fs';
+import { closeSync, mkdtempSync, openSync, readFileSync, readSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { parseHostConfig } from '../host-agent/config.js';
@@ -16,8 +16,11 @@ import { observeKdamond } from '../guest-agent/damon.js';
 import { readSystemRam } from '../guest-agent/iomem.js';
 import { startWorkload, type RunningWorkload, type Truth, type WorkloadSummary } from '../guest-agent/workload.js';
 import { DEFAULT_LIMITS, PAGE_SIZE } from '../src/protocol/index.js';
-import { timeToConverge, type HotSetScore, type ScorePoint } from '../src/accuracy/index.js';
-import type { PageSamples } from '../src/samples.js';
+import { framesToRuns, timeToConverge, type HotSetScore, type ScorePoint } from '../src/accuracy/index.js';
+import type { PageRuns, PageSamples } from '../src/samples.js';
+import type { Classifier } from '../src/classifier/index.js';
+import { decodePagemap } from '../src/pagemap.js';
+import { nodePhysRange } from './damos-tiering.js';
 import { METRICS, type Observation, type ResultsWriter } from './results.js';
 import { TruthScorer } from './truth-scorer.js';
 import { Aborted, abortableSleep, runAll } from './abort.js';
@@ -151,6 +154,56 @@ export function demoSampling(described: { source: string; damonMode?: string; tu
 }
 
 export const DEMO_CONVERGED_RECALL = 0.9;
+
+// On a tiered machine the demo's "guest frames" are the machine's own: a move gives the page a
+// frame on the other node. The host's report names the frames the decision named (the old
+// ones), so the classifier would keep the old frame marked DRAM while the page sits on a new
+// frame it takes for CXL: once the DRAM budget is full of such stale marks every demotion names
+// frames the workload no longer has (nothing moves) and a hot set that moves (workload shift)
+// is never followed. After each report the demo therefore reads the workload's frames again and
+// rebuilds the classifier's placement from the node each frame is on.
+
+/** Frames (-1 = absent) whose address lies in one of `ranges` ([start, end) in bytes), as runs. */
+export function framesInRanges(gpaPfn: ArrayLike<number>, ranges: ReadonlyArray<{ start: number; end: number }>): PageRuns {
+  const inside: number[] = [];
+  for (let i = 0; i < gpaPfn.length; i++) {
+    const pfn = gpaPfn[i];
+    if (!(pfn >= 0)) continue;
+    const addr = pfn * PAGE_SIZE;
+    if (ranges.some((r) => addr >= r.start && addr < r.end)) inside.push(pfn);
+  }
+  return framesToRuns(Float64Array.from(inside).sort());
+}
+
+/** The classifier's placement made what the kernel says: the workload's frames on a DRAM node
+ *  (`dramFrames`) are DRAM, every other frame of guest RAM (`ram`) CXL, whatever reports said
+ *  about frames the workload has since left. */
+export function resyncPlacement(classifier: Pick<Classifier, 'setPlacement'>, ram: PageRuns, dramFrames: PageRuns): void {
+  classifier.setPlacement(ram, 'cxl');
+  classifier.setPlacement(dramFrames, 'dram');
+}
+
+/** The frames behind the workload region's pages now, from its pagemap (root: frames are
+ *  hidden otherwise, then null), in the truth's page order. */
+export function readRegionFrames(pid: number, truth: Truth, procRoot = '/proc'): Float64Array | null {
+  const base = truth.meta.regionAddr;
+  if (typeof base !== 'number' || !Number.isSafeInteger(base) || base <= 0 || truth.pageSize !== PAGE_SIZE) return null;
+  const bytes = Buffer.alloc(truth.pages * 8);
+  const fd = openSync(`${procRoot}/${pid}/pagemap`, 'r');
+  try {
+    let got = 0;
+    while (got < bytes.length) {
+      const n = readSync(fd, bytes, got, bytes.length - got, (base / PAGE_SIZE) * 8 + got);
+      if (n <= 0) break;
+      got += n;
+    }
+    if (got !== bytes.length) return null;
+  } finally {
+    closeSync(fd);
+  }
+  const frames = decodePagemap(bytes);
+  return frames.some((f) => f >= 0) ? frames : null;
+}
 
 /** The sampler stopped on its own mid-run (e.g. the observed kdamond went away). */
 export class DemoSamplerFailed extends Error {}
@@ -355,6 +408,27 @@ export async function runDemo(options: DemoOptions): Promise<DemoSummary> {
       epochMs: options.epochMs,
       vmName: 'demo',
     }));
+    if (tiered) {
+      // Moves change frames here (see resyncPlacement): after each report, the workload's
+      // frames as they are now, for the clip, the scoring and the classifier's placement.
+      const ram = readSystemRam();
+      let dramRanges: Array<{ start: number; end: number }> | null = null;
+      try {
+        dramRanges = tierNodes.dramNodes.map((n) => nodePhysRange(n));
+      } catch (err) {
+        step(`classifier placement not rebuilt after moves (no node memory ranges: ${(err as Error).message}): it keeps the frames the host reports`);
+      }
+      const resync = () => {
+        const frames = dramRanges && readRegionFrames(workload.pid, scorer.current);
+        if (!frames || !dramRanges) return;
+        scorer.updateFrames(frames);
+        resyncPlacement(agent.classifier, ram, framesInRanges(frames, dramRanges));
+      };
+      resync();
+      agent.on('report', (report: { promote: { moved: number }; demote: { moved: number } }) => {
+        if (report.promote.moved + report.demote.moved > 0) resync();
+      });
+    }
     // An observed kdamond watches the ranges its owner chose (and moves them): the hot
     // pages outside them cannot be found by anyone, so the ceiling is shown next to recall.
     const observing = described.damonMode === 'observe';

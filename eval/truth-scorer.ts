@@ -42,6 +42,22 @@ export class TruthScorer {
     return shifted;
   }
 
+  /** Takes the workload's frames as read just now (e.g. from its pagemap right after a move)
+   *  instead of waiting for the workload's next truth refresh: on a tiered machine a move gives
+   *  a page a frame on the other node, and the clip and the hot frames must follow at once.
+   *  The hot block and generation stay as last read; the next changed truth file replaces it. */
+  updateFrames(gpaPfn: Float64Array): void {
+    const t = this.truth;
+    if (gpaPfn.length !== t.pages) throw new Error(`updateFrames: ${gpaPfn.length} frames for a ${t.pages}-page region`);
+    const hot: number[] = [];
+    for (let i = 0; i < t.hotPages; i++) {
+      const pfn = gpaPfn[(t.hotFirstPage + i) % t.pages];
+      if (pfn >= 0) hot.push(pfn);
+    }
+    this.truth = { ...t, gpaPfn: Float64Array.from(gpaPfn), hotPfns: Float64Array.from(hot).sort() };
+    this.workloadFrames = this.framesOf(this.truth);
+  }
+
   /** The truth as last read (refresh() re-reads it). */
   get current(): Truth {
     return this.truth;
