@@ -163,6 +163,11 @@ export const DEMO_CONVERGED_RECALL = 0.9;
 // is never followed. After each report the demo therefore reads the workload's frames again and
 // rebuilds the classifier's placement from the node each frame is on.
 
+/** Tells the shift workload its hot set lives a whole period from now (SIGUSR2). */
+export function restartShiftClock(pid: number): void {
+  process.kill(pid, 'SIGUSR2');
+}
+
 /** Frames (-1 = absent) whose address lies in one of `ranges` ([start, end) in bytes), as runs. */
 export function framesInRanges(gpaPfn: ArrayLike<number>, ranges: ReadonlyArray<{ start: number; end: number }>): PageRuns {
   const inside: number[] = [];
@@ -369,7 +374,10 @@ export async function runDemo(options: DemoOptions): Promise<DemoSummary> {
     if (firstTouch === 'cxl') {
       const moved = await moveRegion(workload.pid, scorer.current, tierNodes.cxlNodes[0]);
       firstTouchMovedPages = moved.onNode;
-      // The run's clock starts once the starting layout is in place.
+      // The run's clock starts once the starting layout is in place, the workload's shift clock
+      // too (the move takes seconds under TCG: without this the first hot set has moved on
+      // before the agents start).
+      if (pattern === 'shift') restartShiftClock(workload.pid);
       readyAtMs = performance.now();
       step(`first touch: ${moved.onNode} of ${moved.pages} pages moved to the CXL node ${tierNodes.cxlNodes[0]} before the agents start`);
     }

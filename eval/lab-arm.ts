@@ -18,7 +18,7 @@ import { startWorkload } from '../guest-agent/workload.js';
 import { defaultTierNodes, readNumaTopology } from '../host-agent/numa.js';
 import { migrationBytes, readVmstat, REAL_ROOTS, systemSettings, vmstatDelta, type Roots } from './compare.js';
 import { queryAccessShare } from './access-share.js';
-import { runDemo, threadCpuSeconds, type DemoSummary } from './demo.js';
+import { restartShiftClock, runDemo, threadCpuSeconds, type DemoSummary } from './demo.js';
 import { damosStats, startDamosTiering } from './damos-tiering.js';
 import { moveRegion, queryHotPlacement, type HotPlacement } from './placement.js';
 import { TruthScorer } from './truth-scorer.js';
@@ -203,6 +203,8 @@ export async function runArm(options: ArmOptions): Promise<ArmSummary> {
         };
         const queryAccess = (): Promise<number | null> => queryAccessShare(workload.pid, scorer.current, tiers);
         await moveRegion(workload.pid, scorer.current, tiers.cxlNodes[0]);
+        // The hot set lives a whole period of the measured run, as in the vtier arm (eval/demo.ts).
+        if (options.workload === 'shift') restartShiftClock(workload.pid);
         const ready = performance.now();
         vmBefore = readVmstat();
         const first = await query();

@@ -6,7 +6,8 @@
  * Launched by `vtier workload` / guest-agent/workload.ts with plain numeric arguments
  * (units are parsed on the TypeScript side). stdout carries JSON lines (ready, shift,
  * summary); stderr carries human progress. Exits 0 on duration end, SIGINT or SIGTERM,
- * 2 on bad arguments, 1 on system errors. The truth file format is in docs/trace-format.md.
+ * 2 on bad arguments, 1 on system errors; SIGUSR2 restarts the shift clock. The truth file
+ * format is in docs/trace-format.md.
  */
 #include <errno.h>
 #include <fcntl.h>
@@ -58,7 +59,7 @@ static struct config cfg = {
 	.pattern = HOTSPOT, .hot_frac = 0.1, .hot_prob = 0.9, .write_frac = 0.3, .zipf_s = 0.99,
 	.report_ms = 1000, .shift_ms = 10000, .truth_refresh_ms = 5000, .seed = 1, .threads = 1,
 };
-static volatile sig_atomic_t stop_signal, start_signal;
+static volatile sig_atomic_t stop_signal, start_signal, restart_shift_clock;
 static atomic_bool stop_flag;
 static uint8_t *region;
 static uint64_t page_size, pages, hot_pages;
@@ -187,6 +188,16 @@ static void parse_args(int argc, char **argv)
 static void on_start(int sig)
 {
 	start_signal = sig;
+}
+
+/* SIGUSR2: the shift clock starts again now. A caller that prepares the starting layout after
+ * the first touch (moves the region to another node: seconds under TCG) sends it once the layout
+ * is in place, so the first hot set lives a whole --shift-ms of the measured run as every later
+ * one does, instead of having shifted before the system under test started. */
+static void on_restart_shift_clock(int sig)
+{
+	(void)sig;
+	restart_shift_clock = 1;
 }
 
 static void on_signal(int sig)
@@ -406,6 +417,9 @@ int main(int argc, char **argv)
 	sigemptyset(&sa.sa_mask);
 	sigaction(SIGINT, &sa, NULL);
 	sigaction(SIGTERM, &sa, NULL);
+	struct sigaction sr = { .sa_handler = on_restart_shift_clock };
+	sigemptyset(&sr.sa_mask);
+	sigaction(SIGUSR2, &sr, NULL);
 
 	uint64_t seed_state = cfg.seed;
 	size_t map_bytes = pages * page_size + HUGE_ALIGN;
@@ -492,6 +506,10 @@ int main(int argc, char **argv)
 		uint64_t now = now_ms(CLOCK_MONOTONIC);
 		if (cfg.duration_ms && now - start >= cfg.duration_ms)
 			break;
+		if (restart_shift_clock) {
+			restart_shift_clock = 0;
+			last_shift = now;
+		}
 		if (cfg.pattern == SHIFT && now - last_shift >= cfg.shift_ms) {
 			/* Move the hot block by its own width: the new hot set shares no page with the old. */
 			first = (first + hot_pages) % pages;
