@@ -23,6 +23,8 @@ export const DEFAULTS = {
   workloadSize: '1G',
   /** The simulator's guest memory. */
   simSize: '10G',
+  /** CPU share of one core a perf sample source may spend (the period adapts to it). */
+  cpuBudget: '1%',
 } as const;
 
 /** The one name of the shifting-hot-set workload. */
@@ -76,6 +78,12 @@ export function shiftEveryOption(what = 'shift workload: move the hot set this o
 export function samplePeriodOption(what = 'events per sample (faults, pebs, ibs)', fallback?: string): Option {
   const o = new Option('--sample-period <n>', what);
   return fallback === undefined ? o : o.default(fallback);
+}
+
+/** `--cpu-budget <pct>`: the sample period of perf sources (pebs, ibs, faults via perf) adapts
+ *  so their BPF program stays within this share of one core; `off` keeps it fixed. */
+export function cpuBudgetOption(what = 'perf sources (pebs, ibs, faults with --sample-period > 1): adapt the sample period to keep sampling within this CPU share of one core, or off (DAMON and the fault tracepoint have no period)'): Option {
+  return new Option('--cpu-budget <pct>', what).default(DEFAULTS.cpuBudget);
 }
 
 /** `--thp` and `--no-thp` (commander pairs them): THP on unless --no-thp. */

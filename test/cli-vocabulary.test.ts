@@ -16,7 +16,7 @@ const GOLDEN = join(ROOT, 'test', 'golden', 'cli', 'options.txt');
 const ACCEPT = 'VTIER_UPDATE_GOLDEN=1 npx vitest run test/cli-vocabulary.test.ts';
 
 /** The options cli/options.ts declares for every command that takes them. */
-const SHARED = /^(-o, )?--(out|output|size|workload-size|dram|dram-budget|host-dram-budget|epoch|thp|no-thp|hot-prob|hot-frac|shift-every|sample-period|period|pid) /;
+const SHARED = /^(-o, )?--(out|output|size|workload-size|dram|dram-budget|host-dram-budget|epoch|thp|no-thp|hot-prob|hot-frac|shift-every|sample-period|period|cpu-budget|pid) /;
 const SHARED_FLAGS = (flags: string): string => `${flags} `;
 
 const COMMANDS = [

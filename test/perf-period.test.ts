@@ -108,6 +108,24 @@ describe.skipIf(!run)('CPU-budget sample period (real perf events, real ioctl)',
     expect(r.samples / r.faults).toBeGreaterThan(0.9);
   }, 20_000);
 
+  it('guest record --cpu-budget: the period in force in the summary line and the JSON', () => {
+    const out = join(mkdtempSync(join(tmpdir(), 'vtier-period-')), 't.vtt');
+    const vtier = (extra: string[]) =>
+      spawnSync(process.execPath, [join(import.meta.dirname, '..', 'bin', 'vtier.js'), 'guest', 'record', '--source', 'faults', '--sample-period', '2', '--duration', '2s', '--epoch', '250ms', '-o', out, ...extra, '--', faulterBinary], { encoding: 'utf8', timeout: 60_000 });
+    const text = vtier(['--cpu-budget', '0.02%']);
+    expect(text.status, text.stderr).toBe(0);
+    expect(text.stdout).toMatch(/^ {2}sample period \d+ in force \(2-\d+ seen, \d+ changes?; budget 0\.02% of one core, last epoch [\d.]+%; bounds 2-131072\)$/m);
+    const json = vtier(['--cpu-budget', '100%', '--json']);
+    expect(json.status, json.stderr).toBe(0);
+    const data = JSON.parse(json.stdout.slice(json.stdout.indexOf('{')));
+    expect(data.cpuBudget).toBe(1);
+    expect(data.period).toMatchObject({ current: 2, minSeen: 2, maxSeen: 2, changes: 0, budget: 1, min: 2 });
+    const tracepoint = spawnSync(process.execPath, [join(import.meta.dirname, '..', 'bin', 'vtier.js'), 'guest', 'record', '--source', 'faults', '--duration', '1s', '-o', out, '--json', '--', faulterBinary], { encoding: 'utf8', timeout: 60_000 });
+    const tp = JSON.parse(tracepoint.stdout.slice(tracepoint.stdout.indexOf('{')));
+    expect(tp.period).toBeNull();
+    expect(tp.cpuBudget).toMatch(/^n\/a: .*no sample period/);
+  }, 60_000);
+
   it('setPerfPeriod checks its arguments and reports syscall errors with .code and .syscall', async () => {
     const perf = await openSampler({ kind: 'perf' });
     const tp = await openSampler({ kind: 'fault-tracepoint' });

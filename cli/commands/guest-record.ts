@@ -7,7 +7,8 @@ import { existsSync, mkdirSync, readFileSync, rmSync, statSync } from 'node:fs';
 import { release } from 'node:os';
 import { basename, dirname, resolve } from 'node:path';
 import { action, examples } from '../command.js';
-import { addOptions, DEFAULTS, epochOption, outOption, samplePeriodOption, sizeOption, thpOptions } from '../options.js';
+import { addOptions, cpuBudgetOption, DEFAULTS, epochOption, outOption, samplePeriodOption, sizeOption, thpOptions } from '../options.js';
+import { parseCpuBudget } from '../../src/sampling/period.js';
 import { printResult, UserError, type OutputOptions } from '../output.js';
 import { formatBytes, InputError, parseDurationMs, parsePositiveInt, parseSizeBytes } from '../../src/util/units.js';
 import { summarizeTrace } from '../../src/trace/index.js';
@@ -24,7 +25,7 @@ import { processAlive } from '../../guest-agent/pagemap.js';
 import { busyMessage, damonStatus } from '../../guest-agent/damon.js';
 import { Sampler, recommendSource } from '../../guest-agent/sampler.js';
 import { EARLY_DRAIN_FILL } from '../../guest-agent/sources/pages.js';
-import type { PerfCpuStats } from '../../guest-agent/sources/common.js';
+import type { PerfCpuStats, PeriodStats } from '../../guest-agent/sources/common.js';
 
 export const SOURCES = ['auto', 'damon', 'faults', 'pebs', 'ibs'] as const;
 export type SourceChoice = (typeof SOURCES)[number];
@@ -40,6 +41,8 @@ export interface SamplerSetup {
   damonMode: (typeof DAMON_MODE_CHOICES)[number];
   epochMs: number;
   samplePeriod?: number;
+  /** Perf sources: CPU share of one core the sampling may use (the period adapts); null/absent = fixed. */
+  cpuBudget?: number | null;
   /** Page sources: aggregation map capacity in pages. */
   maxPages?: number;
   verbose?: boolean;
@@ -127,6 +130,7 @@ export async function startSampler(setup: SamplerSetup, pid: number | undefined)
       source: source as Exclude<SourceChoice, 'auto'>,
       pid,
       samplePeriod: setup.samplePeriod,
+      cpuBudget: setup.cpuBudget ?? undefined,
       damon: { mode: damonMode },
       epochMs: setup.epochMs,
       maxPages: setup.maxPages,
@@ -230,6 +234,7 @@ interface RecordCliOptions extends OutputOptions {
   out: string;
   epoch: string;
   samplePeriod?: string;
+  cpuBudget?: string;
   maxPages?: string;
   workload: string;
   size: string;
@@ -238,7 +243,7 @@ interface RecordCliOptions extends OutputOptions {
   verbose?: boolean;
 }
 
-export function parseSetup(o: { source: string; damonMode: string; epoch: string; samplePeriod?: string; maxPages?: string; verbose?: boolean }): SamplerSetup {
+export function parseSetup(o: { source: string; damonMode: string; epoch: string; samplePeriod?: string; cpuBudget?: string; maxPages?: string; verbose?: boolean }): SamplerSetup {
   if (!SOURCES.includes(o.source as SourceChoice)) {
     throw new UserError(`unknown source "${o.source}" (auto, damon, faults, pebs, ibs)`, 'bad-input', 2);
   }
@@ -253,6 +258,7 @@ export function parseSetup(o: { source: string; damonMode: string; epoch: string
     damonMode: o.damonMode as SamplerSetup['damonMode'],
     epochMs,
     samplePeriod: o.samplePeriod === undefined ? undefined : parsePositiveInt(o.samplePeriod, '--sample-period'),
+    cpuBudget: o.cpuBudget === undefined ? undefined : parseCpuBudget(o.cpuBudget),
     maxPages,
     verbose: o.verbose,
   };
@@ -273,6 +279,16 @@ export function lossLines(stats: { samples: number; mapFull?: number; earlyDrain
     lines.push(`  CPU hotplug: ${cpus.onlined} CPU(s) attached as they came online, ${cpus.offlined} dropped going offline; sampling CPUs ${cpus.attached.join(',') || 'none'} at the end`);
   }
   return lines;
+}
+
+/** The sample period in force under --cpu-budget (perf sources), one summary line. */
+export function periodLines(stats: { period?: PeriodStats }): string[] {
+  const p = stats.period;
+  if (!p) return [];
+  const share = p.lastShare === null ? '' : `, last epoch ${(p.lastShare * 100).toFixed(3)}%`;
+  return [
+    `  sample period ${p.current} in force (${p.minSeen}-${p.maxSeen} seen, ${p.changes} change${p.changes === 1 ? '' : 's'}; budget ${+(p.budget * 100).toFixed(4)}% of one core${share}; bounds ${p.min}-${p.max})`,
+  ];
 }
 
 function rate(n: number): string {
@@ -483,6 +499,8 @@ async function record(command: string[], o: RecordCliOptions): Promise<void> {
       drops: stats.drops,
       mapFull: stats.mapFull ?? 0,
       perfCpus: stats.perfCpus ?? null,
+      cpuBudget: info.tunables.cpuBudget ?? null,
+      period: stats.period ?? null,
       earlyDrains: stats.earlyDrains ?? 0,
       untranslated: stats.untranslated,
       batches,
@@ -499,6 +517,7 @@ async function record(command: string[], o: RecordCliOptions): Promise<void> {
         `  ${traceLine(outPath, traceSummary)}`,
         `  samples ${stats.samples}, pages seen ${stats.pagesSeen}, drops ${stats.drops}, untranslated ${stats.untranslated}, batches ${batches}; file ${formatBytes(bytes)}`,
         ...lossLines(stats, info.tunables),
+        ...periodLines(stats),
         ...(targetLabel.truthPath ? [`  ground truth ${targetLabel.truthPath}`] : []),
         ...(info.notes ?? []).map((n: string) => `  note: ${n}`),
       ].join('\n'),
@@ -540,6 +559,7 @@ export function registerGuestRecord(guest: Command): void {
     .addOption(outOption('trace file to write (directories are created)', 'file').makeOptionMandatory())
     .addOption(epochOption('interval between sample batches'))
     .addOption(samplePeriodOption())
+    .addOption(cpuBudgetOption())
     .option('--max-pages <n>', `page sources: aggregation map capacity in pages (${MAX_PAGES_RANGE.min}-${MAX_PAGES_RANGE.max}, default 262144); samples a full map refuses are counted and reported`)
     .option('--workload <pattern>', 'built-in workload when no --pid or command is given', 'hotspot')
     .addOption(sizeOption('built-in workload region size', DEFAULTS.workloadSize))

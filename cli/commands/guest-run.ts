@@ -9,12 +9,13 @@ import { ReplaySource, type GuestSampleSource } from '../../guest-agent/replay-s
 import { SOURCE_NAMES, Sampler, SamplerError, type SourceName } from '../../guest-agent/sampler.js';
 import { parseTransportSpec } from '../../transport/spec.js';
 import { InputError, parseDurationMs } from '../../src/util/units.js';
-import { dramBudgetOption, parseDramBytes } from '../options.js';
+import { cpuBudgetOption, dramBudgetOption, parseDramBytes } from '../options.js';
+import { parseCpuBudget } from '../../src/sampling/period.js';
 import { totalPages } from '../../src/samples.js';
 import { TraceFormatError } from '../../src/trace/index.js';
 import type { PageRuns } from '../../src/samples.js';
 import type { SourceStats } from '../../guest-agent/sources/common.js';
-import { addTargetOptions, lossLines, MAX_PAGES_RANGE, parseMaxPages, parseTarget, spawnPaused } from './guest-record.js';
+import { addTargetOptions, lossLines, periodLines, MAX_PAGES_RANGE, parseMaxPages, parseTarget, spawnPaused } from './guest-record.js';
 import { processAlive } from '../../guest-agent/pagemap.js';
 
 interface GuestRunOptions extends OutputOptions {
@@ -28,6 +29,7 @@ interface GuestRunOptions extends OutputOptions {
   quiet?: boolean;
   statusEvery: string;
   maxPages?: string;
+  cpuBudget: string;
   pid?: string;
 }
 
@@ -47,7 +49,7 @@ function parseSpeed(text: string): number {
   return speed;
 }
 
-async function openSource(spec: string, speed: number, epochMs: number | undefined, maxPages?: number, pid?: number): Promise<OpenedSource> {
+async function openSource(spec: string, speed: number, epochMs: number | undefined, maxPages?: number, pid?: number, cpuBudget?: number): Promise<OpenedSource> {
   if (spec.startsWith('replay:')) {
     if (pid !== undefined) throw new InputError('--pid and -- CMD need a live source: a replayed trace has no target process');
     const path = spec.slice('replay:'.length);
@@ -68,7 +70,7 @@ async function openSource(spec: string, speed: number, epochMs: number | undefin
   // Page sources drain once per classifier epoch; DAMON batches follow its aggregation interval.
   let sampler: Sampler;
   try {
-    sampler = await Sampler.start({ source: spec as SourceName | 'auto', epochMs: Math.max(10, epochMs ?? 500), maxPages, pid });
+    sampler = await Sampler.start({ source: spec as SourceName | 'auto', epochMs: Math.max(10, epochMs ?? 500), maxPages, pid, cpuBudget });
   } catch (err) {
     if (err instanceof SamplerError) throw new UserError(err.message, err.code, err.code === 'bad-input' ? 2 : 1);
     throw err;
@@ -103,6 +105,7 @@ export function registerGuestRun(guest: Command): void {
     .option('--vm-name <name>', 'name this guest claims (the host checks it against the transport identity)')
     .option('--status-every <duration>', 'status line period when stderr is not a terminal', '5s')
     .option('--max-pages <n>', `page sources: aggregation map capacity in pages (${MAX_PAGES_RANGE.min}-${MAX_PAGES_RANGE.max}, default 262144); refused samples are counted and reported`)
+    .addOption(cpuBudgetOption())
     .option('-q, --quiet', 'no live status line');
   examples(cmd, [
     'vtier guest run --connect vsock:2:7070 --source damon',
@@ -123,6 +126,7 @@ export function registerGuestRun(guest: Command): void {
     const durationMs = options.duration ? parseDurationMs(options.duration, 'duration') : undefined;
     const statusEveryMs = parseDurationMs(options.statusEvery, 'status period');
     const maxPages = parseMaxPages(options.maxPages);
+    const cpuBudget = parseCpuBudget(options.cpuBudget) ?? undefined;
     const target = parseTarget(options.pid, (args[0] as string[] | undefined) ?? []);
     if (target.command.length && options.source.startsWith('replay:')) throw new InputError('--pid and -- CMD need a live source: a replayed trace has no target process');
     // Last: a live source changes kernel state, so every argument is checked before it starts.
@@ -137,7 +141,7 @@ export function registerGuestRun(guest: Command): void {
     let opened: OpenedSource;
     try {
       if (target.command.length) child = await spawnPaused(target.command);
-      opened = await openSource(options.source, speed, requestedEpochMs, maxPages, target.pid ?? child?.pid);
+      opened = await openSource(options.source, speed, requestedEpochMs, maxPages, target.pid ?? child?.pid, cpuBudget);
     } catch (err) {
       killChild();
       throw err;
@@ -250,6 +254,7 @@ export function registerGuestRun(guest: Command): void {
         `  budget ${s.budgetPages ?? 'none'} pages (${s.budgetFrom}); host connects ${s.connects}`,
       ];
       lines.push(...lossLines(opened.source.stats() as SourceStats, opened.sampler?.describe().tunables ?? {}));
+      lines.push(...periodLines(opened.source.stats() as SourceStats));
       for (const note of notes) lines.push(`  note: ${note}`);
       for (const note of s.hostNotes) lines.push(`  host: ${note}`);
       return lines.join('\n');
