@@ -22,6 +22,7 @@ import { DEMO_CONVERGED_RECALL, DemoSamplerFailed, FIRST_TOUCH, runDemo, type De
 import { chooseDemoPlace, DEMO_PLACES, runDemoInLab, type DemoPlace } from '../../eval/demo-lab.js';
 import { SOURCE_NAMES, SamplerError, type SourceName } from '../../guest-agent/sampler.js';
 import { WorkloadError } from '../../guest-agent/workload.js';
+import { DEFAULTS, epochOption, hotFracOption, hotProbOption, outOption, sizeOption, thpOptions } from '../options.js';
 
 interface DemoCliOptions extends OutputOptions {
   source: string;
@@ -107,18 +108,20 @@ export function placementSummary(summary: DemoSummary): string {
 }
 
 export function registerDemo(program: Command): void {
+  const [thpOn, thpOff] = thpOptions('the workload');
   const cmd = program
     .command('demo')
     .description('run the whole loop on this machine for about a minute: workload, sampler, classifier, host agent (move_pages), live accuracy, HTML report')
     .option('--source <source>', `sample source: auto, ${SOURCE_NAMES.join(', ')}`, 'auto')
-    .option('--size <size>', 'workload memory', '1G')
-    .option('--hot-frac <f>', 'fraction of the workload memory that is hot', '0.1')
-    .option('--hot-prob <p>', 'fraction of accesses that go to the hot set (1: cold pages idle after the first touch; DAMON samples each region every 500 ms, so a page touched a few times a second already looks hot to it)', '1')
+    .addOption(sizeOption('workload memory (512M, 2G)', DEFAULTS.workloadSize))
+    .addOption(hotFracOption('fraction of the workload memory that is hot'))
+    .addOption(hotProbOption('fraction of accesses that go to the hot set (1: cold pages idle after the first touch; DAMON samples each region every 500 ms, so a page touched a few times a second already looks hot to it)'))
     .option('--duration <duration>', 'how long to run after the workload is ready', '60s')
-    .option('--epoch <duration>', 'classifier epoch', '500ms')
-    .option('--no-thp', 'back the workload with 4 KiB pages instead of transparent huge pages')
+    .addOption(epochOption('classifier epoch'))
+    .addOption(thpOn)
+    .addOption(thpOff)
     .option('--seed <n>', 'workload seed', '1')
-    .option('-o, --out <dir>', 'results directory (default results/demo-<timestamp>)')
+    .addOption(outOption('results directory (default results/demo-<timestamp>)', 'dir'))
     .option('--results-dir <dir>', 'parent directory for results', 'results')
     .option('--on <where>', `where the loop runs: auto (the two-node lab VM when it is ready and this host has no CXL tier, else this machine), ${DEMO_PLACES.filter((p) => p !== 'auto').join(', ')}`, 'auto')
     .option('--first-touch <how>', `on a tiered machine, where the workload's first touch lands: ${FIRST_TOUCH.join(', ')} (cxl: all of it starts on the CXL node and the hot set must be promoted; interleave: half on each; local: the kernel's choice, DRAM while it has room)`, 'cxl');
