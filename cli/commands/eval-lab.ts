@@ -13,6 +13,7 @@ import { LAB_SYSTEMS, LAB_WORKLOADS, runArm, type LabSystem, type LabWorkload, t
 import { pct, runLabCompare, TCG_LABEL, type LabCompareSummary } from '../../eval/compare-lab.js';
 import { labMissing } from '../../lab/cache.js';
 import { checkTieredMachine, REAL_ROOTS } from '../../eval/compare.js';
+import { hotFracOption, shiftEveryOption, sizeOption } from '../options.js';
 
 /** The workload options `eval compare --lab` and `eval arm` share, as commander hands them over. */
 interface LabWorkloadCliOptions {
@@ -40,10 +41,11 @@ export interface LabCompareCliOptions extends OutputOptions, LabWorkloadCliOptio
 function addLabWorkloadOptions(cmd: Command, scope: string): Command {
   return cmd
     .option('--workload <name>', `${scope}the built-in workload with truth: ${LAB_WORKLOADS.join(', ')}`, 'hotspot')
-    .option('--size <size>', `${scope}workload memory`, '512M')
-    .option('--hot-frac <f>', `${scope}fraction of the workload that is hot`, '0.1')
+    // 512M, not DEFAULTS.workloadSize: the workload must fit the lab VM's 2 GiB node 1 with room
+    .addOption(sizeOption(`${scope}workload memory (512M, 1G)`, '512M'))
+    .addOption(hotFracOption(`${scope}fraction of the workload that is hot`))
     .option('--duration <duration>', `${scope}how long each system runs after the first touch`, '60s')
-    .option('--shift-every <duration>', `${scope}with --workload shift: how often the hot set moves`, '20s')
+    .addOption(shiftEveryOption(`${scope}with --workload shift: how often the hot set moves`))
     .option('--seed <n>', `${scope}workload seed (compare: run r uses seed + r - 1)`, '1')
     .option('--promote-rate <MBps>', `autonuma's numa_balancing_promote_rate_limit_MBps (${scope ? 'with --lab default: the kernel\'s; without: 65536; --rate-limit is the same setting' : 'default: the kernel\'s'})`);
 }
