@@ -6,7 +6,7 @@ import { closeSync } from 'node:fs';
 import { enableBpfRunTimeStats, type PerfEventAttr as AddonPerfAttr, type PerfCpuFailure } from '../../native/addon.js';
 import { emptySamples, type PageSamples } from '../../src/samples.js';
 import { MAX_PERIOD, PeriodController } from '../../src/sampling/period.js';
-import { KpageflagsReader } from '../kpageflags.js';
+import { KpageflagsReader, type Folios } from '../kpageflags.js';
 import { Pagemap, processAlive, TargetGoneError } from '../pagemap.js';
 import { perfEventsFor, type PerfEventAttr } from '../perf-attr.js';
 import type { DecodedPages, DecodedSamples } from '../record-layout.js';
@@ -95,18 +95,58 @@ export function sortIndicesByPage(page: Float64Array, indices: Uint32Array): Uin
   return out;
 }
 
-/** Translates drained map entries into runs of frames: one page each, or with `folioOf`
- *  (faults: one fault maps a whole folio) the folio a translated frame belongs to. */
+/** Most entries handled between two checks of the time slice (translation, folio lookups). */
+export const TRANSLATE_CHUNK = 8192;
+
+/** Translates drained map entries into runs of frames: one page each, or with `folios`
+ *  (faults: one fault maps a whole folio) the folio each translated frame belongs to. */
 export function translatePages(
   drained: DecodedPages,
   translate: (tgid: number, vpages: Float64Array) => Float64Array,
-  folioOf?: (pfn: number) => { first: number; pages: number },
+  folios?: (pfns: Float64Array) => Folios,
 ): { samples: PageSamples; untranslated: number } {
+  const steps = translateSteps(drained, translate, folios);
+  for (;;) {
+    const r = steps.next();
+    if (r.done) return r.value;
+  }
+}
+
+/** translatePages in slices of about `sliceMs` of JS-thread time, yielding to the event
+ *  loop between them (a 200k-entry drain would otherwise stall it for seconds). */
+export async function translatePagesAsync(
+  drained: DecodedPages,
+  translate: (tgid: number, vpages: Float64Array) => Float64Array,
+  folios?: (pfns: Float64Array) => Folios,
+  sliceMs = 5,
+): Promise<{ samples: PageSamples; untranslated: number }> {
+  const steps = translateSteps(drained, translate, folios);
+  let sliceStart = performance.now();
+  for (;;) {
+    const r = steps.next();
+    if (r.done) return r.value;
+    if (performance.now() - sliceStart >= sliceMs) {
+      await new Promise<void>((resolve) => setImmediate(resolve));
+      sliceStart = performance.now();
+    }
+  }
+}
+
+/** The translation, one chunk of at most TRANSLATE_CHUNK entries per step. */
+function* translateSteps(
+  drained: DecodedPages,
+  translate: (tgid: number, vpages: Float64Array) => Float64Array,
+  folios?: (pfns: Float64Array) => Folios,
+): Generator<void, { samples: PageSamples; untranslated: number }> {
   const n = drained.count;
+  const PHYS = KIND_PHYS; // a local: an imported binding costs a lookup per access under test transforms
   const pfn = new Float64Array(n);
   const reads = new Uint32Array(n);
   const writes = new Uint32Array(n);
   const runPages = new Uint32Array(n).fill(1);
+  // out positions of translated virtual pages (the folio pass looks them up)
+  const virtual = new Uint32Array(folios ? n : 0);
+  let virtualCount = 0;
   let out = 0;
   let untranslated = 0;
   // Virtual pages grouped by process (counting pass, then fill), each group in
@@ -116,7 +156,7 @@ export function translatePages(
   let runTgid = -1;
   let runLength = 0;
   for (let i = 0; i < n; i++) {
-    if (drained.kind[i] === KIND_PHYS) {
+    if (drained.kind[i] === PHYS) {
       pfn[out] = drained.page[i];
       reads[out] = drained.reads[i];
       writes[out++] = drained.writes[i];
@@ -129,47 +169,116 @@ export function translatePages(
     }
   }
   if (runLength) groupSize.set(runTgid, (groupSize.get(runTgid) ?? 0) + runLength);
+  yield;
   const groups = new Map<number, { indices: Uint32Array; filled: number }>();
   for (const [tgid, size] of groupSize) groups.set(tgid, { indices: new Uint32Array(size), filled: 0 });
   let group: { indices: Uint32Array; filled: number } | undefined;
   runTgid = -1;
   for (let i = 0; i < n; i++) {
-    if (drained.kind[i] === KIND_PHYS) continue;
+    if (drained.kind[i] === PHYS) continue;
     if (drained.tgid[i] !== runTgid) {
       runTgid = drained.tgid[i];
       group = groups.get(runTgid)!;
     }
     group!.indices[group!.filled++] = i;
   }
+  yield;
   for (const [tgid, group] of groups) {
-    const order = sortIndicesByPage(drained.page, group.indices);
-    const vpages = new Float64Array(order.length);
-    for (let k = 0; k < order.length; k++) vpages[k] = drained.page[order[k]];
-    let frames: Float64Array;
-    try {
-      frames = translate(tgid, vpages);
-    } catch (err) {
-      if (!(err instanceof TargetGoneError)) throw err;
-      untranslated += order.length; // the process exited since its samples were taken
-      continue;
-    }
-    for (let k = 0; k < order.length; k++) {
-      if (frames[k] < 0) {
-        untranslated++;
-        continue;
+    const order = yield* sortIndicesSteps(drained.page, group.indices);
+    for (let from = 0; from < order.length; from += TRANSLATE_CHUNK) {
+      const to = Math.min(order.length, from + TRANSLATE_CHUNK);
+      const vpages = new Float64Array(to - from);
+      for (let k = from; k < to; k++) vpages[k - from] = drained.page[order[k]];
+      let frames: Float64Array;
+      try {
+        frames = translate(tgid, vpages);
+      } catch (err) {
+        if (!(err instanceof TargetGoneError)) throw err;
+        untranslated += order.length - from; // the process exited since its samples were taken
+        break;
       }
-      if (folioOf) {
-        const f = folioOf(frames[k]);
-        pfn[out] = f.first;
-        runPages[out] = f.pages;
-      } else {
-        pfn[out] = frames[k];
+      for (let k = from; k < to; k++) {
+        const frame = frames[k - from];
+        if (frame < 0) {
+          untranslated++;
+          continue;
+        }
+        if (folios) virtual[virtualCount++] = out;
+        pfn[out] = frame;
+        reads[out] = drained.reads[order[k]];
+        writes[out++] = drained.writes[order[k]];
       }
-      reads[out] = drained.reads[order[k]];
-      writes[out++] = drained.writes[order[k]];
+      yield;
     }
   }
-  return { samples: pageSamplesFrom(pfn, reads, writes, out, runPages), untranslated };
+  if (folios && virtualCount) {
+    // in frame order, so kpageflags is read in spans of adjacent frames
+    const byFrame = yield* sortIndicesSteps(pfn, virtual.subarray(0, virtualCount));
+    for (let from = 0; from < virtualCount; from += TRANSLATE_CHUNK) {
+      const to = Math.min(virtualCount, from + TRANSLATE_CHUNK);
+      const frames = new Float64Array(to - from);
+      for (let k = from; k < to; k++) frames[k - from] = pfn[byFrame[k]];
+      const f = folios(frames);
+      for (let k = from; k < to; k++) {
+        pfn[byFrame[k]] = f.first[k - from];
+        runPages[byFrame[k]] = f.pages[k - from];
+      }
+      yield;
+    }
+  }
+  if (out <= SORT_BLOCK) return { samples: pageSamplesFrom(pfn, reads, writes, out, runPages), untranslated };
+  // pageSamplesFrom in steps: frame order, duplicates (frames shared by processes) summed
+  const byFrame = yield* sortIndicesSteps(pfn, Uint32Array.from({ length: out }, (_, i) => i));
+  const samples = emptySamples(out);
+  for (let k = 0; k < out; k++) {
+    const i = byFrame[k];
+    const last = samples.count - 1;
+    if (last >= 0 && samples.gpaPfn[last] === pfn[i] && samples.pages[last] === runPages[i]) {
+      samples.reads[last] = Math.min(0xffff_ffff, samples.reads[last] + reads[i]);
+      samples.writes[last] = Math.min(0xffff_ffff, samples.writes[last] + writes[i]);
+    } else {
+      const j = samples.count++;
+      samples.gpaPfn[j] = pfn[i];
+      samples.pages[j] = runPages[i];
+      samples.reads[j] = reads[i];
+      samples.writes[j] = writes[i];
+    }
+    if ((k + 1) % MERGE_STEP === 0) yield;
+  }
+  return { samples, untranslated };
+}
+
+/** Sorts of more entries than this go in blocks, merged in steps of MERGE_STEP. */
+const SORT_BLOCK = 16384;
+const MERGE_STEP = 32768;
+
+/** sortIndicesByPage (same order: by page, ties by position) one step at a time: blocks
+ *  of SORT_BLOCK sorted natively, then merged pairwise. */
+export function* sortIndicesSteps(page: Float64Array, indices: Uint32Array): Generator<void, Uint32Array> {
+  const n = indices.length;
+  if (n <= SORT_BLOCK) return sortIndicesByPage(page, indices);
+  let src = new Uint32Array(n);
+  for (let b = 0; b < n; b += SORT_BLOCK) {
+    src.set(sortIndicesByPage(page, indices.subarray(b, b + SORT_BLOCK)), b);
+    yield;
+  }
+  let dst = new Uint32Array(n);
+  let merged = 0;
+  for (let width = SORT_BLOCK; width < n; width *= 2) {
+    for (let lo = 0; lo < n; lo += 2 * width) {
+      const mid = Math.min(n, lo + width);
+      const hi = Math.min(n, lo + 2 * width);
+      let a = lo;
+      let b = mid;
+      for (let o = lo; o < hi; o++) {
+        // the left one on ties keeps the order stable
+        dst[o] = b >= hi || (a < mid && !(page[src[b]] < page[src[a]])) ? src[a++] : src[b++];
+        if (++merged % MERGE_STEP === 0) yield;
+      }
+    }
+    [src, dst] = [dst, src];
+  }
+  return src;
 }
 
 export function pagemapTranslate(tgid: number, vpages: Float64Array): Float64Array {
@@ -375,19 +484,20 @@ export class PageSource implements SampleSource {
    *  delivers. Returns the target-gone error when it applies. */
   private async drainOnce(): Promise<TargetGoneError | undefined> {
     // delivered even when stop() ran meanwhile: these samples are out of the kernel
-    this.deliverDrained(await this.obj.drainPagesAsync());
+    await this.deliverDrained(await this.obj.drainPagesAsync());
     if (this.stopped) return undefined;
     const pid = this.opts.pid;
     if (pid !== undefined && !processAlive(pid)) return new TargetGoneError(pid, 'exited during the run');
     return undefined;
   }
 
-  private deliverDrained(drained: DecodedPages): void {
+  private async deliverDrained(drained: DecodedPages): Promise<void> {
     // faults: a fault on a THP maps the whole folio, so the sample covers its run
     const flags = this.opts.source === 'faults' ? KpageflagsReader.open() : null;
-    let result: ReturnType<typeof translatePages>;
+    let result: Awaited<ReturnType<typeof translatePagesAsync>>;
     try {
-      result = translatePages(drained, pagemapTranslate, flags ? (pfn) => flags.folio(pfn) : undefined);
+      // in slices, so the epoch timer (and everything else on this loop) does not slip
+      result = await translatePagesAsync(drained, pagemapTranslate, flags ? (pfns) => flags.folios(pfns) : undefined);
     } finally {
       flags?.close();
     }
@@ -486,7 +596,7 @@ export class PageSource implements SampleSource {
       await this.draining;
       // Samples of the last partial epoch.
       const drained = await this.obj.drainPagesAsync();
-      if (drained.count) this.deliverDrained(drained);
+      if (drained.count) await this.deliverDrained(drained);
     } finally {
       this.keepFinalFigures();
       this.obj.close();
