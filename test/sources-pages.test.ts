@@ -2,7 +2,7 @@
 // physical entries passed through, untranslatable pages counted, duplicates summed.
 import { describe, expect, it } from 'vitest';
 import fc from 'fast-check';
-import { sortIndicesByPage, translatePages } from '../guest-agent/sources/pages.js';
+import { concatPages, pickPages, sortIndicesByPage, translatePages } from '../guest-agent/sources/pages.js';
 import { sortedOrder } from '../guest-agent/sources/common.js';
 import { TargetGoneError } from '../guest-agent/pagemap.js';
 import { folioRun, KPF_COMPOUND_HEAD, KPF_COMPOUND_TAIL, KPF_THP, MAX_FOLIO_PAGES } from '../guest-agent/kpageflags.js';
@@ -63,6 +63,31 @@ describe('page source translation', () => {
         }
       }),
       { numRuns: 300 },
+    );
+  });
+
+  it('property: noFrameYet names exactly the entries without a frame whose process still runs, and picking them back gives those rows', () => {
+    const row = fc.tuple(fc.nat({ max: 3000 }), fc.integer({ min: 1, max: 4 }), fc.constantFrom(KIND_PHYS, KIND_VIRT), fc.nat({ max: 50 }), fc.nat({ max: 50 }));
+    fc.assert(
+      fc.property(fc.array(row, { maxLength: 150 }), fc.array(row, { maxLength: 50 }), (rowsA, rowsB) => {
+        const d = concatPages(drained(rowsA), drained(rowsB));
+        const rows = [...rowsA, ...rowsB];
+        expect(d.count).toBe(rows.length);
+        const { noFrameYet, untranslated } = translatePages(d, (tgid, vpages) => {
+          if (tgid === 4) throw new TargetGoneError(4);
+          return Float64Array.from(vpages, (v) => fakeFrame(tgid, v));
+        });
+        // retried: virtual pages of live processes with no frame; not physical ones, not a gone process's
+        const expected = rows.flatMap(([page, tgid, kind], i) => (kind === KIND_VIRT && tgid !== 4 && fakeFrame(tgid, page) < 0 ? [i] : []));
+        expect(Array.from(noFrameYet).sort((a, b) => a - b)).toEqual(expected);
+        expect(untranslated).toBeGreaterThanOrEqual(noFrameYet.length);
+        const picked = pickPages(d, noFrameYet);
+        for (let k = 0; k < picked.count; k++) {
+          const [page, tgid, kind, reads, writes] = rows[noFrameYet[k]];
+          expect([picked.page[k], picked.tgid[k], picked.kind[k], picked.reads[k], picked.writes[k]]).toEqual([page, tgid, kind, reads, writes]);
+        }
+      }),
+      { numRuns: 200 },
     );
   });
 

@@ -104,7 +104,7 @@ export function translatePages(
   drained: DecodedPages,
   translate: (tgid: number, vpages: Float64Array) => Float64Array,
   folios?: (pfns: Float64Array) => Folios,
-): { samples: PageSamples; untranslated: number } {
+): TranslatedPages {
   const steps = translateSteps(drained, translate, folios);
   for (;;) {
     const r = steps.next();
@@ -119,7 +119,7 @@ export async function translatePagesAsync(
   translate: (tgid: number, vpages: Float64Array) => Float64Array,
   folios?: (pfns: Float64Array) => Folios,
   sliceMs = 5,
-): Promise<{ samples: PageSamples; untranslated: number }> {
+): Promise<TranslatedPages> {
   const steps = translateSteps(drained, translate, folios);
   let sliceStart = performance.now();
   for (;;) {
@@ -137,7 +137,7 @@ function* translateSteps(
   drained: DecodedPages,
   translate: (tgid: number, vpages: Float64Array) => Float64Array,
   folios?: (pfns: Float64Array) => Folios,
-): Generator<void, { samples: PageSamples; untranslated: number }> {
+): Generator<void, TranslatedPages> {
   const n = drained.count;
   const PHYS = KIND_PHYS; // a local: an imported binding costs a lookup per access under test transforms
   const pfn = new Float64Array(n);
@@ -149,6 +149,8 @@ function* translateSteps(
   let virtualCount = 0;
   let out = 0;
   let untranslated = 0;
+  const missed = new Uint32Array(n);
+  let missedCount = 0;
   // Virtual pages grouped by process (counting pass, then fill), each group in
   // ascending page order so pagemap reads whole spans.
   // Runs of equal tgid (the usual case with a pid filter) cost one Map access per run.
@@ -201,6 +203,7 @@ function* translateSteps(
         const frame = frames[k - from];
         if (frame < 0) {
           untranslated++;
+          missed[missedCount++] = order[k];
           continue;
         }
         if (folios) virtual[virtualCount++] = out;
@@ -226,7 +229,8 @@ function* translateSteps(
       yield;
     }
   }
-  if (out <= SORT_BLOCK) return { samples: pageSamplesFrom(pfn, reads, writes, out, runPages), untranslated };
+  const noFrameYet = missed.subarray(0, missedCount);
+  if (out <= SORT_BLOCK) return { samples: pageSamplesFrom(pfn, reads, writes, out, runPages), untranslated, noFrameYet };
   // pageSamplesFrom in steps: frame order, duplicates (frames shared by processes) summed
   const byFrame = yield* sortIndicesSteps(pfn, Uint32Array.from({ length: out }, (_, i) => i));
   const samples = emptySamples(out);
@@ -245,7 +249,52 @@ function* translateSteps(
     }
     if ((k + 1) % MERGE_STEP === 0) yield;
   }
-  return { samples, untranslated };
+  return { samples, untranslated, noFrameYet };
+}
+
+/** What a translation gives: the samples, how many entries had no frame, and which of them
+ *  (indices into the drained entries) had no frame while their process still ran. */
+export interface TranslatedPages {
+  samples: PageSamples;
+  untranslated: number;
+  noFrameYet: Uint32Array;
+}
+
+/** Entries kept for one more translation at most: a bound on what a drain carries over. */
+export const RETRY_MAX_ENTRIES = 65_536;
+
+/** The entries at `indices` of `pages`, as a batch of their own. */
+export function pickPages(pages: DecodedPages, indices: Uint32Array): DecodedPages {
+  const n = indices.length;
+  const out: DecodedPages = { count: n, page: new Float64Array(n), tgid: new Uint32Array(n), kind: new Uint8Array(n), reads: new Uint32Array(n), writes: new Uint32Array(n) };
+  for (let k = 0; k < n; k++) {
+    const i = indices[k];
+    out.page[k] = pages.page[i];
+    out.tgid[k] = pages.tgid[i];
+    out.kind[k] = pages.kind[i];
+    out.reads[k] = pages.reads[i];
+    out.writes[k] = pages.writes[i];
+  }
+  return out;
+}
+
+/** `a`'s entries, then `b`'s. */
+export function concatPages(a: DecodedPages, b: DecodedPages): DecodedPages {
+  const n = a.count + b.count;
+  const join = <T extends Float64Array | Uint32Array | Uint8Array>(make: new (n: number) => T, x: T, y: T): T => {
+    const out = new make(n);
+    out.set(x.subarray(0, a.count) as never, 0);
+    out.set(y.subarray(0, b.count) as never, a.count);
+    return out;
+  };
+  return {
+    count: n,
+    page: join(Float64Array, a.page, b.page),
+    tgid: join(Uint32Array, a.tgid, b.tgid),
+    kind: join(Uint8Array, a.kind, b.kind),
+    reads: join(Uint32Array, a.reads, b.reads),
+    writes: join(Uint32Array, a.writes, b.writes),
+  };
 }
 
 /** Sorts of more entries than this go in blocks, merged in steps of MERGE_STEP. */
@@ -304,6 +353,8 @@ export class PageSource implements SampleSource {
   private stopped = false;
   private readonly seen = new PageSet();
   private untranslated = 0;
+  /** Entries of the last drain whose page had no frame yet: tried once more at the next drain. */
+  private noFrameYet: DecodedPages | null = null;
   /** Stats stay readable after stop (the BPF object is gone then). */
   private finalStats: SourceStats | undefined;
   /** Perf sources: the events (one per PMU) and which CPUs carry them. */
@@ -491,19 +542,34 @@ export class PageSource implements SampleSource {
     return undefined;
   }
 
-  private async deliverDrained(drained: DecodedPages): Promise<void> {
+  /** Translates and delivers a drain, with the entries the previous drain could not translate
+   *  yet in front. `final` (stop): nothing is carried further. */
+  private async deliverDrained(fresh: DecodedPages, final = false): Promise<void> {
+    const carried = this.noFrameYet;
+    this.noFrameYet = null;
+    const drained = carried ? concatPages(carried, fresh) : fresh;
     // faults: a fault on a THP maps the whole folio, so the sample covers its run
     const flags = this.opts.source === 'faults' ? KpageflagsReader.open() : null;
-    let result: Awaited<ReturnType<typeof translatePagesAsync>>;
+    let result: TranslatedPages;
     try {
       // in slices, so the epoch timer (and everything else on this loop) does not slip
       result = await translatePagesAsync(drained, pagemapTranslate, flags ? (pfns) => flags.folios(pfns) : undefined);
     } finally {
       flags?.close();
     }
-    const { samples, untranslated } = result;
+    let untranslated = result.untranslated;
+    if (!final) {
+      // The fault tracepoint fires when the fault starts, before the page is mapped (zeroing a
+      // 2 MiB THP takes a while): a page of this drain without a frame yet gets one more try at
+      // the next drain. Entries already carried once count as untranslated now.
+      const again = result.noFrameYet.filter((i) => i >= (carried?.count ?? 0)).subarray(0, RETRY_MAX_ENTRIES);
+      if (again.length) {
+        this.noFrameYet = pickPages(drained, again);
+        untranslated -= again.length;
+      }
+    }
     this.untranslated += untranslated;
-    this.deliver(samples.count ? samples : emptySamples(0));
+    this.deliver(result.samples.count ? result.samples : emptySamples(0));
   }
 
   /** Starts a drain unless one is running; a fatal error stops the source. */
@@ -596,7 +662,7 @@ export class PageSource implements SampleSource {
       await this.draining;
       // Samples of the last partial epoch.
       const drained = await this.obj.drainPagesAsync();
-      if (drained.count) await this.deliverDrained(drained);
+      if (drained.count || this.noFrameYet) await this.deliverDrained(drained, true);
     } finally {
       this.keepFinalFigures();
       this.obj.close();
