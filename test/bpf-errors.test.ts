@@ -1,22 +1,12 @@
 // Bad arguments throw TypeError naming the field; kernel and libbpf failures carry
 // .code (errno name) and .syscall.
-import { existsSync } from 'node:fs';
 import fc from 'fast-check';
 import { afterEach, describe, expect, it } from 'vitest';
 import { builtPath, openBpfObject, type BpfObject } from '../native/addon.js';
 import { openSampler } from '../guest-agent/sampler-object.js';
+import { bpfTestGuard } from './helpers/bpf-guard.js';
 
-function bpfUnavailable(): string | undefined {
-  if (process.getuid?.() !== 0) return 'needs root for bpf()';
-  if (!existsSync('/sys/kernel/btf/vmlinux')) return 'kernel has no BTF';
-  if (!existsSync(builtPath('Release', 'vtier_native.node'))) return 'addon not built (npm run build:native)';
-  if (!existsSync(builtPath('bpf', 'sampler.bpf.o'))) return 'BPF object not built (npm run build:bpf)';
-  return undefined;
-}
-const reason = bpfUnavailable();
-// In CI these tests must run: an unavailable prerequisite fails them instead.
-const skip = reason !== undefined && process.env.CI !== 'true';
-if (reason) console.warn(`bpf-errors: ${skip ? 'skipping' : 'CI=true, running anyway'}: ${reason}`);
+const { skip } = bpfTestGuard('bpf-errors');
 
 const objectPath = builtPath('bpf', 'sampler.bpf.o');
 const open: BpfObject[] = [];

@@ -12,18 +12,9 @@ import { btfFuncProtoArgs, builtPath, onlineCpus, openBpfObject, packageRoot } f
 import { openSampler, type SamplerObject } from '../guest-agent/sampler-object.js';
 import { damonAggregatedProgram, funcProtoParams, readKernelBtf } from '../guest-agent/btf-proto.js';
 import { FLAG_PHYS, FLAG_WRITE, KIND_PHYS, KIND_VIRT, PAGE_GROUP_PAGES, SRC_FAULT_TP, SRC_MASK, SRC_PERF } from '../guest-agent/record-layout.js';
+import { bpfTestGuard } from './helpers/bpf-guard.js';
 
-function bpfUnavailable(): string | undefined {
-  if (process.getuid?.() !== 0) return 'needs root for bpf()';
-  if (!existsSync('/sys/kernel/btf/vmlinux')) return 'kernel has no BTF';
-  if (!existsSync(builtPath('Release', 'vtier_native.node'))) return 'addon not built (npm run build:native)';
-  if (!existsSync(builtPath('bpf', 'sampler.bpf.o'))) return 'BPF object not built (npm run build:bpf)';
-  return undefined;
-}
-const reason = bpfUnavailable();
-// In CI these tests must run: an unavailable prerequisite fails them instead.
-const skip = reason !== undefined && process.env.CI !== 'true';
-if (reason) console.warn(`bpf-load: ${skip ? 'skipping' : 'CI=true, running anyway'}: ${reason}`);
+const { skip } = bpfTestGuard('bpf-load');
 
 const PAGE = 4096;
 const PERF_TYPE_SOFTWARE = 1;

@@ -14,7 +14,7 @@ describe.skipIf(skip)('vtier eval compare --lab (vtier vs AutoNUMA, real kernels
   it('runs each system in its own VM; AutoNUMA promotes (or says why not); settings restored; results and calibration written', async () => {
     const out = resultsDir('compare-lab');
     const r = await runCli(['eval', 'compare', '--lab', '--systems', 'vtier,autonuma', '--runs', '1', '--duration', '20s', '--size', '256M', '--out', out, '--json'], 900_000);
-    expect(r.status, r.stderr.slice(-3000)).toBe(0);
+    expect(r.status, `${r.stdout.slice(0, 2000)}\n${r.stderr.slice(-3000)}`).toBe(0);
     const s = JSON.parse(r.stdout);
     expect(s.failedArms).toEqual([]);
     expect(s.systems.map((x: { system: string }) => x.system)).toEqual(['vtier', 'autonuma']);

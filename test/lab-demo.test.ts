@@ -20,7 +20,7 @@ describe.skipIf(skip)('vtier demo in the two-node lab VM', () => {
   it('moves the hot set from the CXL node to DRAM for real, as the kernel reports it', async () => {
     const out = resultsDir('demo-lab');
     const r = await runCli(['demo', '--on', 'lab', '--duration', '40s', '--size', '512M', '--out', out, '--json'], 420_000);
-    expect(r.status, `${r.stderr}\n${existsSync(join(out, 'output.log')) ? readFileSync(join(out, 'output.log'), 'utf8').slice(-3000) : ''}`).toBe(0);
+    expect(r.status, `${r.stdout.slice(0, 2000)}\n${r.stderr}\n${existsSync(join(out, 'output.log')) ? readFileSync(join(out, 'output.log'), 'utf8').slice(-3000) : ''}`).toBe(0);
     const s = JSON.parse(r.stdout);
     expect(s.lab.nodes).toBe(2);
     expect(s.source).toBe('damon');

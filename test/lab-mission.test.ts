@@ -29,7 +29,7 @@ describe.skipIf(skip)('mission in a lab VM: guest agent inside -> virtio-serial 
     const guest = `node ${CHECKOUT}/dist/lab/mission-guest.js --connect serial:/dev/virtio-ports/vtier --size 256M --duration 40s --out $VTIER_RESULTS/mission.json`;
     const r = await runCli(['lab', 'run', '--nodes', '1', '--mem', '1G', '--host-agent', '--host-dram-budget', '128M', '--timeout', '4m', '--out', out, '--json', '--', 'sh', '-c', guest], 300_000);
     const output = readFileSync(join(out, 'output.log'), 'utf8');
-    expect(r.status, `${r.stderr}\n${output}`).toBe(0);
+    expect(r.status, `${r.stdout.slice(0, 2000)}\n${r.stderr}\n${output}`).toBe(0);
     const lab = JSON.parse(r.stdout);
     const mission = JSON.parse(readFileSync(join(out, 'mission.json'), 'utf8'));
 

@@ -2,24 +2,16 @@
 // events, CPUs the kernel refuses reported instead of failing the attach, and page sources
 // following CPU hotplug through an injected online list (the attach to each CPU is real).
 import { spawn, type ChildProcess } from 'node:child_process';
-import { closeSync, existsSync, openSync, readdirSync, readlinkSync, readSync } from 'node:fs';
+import { closeSync, openSync, readdirSync, readlinkSync, readSync } from 'node:fs';
 import { afterEach, describe, expect, it } from 'vitest';
-import { builtPath, onlineCpus } from '../native/addon.js';
+import { onlineCpus } from '../native/addon.js';
 import { openSampler, type SamplerObject } from '../guest-agent/sampler-object.js';
 import { detectPmu, perfEventsFor } from '../guest-agent/perf-attr.js';
 import { PageSource } from '../guest-agent/sources/pages.js';
 import { lossLines } from '../cli/commands/guest-record.js';
+import { bpfTestGuard } from './helpers/bpf-guard.js';
 
-function bpfUnavailable(): string | undefined {
-  if (process.getuid?.() !== 0) return 'needs root for bpf() and perf events';
-  if (!existsSync('/sys/kernel/btf/vmlinux')) return 'kernel has no BTF';
-  if (!existsSync(builtPath('Release', 'vtier_native.node'))) return 'addon not built (npm run build:native)';
-  if (!existsSync(builtPath('bpf', 'sampler.bpf.o'))) return 'BPF object not built (npm run build:bpf)';
-  return undefined;
-}
-const reason = bpfUnavailable();
-const skip = reason !== undefined && process.env.CI !== 'true';
-if (reason) console.warn(`perf-cpus: ${skip ? 'skipping' : 'CI=true, running anyway'}: ${reason}`);
+const { skip } = bpfTestGuard('perf-cpus', 'bpf() and perf events');
 
 const PERF_TYPE_SOFTWARE = 1;
 const PERF_COUNT_SW_DUMMY = 9;

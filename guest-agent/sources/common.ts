@@ -1,6 +1,7 @@
 // What every sample source gives the Sampler, and helpers they share.
 import { readFileSync } from 'node:fs';
 import { emptySamples, type PageSamples } from '../../src/samples.js';
+import type { PeriodReport } from '../../src/sampling/period.js';
 
 export interface SourceStats {
   /** Events counted by the BPF program (samples / regions). */
@@ -24,20 +25,9 @@ export interface SourceStats {
   period?: PeriodStats;
 }
 
-/** The adaptive sample period of a perf source (src/sampling/period.ts's report). */
-export interface PeriodStats {
-  /** The period in force now, the lowest / highest in force during the run, changes made. */
-  current: number;
-  minSeen: number;
-  maxSeen: number;
-  changes: number;
-  /** The CPU budget (share of one core) and the period's bounds. */
-  budget: number;
-  min: number;
-  max: number;
-  /** Tracking CPU share (the BPF program's run time over the epoch) of the last epoch. */
-  lastShare: number | null;
-  /** The period in force in each of the last epochs (at most 64), oldest first. */
+/** The adaptive sample period of a perf source: src/sampling/period.ts's report, and the
+ *  period in force in each of the last epochs (at most 64), oldest first. */
+export interface PeriodStats extends PeriodReport {
   history: number[];
 }
 
