@@ -4,19 +4,10 @@
 import { describe, expect, it } from 'vitest';
 import { Classifier, PAGES_PER_CHUNK, fallHoldEpochs, nextRegionGap } from '../src/classifier/index.js';
 import { Prng } from '../src/sim/prng.js';
-import { runsFrom, samplesFrom, type PageRuns } from '../src/samples.js';
+import { runsFrom, samplesFrom } from '../src/samples.js';
+import { frames, uniformSamples } from './helpers/classifier-samples.js';
 
 const CHUNK = PAGES_PER_CHUNK;
-
-function frames(runs: PageRuns): number[] {
-  const out: number[] = [];
-  for (let i = 0; i < runs.count; i++) for (let p = 0; p < runs.pages[i]; p++) out.push(runs.gpaPfn[i] + p);
-  return out;
-}
-
-function uniformSamples(rng: Prng, first: number, pages: number, n: number): Array<[number, number, number, number]> {
-  return Array.from({ length: n }, () => [first + rng.below(pages), 1, 1, 0] as [number, number, number, number]);
-}
 
 /** Runs `epochs` epochs; returns pages moved back within 4 epochs of their last move. */
 function reversedPages(c: Classifier, epochs: number, samplesOf: (e: number) => Array<[number, number, number, number]>, from = 0): number {

@@ -3,20 +3,10 @@
 import { describe, expect, it } from 'vitest';
 import { Classifier, ClassifierConfigError, PAGES_PER_CHUNK } from '../src/classifier/index.js';
 import { Prng } from '../src/sim/prng.js';
-import { runsFrom, samplesFrom, totalPages, type PageRuns } from '../src/samples.js';
+import { runsFrom, samplesFrom, totalPages } from '../src/samples.js';
+import { frames, uniformSamples } from './helpers/classifier-samples.js';
 
 const CHUNK = PAGES_PER_CHUNK;
-
-function frames(runs: PageRuns): number[] {
-  const out: number[] = [];
-  for (let i = 0; i < runs.count; i++) for (let p = 0; p < runs.pages[i]; p++) out.push(runs.gpaPfn[i] + p);
-  return out;
-}
-
-/** `n` samples drawn uniformly from the pages [first, first + pages). */
-function uniformSamples(rng: Prng, first: number, pages: number, n: number): Array<[number, number, number, number]> {
-  return Array.from({ length: n }, () => [first + rng.below(pages), 1, 1, 0] as [number, number, number, number]);
-}
 
 describe('evidence rule', () => {
   it('rejects bad tunables with ClassifierConfigError', () => {

@@ -94,6 +94,25 @@ afterAll(() => {
   for (const c of children) if (c.exitCode === null && c.signalCode === null) c.kill('SIGKILL');
 });
 
+/** A 5 ms timer that measures how late it fires: stop() waits one more turn (so a stall at the
+ *  very end is measured too) and returns the worst lateness in ms. */
+function watchEventLoopLag(): { stop(): Promise<number> } {
+  let maxLagMs = 0;
+  let last = performance.now();
+  const ticker = setInterval(() => {
+    const now = performance.now();
+    maxLagMs = Math.max(maxLagMs, now - last - 5);
+    last = now;
+  }, 5);
+  return {
+    async stop() {
+      await new Promise((r) => setTimeout(r, 20));
+      clearInterval(ticker);
+      return maxLagMs;
+    },
+  };
+}
+
 async function recallOfTouchedPages(
   faultsVia: 'tracepoint' | 'perf',
   pages: number,
@@ -203,18 +222,11 @@ describe.skipIf(!run)('faults source (real kernel)', () => {
     try {
       toucher.child.stdin.write('go\n');
       expect(await toucher.next()).toBe('done');
-      let last = performance.now();
-      const ticker = setInterval(() => {
-        const now = performance.now();
-        maxLagMs = Math.max(maxLagMs, now - last - 5);
-        last = now;
-      }, 5);
+      const lag = watchEventLoopLag();
       const t0 = performance.now();
       await sampler.stop();
       const stopMs = performance.now() - t0;
-      // one more timer turn, so a stall at the very end of stop() is measured too
-      await new Promise((r) => setTimeout(r, 20));
-      clearInterval(ticker);
+      maxLagMs = await lag.stop();
       console.log(`[sources-faults] 200k-page drain: stop ${stopMs.toFixed(0)} ms, max event-loop lag ${maxLagMs.toFixed(1)} ms, ${delivered} pages delivered`);
     } finally {
       await sampler.stop();
@@ -242,18 +254,11 @@ describe.skipIf(!run)('faults source (real kernel)', () => {
         reads: new Uint32Array(pages).fill(1),
         writes: new Uint32Array(pages),
       };
-      let maxLagMs = 0;
-      let last = performance.now();
-      const ticker = setInterval(() => {
-        const now = performance.now();
-        maxLagMs = Math.max(maxLagMs, now - last - 5);
-        last = now;
-      }, 5);
+      const lag = watchEventLoopLag();
       const t0 = performance.now();
       const { samples, untranslated } = await translatePagesAsync(d, pagemapTranslate, flags ? (pfns) => flags.folios(pfns) : undefined);
       const ms = performance.now() - t0;
-      await new Promise((r) => setTimeout(r, 20));
-      clearInterval(ticker);
+      const maxLagMs = await lag.stop();
       console.log(`[sources-faults] translating 200k pages: ${ms.toFixed(0)} ms, max event-loop lag ${maxLagMs.toFixed(1)} ms`);
       expect(untranslated).toBe(0);
       let covered = 0;
